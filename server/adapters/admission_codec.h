@@ -1,0 +1,60 @@
+// AdmissionReview codec: bytes <-> typed request and decision, for admission.k8s.io/v1 and v1beta1.
+//
+// Decoding is a pure function: the same bytes always give the same DecodedReview or the same
+// ReviewDecodeError, whose message names exactly what is wrong ("request.uid must be a string,
+// got number"). Encoding is the one place that echoes the request's uid and apiVersion/kind into
+// the response, as the API server demands. Nothing here throws; all functions are thread-safe.
+#pragma once
+
+#include <nlohmann/json.hpp>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include "core/admission_request.h"
+#include "core/decision.h"
+
+namespace cgpu {
+
+enum class ReviewApiVersion { kV1, kV1beta1 };
+
+std::string_view ToString(ReviewApiVersion version);  // "admission.k8s.io/v1", ...
+
+struct DecodedReview {
+  ReviewApiVersion api_version = ReviewApiVersion::kV1;
+  AdmissionRequest request;
+  // request.object / request.oldObject as sent (null when absent). Kept as JSON here; fact
+  // extraction turns them into plain structs before the policy sees anything.
+  nlohmann::json object;
+  nlohmann::json old_object;
+};
+
+struct ReviewDecodeError {
+  std::string reason;   // stable label for metrics: "invalid-json", "missing-field", ...
+  std::string message;  // for a person
+};
+
+using ReviewDecodeResult = std::variant<DecodedReview, ReviewDecodeError>;
+
+// JSON nesting deeper than this is refused before parsing. Pods, nodes and bindings nest about
+// 10 levels; the bound keeps a hostile body from exhausting the stack in later tree walks.
+inline constexpr int kMaxJsonDepth = 128;
+
+ReviewDecodeResult DecodeAdmissionReview(std::string_view body);
+
+// The AdmissionReview response for `decision`. An errored decision has no AdmissionReview form;
+// callers answer it with EncodeStatusError instead.
+std::string EncodeAdmissionResponse(ReviewApiVersion version, std::string_view uid,
+                                    const Decision& decision);
+
+// A metav1.Status body for HTTP error answers. The API server's client decodes it, so its message
+// shows up in "failed calling webhook" errors instead of a bare status code.
+std::string EncodeStatusError(int http_status, std::string_view message);
+
+// Applies the API server's limits to warnings: control characters become spaces, each warning is
+// cut to 256 characters (runes), empty and repeated ones are dropped, and the list stops before
+// all warnings together pass 4096 bytes.
+std::vector<std::string> FitWarnings(const std::vector<std::string>& warnings);
+
+}  // namespace cgpu

@@ -1,0 +1,38 @@
+// Decision: the answer to one admission request, as a value.
+//
+// Three outcomes, kept apart on purpose:
+//   allowed  - let the request through (possibly with warnings the user sees in kubectl);
+//   denied   - refuse it; `message` must stand alone in "admission webhook ... denied the
+//   request:"; errored  - we could not decide (e.g. cluster state unknown). The server answers with
+//   an HTTP
+//              error so that the webhook's failurePolicy, not we, decides what happens.
+// Build decisions with Allow(), Deny() and Errored(); they are plain values, safe to copy.
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace cgpu {
+
+enum class Verdict { kAllowed, kDenied, kErrored };
+
+struct Decision {
+  Verdict verdict = Verdict::kAllowed;
+  // A short, stable machine name for why (e.g. "not-cgpu", "pods-per-gpu"): metrics and logs.
+  std::string reason;
+  // For a person: what, where, why and what to do. Empty for a plain allow.
+  std::string message;
+  // status.code on denial (403 if 0) or the HTTP status on error.
+  int code = 0;
+  std::vector<std::string> warnings;
+
+  bool allowed() const { return verdict == Verdict::kAllowed; }
+};
+
+Decision Allow(std::string reason);
+Decision Deny(std::string reason, std::string message, int code = 403);
+Decision Errored(std::string reason, std::string message, int http_status = 500);
+
+std::string_view ToString(Verdict verdict);
+
+}  // namespace cgpu

@@ -1,0 +1,142 @@
+#include "shell/flags.h"
+
+#include <algorithm>
+#include <charconv>
+#include <sstream>
+
+namespace cgpu {
+namespace {
+
+const FlagSpec* FindSpec(const std::vector<FlagSpec>& specs, std::string_view name, bool is_short) {
+  for (const FlagSpec& spec : specs) {
+    if ((is_short ? spec.short_name : spec.name) == name && !name.empty()) return &spec;
+  }
+  return nullptr;
+}
+
+}  // namespace
+
+StatusOr<ParsedArgs> ParseFlags(const std::vector<std::string>& args,
+                                const std::vector<FlagSpec>& specs) {
+  ParsedArgs parsed;
+  for (size_t i = 0; i < args.size(); ++i) {
+    std::string_view arg = args[i];
+    if (arg == "--help" || arg == "-h") {
+      parsed.help_requested = true;
+      continue;
+    }
+    if (arg == "-" || arg.size() < 2 || arg[0] != '-') {
+      parsed.positional.emplace_back(arg);
+      continue;
+    }
+    const bool is_short = arg[1] != '-';
+    std::string_view body = arg.substr(is_short ? 1 : 2);
+    std::string_view name = body;
+    std::string_view value;
+    bool has_inline_value = false;
+    if (size_t eq = body.find('='); eq != std::string_view::npos) {
+      name = body.substr(0, eq);
+      value = body.substr(eq + 1);
+      has_inline_value = true;
+    }
+    const FlagSpec* spec = FindSpec(specs, name, is_short);
+    if (spec == nullptr) {
+      return InvalidArgument("unknown flag " + std::string(arg) + " (see --help)");
+    }
+    const std::string shown = "--" + spec->name;
+    if (spec->value_name.empty()) {
+      if (has_inline_value) return InvalidArgument(shown + " takes no value");
+    } else if (!has_inline_value) {
+      if (i + 1 >= args.size()) {
+        return InvalidArgument(shown + " needs a value (" + spec->value_name + ")");
+      }
+      value = args[++i];
+    }
+    if (Status status = spec->set(value); !status.ok()) {
+      return InvalidArgument(shown + ": " + status.message());
+    }
+  }
+  return parsed;
+}
+
+std::string FlagUsage(std::string_view usage_line, const std::vector<FlagSpec>& specs) {
+  std::vector<std::string> lefts;
+  size_t width = 0;
+  for (const FlagSpec& spec : specs) {
+    std::string left = spec.short_name.empty() ? "      " : "  -" + spec.short_name + ", ";
+    left += "--" + spec.name;
+    if (!spec.value_name.empty()) left += " " + spec.value_name;
+    width = std::max(width, left.size());
+    lefts.push_back(std::move(left));
+  }
+  std::ostringstream out;
+  out << usage_line << "\n\nFlags:\n";
+  for (size_t i = 0; i < specs.size(); ++i) {
+    out << lefts[i] << std::string(width + 2 - lefts[i].size(), ' ') << specs[i].help << "\n";
+  }
+  out << "  -h, --help" << std::string(width + 2 - 12 + 2, ' ') << "show this help\n";
+  return out.str();
+}
+
+StatusOr<long long> ParseInteger(std::string_view text, long long min, long long max) {
+  long long value = 0;
+  auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (text.empty() || error != std::errc() || end != text.data() + text.size()) {
+    return InvalidArgument("expected a whole number, got \"" + std::string(text) + "\"");
+  }
+  if (value < min || value > max) {
+    return InvalidArgument("expected a number from " + std::to_string(min) + " to " +
+                           std::to_string(max) + ", got " + std::string(text));
+  }
+  return value;
+}
+
+StatusOr<HostPort> ParseHostPort(std::string_view text) {
+  const auto bad = [&] {
+    return InvalidArgument("expected HOST:PORT (e.g. 0.0.0.0:8443 or [::1]:8443), got \"" +
+                           std::string(text) + "\"");
+  };
+  size_t colon = text.rfind(':');
+  if (colon == std::string_view::npos) return bad();
+  std::string_view host = text.substr(0, colon);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+  } else if (host.find(':') != std::string_view::npos) {
+    return bad();  // an IPv6 address needs brackets
+  }
+  StatusOr<long long> port = ParseInteger(text.substr(colon + 1), 0, 65535);
+  if (!port.ok()) return bad();
+  return HostPort{host.empty() ? "0.0.0.0" : std::string(host), static_cast<int>(*port)};
+}
+
+StatusOr<std::chrono::milliseconds> ParseDuration(std::string_view text) {
+  static constexpr std::pair<std::string_view, long long> kUnits[] = {
+      {"ms", 1}, {"s", 1000}, {"m", 60'000}, {"h", 3'600'000}, {"", 1000}};
+  for (const auto& [suffix, scale] : kUnits) {
+    if (text.size() < suffix.size() || text.substr(text.size() - suffix.size()) != suffix) continue;
+    std::string_view number = text.substr(0, text.size() - suffix.size());
+    if (number.empty() || number.find_first_not_of("0123456789") != std::string_view::npos) {
+      continue;
+    }
+    StatusOr<long long> value = ParseInteger(number, 0, 1'000'000'000);
+    if (value.ok()) return std::chrono::milliseconds(*value * scale);
+  }
+  return InvalidArgument("expected a duration such as 500ms, 10s or 5m, got \"" +
+                         std::string(text) + "\"");
+}
+
+StatusOr<long long> ParseByteSize(std::string_view text) {
+  static constexpr std::pair<std::string_view, long long> kUnits[] = {
+      {"Ki", 1LL << 10}, {"Mi", 1LL << 20}, {"Gi", 1LL << 30}, {"", 1}};
+  for (const auto& [suffix, scale] : kUnits) {
+    if (text.size() <= suffix.size() || text.substr(text.size() - suffix.size()) != suffix)
+      continue;
+    StatusOr<long long> value =
+        ParseInteger(text.substr(0, text.size() - suffix.size()), 1, (1LL << 40) / scale);
+    if (value.ok()) return *value * scale;
+  }
+  return InvalidArgument("expected a size such as 3Mi, 512Ki or 1048576, got \"" +
+                         std::string(text) + "\"");
+}
+
+}  // namespace cgpu

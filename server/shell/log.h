@@ -1,0 +1,28 @@
+// Structured logging: one JSON object per line on stderr.
+//
+// Lines are built whole and written with one call under a lock, so lines from different threads
+// never interleave. FormatDecisionLine is pure so its shape can be tested.
+#pragma once
+
+#include <chrono>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <string_view>
+
+#include "shell/review_handler.h"
+
+namespace cgpu {
+
+// Adds "ts" and "level", then writes the object as one line.
+void LogJson(std::string_view level, nlohmann::ordered_json fields);
+void LogInfo(std::string_view message,
+             nlohmann::ordered_json fields = nlohmann::ordered_json::object());
+void LogError(std::string_view message,
+              nlohmann::ordered_json fields = nlohmann::ordered_json::object());
+
+// The fields of the one log line per answered review: uid, resource, operation,
+// namespace/name, verdict, reason, latency (or the bad-request reason and HTTP status).
+nlohmann::ordered_json FormatDecisionLine(const ReviewOutcome& outcome,
+                                          std::chrono::nanoseconds latency);
+
+}  // namespace cgpu

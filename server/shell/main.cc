@@ -1,0 +1,36 @@
+// cgpu-guard: an admission webhook that keeps cGPU pods within what cGPU supports.
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "shell/serve_command.h"
+#include "shell/version.h"
+
+namespace {
+
+constexpr char kUsage[] =
+    "Usage: cgpu-guard <command> [flags]\n"
+    "\n"
+    "Commands:\n"
+    "  serve     run the admission webhook over HTTPS (see cgpu-guard serve --help)\n"
+    "  version   print the version\n"
+    "  help      show this text\n";
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::vector<std::string> args(argv + 1, argv + argc);
+  if (args.empty() || args[0] == "help" || args[0] == "--help" || args[0] == "-h") {
+    (args.empty() ? std::cerr : std::cout) << kUsage;
+    return args.empty() ? 2 : 0;
+  }
+  const std::string command = args[0];
+  args.erase(args.begin());
+  if (command == "serve") return cgpu::RunServeCommand(args);
+  if (command == "version" || command == "--version") {
+    std::cout << "cgpu-guard " << cgpu::kVersion << " (commit " << cgpu::kGitCommit << ")\n";
+    return 0;
+  }
+  std::cerr << "cgpu-guard: unknown command \"" << command << "\"\n\n" << kUsage;
+  return 2;
+}

@@ -1,0 +1,102 @@
+#include "shell/metrics.h"
+
+#include <prometheus/text_serializer.h>
+
+#include <algorithm>
+
+namespace cgpu {
+namespace {
+
+template <typename Array, typename Value>
+size_t IndexOf(const Array& values, const Value& value) {
+  return static_cast<size_t>(std::find(values.begin(), values.end(), value) - values.begin());
+}
+
+}  // namespace
+
+Metrics::Metrics(std::string_view version) : registry_(std::make_shared<prometheus::Registry>()) {
+  using prometheus::BuildCounter;
+  using prometheus::BuildGauge;
+  using prometheus::BuildHistogram;
+
+  BuildGauge()
+      .Name("cgpu_guard_build_info")
+      .Help("Always 1; the version label names the running build.")
+      .Register(*registry_)
+      .Add({{"version", std::string(version)}})
+      .Set(1);
+
+  auto& requests = BuildCounter()
+                       .Name("cgpu_guard_admission_requests_total")
+                       .Help("Admission reviews answered, by resource, operation and verdict.")
+                       .Register(*registry_);
+  for (size_t r = 0; r < kResources.size(); ++r) {
+    for (size_t o = 0; o < kOperations.size(); ++o) {
+      for (size_t v = 0; v < kVerdicts.size(); ++v) {
+        requests_[(r * kOperations.size() + o) * kVerdicts.size() + v] =
+            &requests.Add({{"resource", std::string(kResources[r])},
+                           {"operation", std::string(ToString(kOperations[o]))},
+                           {"verdict", std::string(ToString(kVerdicts[v]))}});
+      }
+    }
+  }
+
+  bad_requests_family_ = &BuildCounter()
+                              .Name("cgpu_guard_admission_bad_requests_total")
+                              .Help("Requests refused before a decision, by reason.")
+                              .Register(*registry_);
+
+  decision_seconds_ =
+      &BuildHistogram()
+           .Name("cgpu_guard_decision_duration_seconds")
+           .Help("Time from a complete request body to an encoded answer (decode, decide, encode).")
+           .Register(*registry_)
+           .Add({}, prometheus::Histogram::BucketBoundaries{0.00001, 0.000025, 0.00005, 0.0001,
+                                                            0.00025, 0.0005, 0.001, 0.0025, 0.005,
+                                                            0.01, 0.025, 0.1, 1});
+  in_flight_ = &BuildGauge()
+                    .Name("cgpu_guard_in_flight_requests")
+                    .Help("Admission reviews being decided right now.")
+                    .Register(*registry_)
+                    .Add({});
+  certificate_expiry_ = &BuildGauge()
+                             .Name("cgpu_guard_tls_certificate_expiry_timestamp_seconds")
+                             .Help("notAfter of the serving certificate, seconds since the epoch.")
+                             .Register(*registry_)
+                             .Add({});
+  auto& reloads = BuildCounter()
+                      .Name("cgpu_guard_tls_certificate_reloads_total")
+                      .Help("Attempts to load changed certificate files, by result.")
+                      .Register(*registry_);
+  reloads_ok_ = &reloads.Add({{"result", "success"}});
+  reloads_failed_ = &reloads.Add({{"result", "failure"}});
+}
+
+void Metrics::RecordDecision(std::string_view resource_path, Operation operation, Verdict verdict,
+                             double seconds) {
+  size_t r = std::min(IndexOf(kResources, resource_path), kResources.size() - 1);  // else "other"
+  size_t o = IndexOf(kOperations, operation);
+  size_t v = IndexOf(kVerdicts, verdict);
+  requests_[(r * kOperations.size() + o) * kVerdicts.size() + v]->Increment();
+  decision_seconds_->Observe(seconds);
+}
+
+void Metrics::RecordBadRequest(std::string_view reason) {
+  std::lock_guard<std::mutex> lock(bad_requests_mu_);
+  // Reasons come from our own fixed vocabulary (the codec and the server), never from input.
+  bad_requests_family_->Add({{"reason", std::string(reason)}}).Increment();
+}
+
+void Metrics::SetCertificateExpiry(std::time_t not_after) {
+  certificate_expiry_->Set(static_cast<double>(not_after));
+}
+
+void Metrics::RecordCertificateReload(bool ok) {
+  (ok ? reloads_ok_ : reloads_failed_)->Increment();
+}
+
+std::string Metrics::Serialize() const {
+  return prometheus::TextSerializer().Serialize(registry_->Collect());
+}
+
+}  // namespace cgpu

@@ -1,0 +1,41 @@
+// HandleReview: one POST /validate, from HTTP facts to HTTP answer, with no socket in sight.
+//
+// Checks method and content type, decodes the AdmissionReview, asks the policy, encodes the
+// answer. Every failure becomes a precise HTTP answer (405, 415, 400, 500) with a metav1.Status
+// body; nothing throws out of here, whatever the input or the policy does. The outcome also says
+// what happened, so the server can count and log it without decoding anything twice.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "adapters/admission_codec.h"
+#include "core/admission_request.h"
+#include "core/decision.h"
+#include "core/policy.h"
+
+namespace cgpu {
+
+struct ReviewCall {
+  std::string_view method;
+  std::string_view content_type;
+  std::string_view body;
+};
+
+struct ReviewOutcome {
+  int http_status = 200;
+  std::string body;  // application/json
+  // Set when the review decoded; the policy then produced `decision`.
+  std::optional<AdmissionRequest> request;
+  Decision decision;
+  // Set when the call was refused before a decision: a stable label for metrics.
+  std::string bad_request_reason;
+};
+
+ReviewOutcome HandleReview(const ReviewCall& call, const Policy& policy);
+
+// "application/json", "application/json; charset=utf-8" (any case) are JSON; nothing else is.
+bool IsJsonContentType(std::string_view content_type);
+
+}  // namespace cgpu

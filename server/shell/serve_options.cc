@@ -1,0 +1,112 @@
+#include "shell/serve_options.h"
+
+namespace cgpu {
+namespace {
+
+template <typename Setter>
+FlagSpec Flag(std::string name, std::string value_name, std::string help, Setter set) {
+  return FlagSpec{std::move(name), "", std::move(value_name), std::move(help), std::move(set)};
+}
+
+std::function<Status(std::string_view)> SetHostPort(HostPort& target) {
+  return [&target](std::string_view value) -> Status {
+    StatusOr<HostPort> parsed = ParseHostPort(value);
+    if (!parsed.ok()) return parsed.status();
+    target = *parsed;
+    return OkStatus();
+  };
+}
+
+std::function<Status(std::string_view)> SetDuration(std::chrono::milliseconds& target) {
+  return [&target](std::string_view value) -> Status {
+    StatusOr<std::chrono::milliseconds> parsed = ParseDuration(value);
+    if (!parsed.ok()) return parsed.status();
+    target = *parsed;
+    return OkStatus();
+  };
+}
+
+std::function<Status(std::string_view)> SetInt(int& target, int min, int max) {
+  return [&target, min, max](std::string_view value) -> Status {
+    StatusOr<long long> parsed = ParseInteger(value, min, max);
+    if (!parsed.ok()) return parsed.status();
+    target = static_cast<int>(*parsed);
+    return OkStatus();
+  };
+}
+
+std::function<Status(std::string_view)> SetString(std::string& target) {
+  return [&target](std::string_view value) -> Status {
+    if (value.empty()) return InvalidArgument("must not be empty");
+    target = std::string(value);
+    return OkStatus();
+  };
+}
+
+}  // namespace
+
+std::vector<FlagSpec> ServeFlagSpecs(ServeOptions& o) {
+  return {
+      Flag("listen", "HOST:PORT", "webhook address, HTTPS (default 0.0.0.0:8443)",
+           SetHostPort(o.listen)),
+      Flag("tls-cert", "FILE", "serving certificate, PEM (required; re-read when it changes)",
+           SetString(o.tls_cert_file)),
+      Flag("tls-key", "FILE", "private key of the certificate, PEM (required)",
+           SetString(o.tls_key_file)),
+      Flag("tls-reload-interval", "DURATION",
+           "how often certificate files are checked for changes (default 10s)",
+           SetDuration(o.tls_reload_interval)),
+      Flag("metrics-listen", "HOST:PORT",
+           "plain HTTP address for /metrics, /healthz, /readyz (default 0.0.0.0:9090)",
+           SetHostPort(o.metrics_listen)),
+      Flag("max-body-bytes", "SIZE", "largest accepted request body (default 3Mi)",
+           [&o](std::string_view value) -> Status {
+             StatusOr<long long> parsed = ParseByteSize(value);
+             if (!parsed.ok()) return parsed.status();
+             o.max_body_bytes = *parsed;
+             return OkStatus();
+           }),
+      Flag("threads", "N", "worker threads; each open connection holds one (default 64)",
+           SetInt(o.threads, 1, 4096)),
+      Flag("keep-alive-max-requests", "N",
+           "requests served on one connection before closing it (default 10000)",
+           SetInt(o.keep_alive_max_requests, 1, 1'000'000'000)),
+      Flag("idle-timeout", "DURATION", "close a connection idle this long (default 10s)",
+           SetDuration(o.idle_timeout)),
+      Flag("read-timeout", "DURATION", "longest stall while reading a request (default 10s)",
+           SetDuration(o.read_timeout)),
+      Flag("write-timeout", "DURATION", "longest stall while writing a response (default 10s)",
+           SetDuration(o.write_timeout)),
+      Flag("shutdown-delay", "DURATION",
+           "after SIGTERM, keep serving with /readyz failing this long before closing (default 5s)",
+           SetDuration(o.shutdown_delay)),
+  };
+}
+
+StatusOr<ServeCommandLine> ParseServeOptions(const std::vector<std::string>& args) {
+  ServeCommandLine command_line;
+  ServeOptions& options = command_line.options;
+  StatusOr<ParsedArgs> parsed = ParseFlags(args, ServeFlagSpecs(options));
+  if (!parsed.ok()) return parsed.status();
+  command_line.help_requested = parsed->help_requested;
+  if (command_line.help_requested) return command_line;
+  if (!parsed->positional.empty()) {
+    return InvalidArgument("serve takes no arguments, got \"" + parsed->positional.front() + "\"");
+  }
+  if (options.tls_cert_file.empty() || options.tls_key_file.empty()) {
+    return InvalidArgument(
+        "--tls-cert and --tls-key are required (scripts/dev-certs.sh makes a local pair)");
+  }
+  if (options.idle_timeout < std::chrono::seconds(1) ||
+      options.read_timeout < std::chrono::seconds(1) ||
+      options.write_timeout < std::chrono::seconds(1)) {
+    // cpp-httplib counts keep-alive idle time in whole seconds.
+    return InvalidArgument("--idle-timeout, --read-timeout and --write-timeout must be >= 1s");
+  }
+  if (options.tls_reload_interval < std::chrono::milliseconds(100)) {
+    return InvalidArgument("--tls-reload-interval must be >= 100ms");
+  }
+  return command_line;
+}
+
+}  // namespace cgpu

@@ -1,0 +1,57 @@
+// ServeOptions: everything `cgpu-guard serve` can be told, with its default.
+//
+// A plain struct; ParseServeOptions fills it from the command line and checks each value, so
+// start-up fails fast with a message that names the flag. Defaults follow the API server's own
+// bounds (3 MiB bodies, 30 s maximum webhook timeout) and keep-alive reuse by the API server.
+#pragma once
+
+#include <chrono>
+#include <string>
+#include <vector>
+
+#include "core/status.h"
+#include "shell/flags.h"
+
+namespace cgpu {
+
+struct ServeOptions {
+  // Webhook endpoint (HTTPS, POST /validate).
+  HostPort listen{"0.0.0.0", 8443};
+  std::string tls_cert_file;  // PEM: the serving certificate, then any intermediates
+  std::string tls_key_file;   // PEM private key matching the certificate
+  // How often the certificate files are checked for replacement (Secrets rotate in place).
+  std::chrono::milliseconds tls_reload_interval{10'000};
+
+  // Plain HTTP: /metrics, /healthz, /readyz.
+  HostPort metrics_listen{"0.0.0.0", 9090};
+
+  // The API server never sends more than 3 MiB; anything larger is refused with 413.
+  long long max_body_bytes = 3LL << 20;
+  // Worker threads. Each open connection holds one for its keep-alive life, and several API
+  // servers keep up to 25 idle connections each, so this is sized well past cores.
+  int threads = 64;
+  // Requests served on one connection before it is closed; high, because the API server reuses
+  // connections and a fresh TLS handshake per few requests would dominate latency.
+  int keep_alive_max_requests = 10'000;
+  // An idle connection is closed after this long. Bounds how long a shutdown waits for idle peers.
+  std::chrono::milliseconds idle_timeout{10'000};
+  // Reading or writing one request may not stall longer than this (slow clients).
+  std::chrono::milliseconds read_timeout{10'000};
+  std::chrono::milliseconds write_timeout{10'000};
+
+  // On SIGTERM: /readyz fails at once, requests keep being served (with Connection: close) for
+  // this long so endpoints and load balancers move away, then the listener closes.
+  std::chrono::milliseconds shutdown_delay{5'000};
+};
+
+struct ServeCommandLine {
+  ServeOptions options;
+  bool help_requested = false;
+};
+
+std::vector<FlagSpec> ServeFlagSpecs(ServeOptions& options);
+
+// Parses `serve`'s arguments (without the command name) and checks them as a whole.
+StatusOr<ServeCommandLine> ParseServeOptions(const std::vector<std::string>& args);
+
+}  // namespace cgpu

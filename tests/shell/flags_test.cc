@@ -1,0 +1,123 @@
+#include "shell/flags.h"
+
+#include <gtest/gtest.h>
+
+#include "shell/serve_options.h"
+
+namespace cgpu {
+namespace {
+
+TEST(HostPortTest, Forms) {
+  EXPECT_EQ(ParseHostPort("0.0.0.0:8443")->host, "0.0.0.0");
+  EXPECT_EQ(ParseHostPort("0.0.0.0:8443")->port, 8443);
+  EXPECT_EQ(ParseHostPort("[::1]:9090")->host, "::1");
+  EXPECT_EQ(ParseHostPort(":8443")->host, "0.0.0.0");
+  EXPECT_EQ(ParseHostPort("localhost:0")->port, 0);
+  EXPECT_FALSE(ParseHostPort("8443").ok());
+  EXPECT_FALSE(ParseHostPort("host:99999").ok());
+  EXPECT_FALSE(ParseHostPort("::1:8443").ok());
+  EXPECT_EQ(ParseHostPort("x").status().message(),
+            "expected HOST:PORT (e.g. 0.0.0.0:8443 or [::1]:8443), got \"x\"");
+}
+
+TEST(DurationTest, Units) {
+  EXPECT_EQ(ParseDuration("250ms")->count(), 250);
+  EXPECT_EQ(ParseDuration("10s")->count(), 10'000);
+  EXPECT_EQ(ParseDuration("5m")->count(), 300'000);
+  EXPECT_EQ(ParseDuration("1h")->count(), 3'600'000);
+  EXPECT_EQ(ParseDuration("3")->count(), 3'000);
+  EXPECT_FALSE(ParseDuration("-1s").ok());
+  EXPECT_FALSE(ParseDuration("s").ok());
+  EXPECT_FALSE(ParseDuration("1.5s").ok());
+}
+
+TEST(ByteSizeTest, Units) {
+  EXPECT_EQ(*ParseByteSize("3Mi"), 3LL << 20);
+  EXPECT_EQ(*ParseByteSize("512Ki"), 512LL << 10);
+  EXPECT_EQ(*ParseByteSize("100"), 100);
+  EXPECT_FALSE(ParseByteSize("0").ok());
+  EXPECT_FALSE(ParseByteSize("Mi").ok());
+}
+
+TEST(ServeOptionsTest, DefaultsNeedOnlyCertificates) {
+  auto parsed = ParseServeOptions({"--tls-cert", "c.pem", "--tls-key=k.pem"});
+  ASSERT_TRUE(parsed.ok()) << parsed.status().message();
+  const ServeOptions& o = parsed->options;
+  EXPECT_EQ(o.listen.host, "0.0.0.0");
+  EXPECT_EQ(o.listen.port, 8443);
+  EXPECT_EQ(o.metrics_listen.port, 9090);
+  EXPECT_EQ(o.max_body_bytes, 3LL << 20);
+  EXPECT_EQ(o.tls_cert_file, "c.pem");
+  EXPECT_EQ(o.tls_key_file, "k.pem");
+}
+
+TEST(ServeOptionsTest, EveryFlagIsApplied) {
+  auto parsed = ParseServeOptions({"--listen",
+                                   "127.0.0.1:1",
+                                   "--metrics-listen",
+                                   "127.0.0.1:2",
+                                   "--tls-cert",
+                                   "c",
+                                   "--tls-key",
+                                   "k",
+                                   "--max-body-bytes",
+                                   "1Mi",
+                                   "--threads",
+                                   "8",
+                                   "--keep-alive-max-requests",
+                                   "50",
+                                   "--idle-timeout",
+                                   "3s",
+                                   "--read-timeout",
+                                   "2s",
+                                   "--write-timeout",
+                                   "4s",
+                                   "--shutdown-delay",
+                                   "0s",
+                                   "--tls-reload-interval",
+                                   "500ms"});
+  ASSERT_TRUE(parsed.ok()) << parsed.status().message();
+  const ServeOptions& o = parsed->options;
+  EXPECT_EQ(o.listen.port, 1);
+  EXPECT_EQ(o.metrics_listen.port, 2);
+  EXPECT_EQ(o.max_body_bytes, 1LL << 20);
+  EXPECT_EQ(o.threads, 8);
+  EXPECT_EQ(o.keep_alive_max_requests, 50);
+  EXPECT_EQ(o.idle_timeout.count(), 3000);
+  EXPECT_EQ(o.read_timeout.count(), 2000);
+  EXPECT_EQ(o.write_timeout.count(), 4000);
+  EXPECT_EQ(o.shutdown_delay.count(), 0);
+  EXPECT_EQ(o.tls_reload_interval.count(), 500);
+}
+
+TEST(ServeOptionsTest, ErrorsNameTheFlag) {
+  EXPECT_EQ(ParseServeOptions({"--tls-cert", "c", "--tls-key", "k", "--threads", "zero"})
+                .status()
+                .message(),
+            "--threads: expected a whole number, got \"zero\"");
+  EXPECT_EQ(ParseServeOptions({"--listne", "x"}).status().message(),
+            "unknown flag --listne (see --help)");
+  EXPECT_EQ(ParseServeOptions({"--tls-cert"}).status().message(),
+            "--tls-cert needs a value (FILE)");
+  EXPECT_EQ(ParseServeOptions({}).status().message(),
+            "--tls-cert and --tls-key are required (scripts/dev-certs.sh makes a local pair)");
+  EXPECT_FALSE(ParseServeOptions({"--tls-cert", "c", "--tls-key", "k", "extra"}).ok());
+  EXPECT_FALSE(
+      ParseServeOptions({"--tls-cert", "c", "--tls-key", "k", "--idle-timeout", "500ms"}).ok());
+}
+
+TEST(ServeOptionsTest, HelpListsEveryFlag) {
+  auto parsed = ParseServeOptions({"--help"});
+  ASSERT_TRUE(parsed.ok());
+  EXPECT_TRUE(parsed->help_requested);
+  ServeOptions options;
+  std::string usage = FlagUsage("Usage: x", ServeFlagSpecs(options));
+  for (const char* flag :
+       {"--listen HOST:PORT", "--tls-cert FILE", "--tls-key FILE", "--metrics-listen HOST:PORT",
+        "--max-body-bytes SIZE", "--shutdown-delay DURATION", "--help"}) {
+    EXPECT_NE(usage.find(flag), std::string::npos) << flag;
+  }
+}
+
+}  // namespace
+}  // namespace cgpu

@@ -1,0 +1,44 @@
+#include "shell/log.h"
+
+#include <gtest/gtest.h>
+
+namespace cgpu {
+namespace {
+
+TEST(DecisionLogTest, DecidedRequestLineHasEveryField) {
+  ReviewOutcome outcome;
+  AdmissionRequest request;
+  request.uid = "u-1";
+  request.resource.resource = "pods";
+  request.sub_resource = "binding";
+  request.operation = Operation::kCreate;
+  request.namespace_name = "ml";
+  request.name = "trainer-0";
+  outcome.request = request;
+  outcome.decision = Deny("pods-per-gpu", "GPU 0 is full");
+  nlohmann::ordered_json line = FormatDecisionLine(outcome, std::chrono::microseconds(42));
+  EXPECT_EQ(line["uid"], "u-1");
+  EXPECT_EQ(line["resource"], "pods/binding");
+  EXPECT_EQ(line["operation"], "CREATE");
+  EXPECT_EQ(line["namespace"], "ml");
+  EXPECT_EQ(line["name"], "trainer-0");
+  EXPECT_EQ(line["verdict"], "denied");
+  EXPECT_EQ(line["reason"], "pods-per-gpu");
+  EXPECT_EQ(line["message"], "GPU 0 is full");
+  EXPECT_EQ(line["latencyMicros"], 42);
+  EXPECT_EQ(line["httpStatus"], 200);
+}
+
+TEST(DecisionLogTest, BadRequestLineNamesTheReason) {
+  ReviewOutcome outcome;
+  outcome.http_status = 415;
+  outcome.bad_request_reason = "unsupported-media-type";
+  nlohmann::ordered_json line = FormatDecisionLine(outcome, std::chrono::microseconds(3));
+  EXPECT_EQ(line["verdict"], "bad-request");
+  EXPECT_EQ(line["reason"], "unsupported-media-type");
+  EXPECT_EQ(line["httpStatus"], 415);
+  EXPECT_FALSE(line.contains("uid"));
+}
+
+}  // namespace
+}  // namespace cgpu

@@ -1,0 +1,294 @@
+// The real server on an ephemeral loopback port, spoken to over TLS with CA verification.
+#include "shell/webhook_server.h"
+
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <future>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "support/fixtures.h"
+#include "support/test_certificates.h"
+
+namespace cgpu {
+namespace {
+
+using nlohmann::json;
+using namespace std::chrono_literals;
+
+const std::string kPodCreate =
+    testing::ReadFixture("upstream/admissionreview-v1-pod-create-minimal.json");
+
+class WebhookServerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = testing::MakeTempDir();
+    ca_ = testing::MakeTestCa();
+    testing::WriteFile(dir_ + "/ca.crt", ca_.cert_pem);
+    auto pair = testing::MakeServingPair(ca_, "first");
+    testing::WriteFile(dir_ + "/tls.crt", pair.cert_pem);
+    testing::WriteFile(dir_ + "/tls.key", pair.key_pem);
+    auto store = CertificateStore::Load(dir_ + "/tls.crt", dir_ + "/tls.key");
+    ASSERT_TRUE(store.ok()) << store.status().message();
+    store_ = std::move(store).value();
+    options_.listen = {"127.0.0.1", 0};
+    options_.metrics_listen = {"127.0.0.1", 0};
+    options_.threads = 8;
+    options_.max_body_bytes = 1 << 20;
+  }
+
+  void Start(Policy policy = AllowEverything) {
+    server_ = std::make_unique<WebhookServer>(options_, *store_, std::move(policy), metrics_);
+    ASSERT_TRUE(server_->Bind().ok());
+    thread_ = std::thread([this] { server_->Run(); });
+    ops_ = std::make_unique<OpsServer>(options_.metrics_listen, metrics_, [this] {
+      return std::string(shutting_down_ ? "shutting down" : "");
+    });
+    ASSERT_TRUE(ops_->Bind().ok());
+    ops_thread_ = std::thread([this] { ops_->Run(); });
+  }
+
+  void TearDown() override {
+    if (server_) server_->Stop();
+    if (thread_.joinable()) thread_.join();
+    if (ops_) ops_->Stop();
+    if (ops_thread_.joinable()) ops_thread_.join();
+  }
+
+  std::unique_ptr<httplib::SSLClient> Client() {
+    auto client = std::make_unique<httplib::SSLClient>("localhost", server_->port());
+    client->set_ca_cert_path((dir_ + "/ca.crt").c_str());
+    client->enable_server_certificate_verification(true);
+    client->set_keep_alive(true);
+    client->set_tcp_nodelay(true);  // as the API server's Go client does
+    client->set_read_timeout(10s);
+    return client;
+  }
+
+  std::string dir_;
+  testing::TestCa ca_;
+  std::unique_ptr<CertificateStore> store_;
+  ServeOptions options_;
+  Metrics metrics_{"test"};
+  std::unique_ptr<WebhookServer> server_;
+  std::unique_ptr<OpsServer> ops_;
+  std::thread thread_, ops_thread_;
+  std::atomic<bool> shutting_down_{false};
+};
+
+TEST_F(WebhookServerTest, AllowedResponseEchoesUidAndApiVersion) {
+  Start();
+  auto client = Client();
+  for (const char* version : {"admission.k8s.io/v1", "admission.k8s.io/v1beta1"}) {
+    json review = json::parse(kPodCreate);
+    review["apiVersion"] = version;
+    review["request"]["uid"] = std::string("uid-") + version;
+    auto result = client->Post("/validate?timeout=10s", review.dump(), "application/json");
+    ASSERT_TRUE(result) << httplib::to_string(result.error());
+    EXPECT_EQ(result->status, 200);
+    EXPECT_EQ(result->get_header_value("Content-Type"), "application/json");
+    json response = json::parse(result->body);
+    EXPECT_EQ(response["apiVersion"], version);
+    EXPECT_EQ(response["kind"], "AdmissionReview");
+    EXPECT_EQ(response["response"]["uid"], std::string("uid-") + version);
+    EXPECT_EQ(response["response"]["allowed"], true);
+  }
+}
+
+TEST_F(WebhookServerTest, KeepAliveServesManyRequestsOnOneConnection) {
+  Start();
+  auto client = Client();
+  for (int i = 0; i < 200; ++i) {
+    auto result = client->Post("/validate", kPodCreate, "application/json");
+    ASSERT_TRUE(result) << "request " << i << ": " << httplib::to_string(result.error());
+    ASSERT_EQ(result->status, 200);
+  }
+  EXPECT_EQ(server_->completed_handshakes(), 1);  // cpp-httplib's default would have made 40
+}
+
+TEST_F(WebhookServerTest, RefusesTls11AndWeakCiphers) {
+  Start();
+  testing::HandshakeResult tls12 =
+      testing::Handshake(server_->port(), TLS1_2_VERSION, TLS1_2_VERSION);
+  ASSERT_TRUE(tls12.ok) << tls12.error;  // the probe itself works
+  EXPECT_EQ(tls12.protocol, "TLSv1.2");
+  EXPECT_EQ(testing::Handshake(server_->port()).protocol, "TLSv1.3");
+
+  testing::HandshakeResult tls11 =
+      testing::Handshake(server_->port(), TLS1_1_VERSION, TLS1_1_VERSION);
+  EXPECT_FALSE(tls11.ok);
+  // The server's alert, not the client giving up: the client did offer TLS 1.1.
+  EXPECT_EQ(tls11.error, "tlsv1 alert protocol version");
+
+  for (const char* weak : {"AES128-SHA", "ECDHE-ECDSA-AES128-SHA", "ECDHE-ECDSA-AES256-SHA384"}) {
+    testing::HandshakeResult result =
+        testing::Handshake(server_->port(), TLS1_2_VERSION, TLS1_2_VERSION, weak);
+    EXPECT_FALSE(result.ok) << weak;
+    EXPECT_EQ(result.error, "sslv3 alert handshake failure") << weak;
+  }
+}
+
+TEST_F(WebhookServerTest, RotatedCertificateIsServedToTheNextConnection) {
+  Start();
+  auto client = Client();
+  ASSERT_TRUE(client->Post("/validate", kPodCreate, "application/json"));
+  EXPECT_EQ(testing::Handshake(server_->port()).peer_common_name, "first");
+
+  auto rotated = testing::MakeServingPair(ca_, "rotated");
+  testing::WriteFile(dir_ + "/tls.crt", rotated.cert_pem);
+  testing::WriteFile(dir_ + "/tls.key", rotated.key_pem);
+  ASSERT_TRUE(*store_->ReloadIfChanged());
+
+  EXPECT_EQ(testing::Handshake(server_->port()).peer_common_name, "rotated");
+  // The connection opened before the rotation keeps working.
+  auto again = client->Post("/validate", kPodCreate, "application/json");
+  ASSERT_TRUE(again);
+  EXPECT_EQ(again->status, 200);
+  // And a fresh verifying client accepts the new certificate.
+  auto fresh = Client()->Post("/validate", kPodCreate, "application/json");
+  ASSERT_TRUE(fresh) << httplib::to_string(fresh.error());
+  EXPECT_EQ(fresh->status, 200);
+}
+
+TEST_F(WebhookServerTest, BadRequestsGetPreciseAnswers) {
+  Start();
+  auto client = Client();
+  auto too_big = client->Post("/validate", std::string(2 << 20, ' '), "application/json");
+  ASSERT_TRUE(too_big);
+  EXPECT_EQ(too_big->status, 413);
+  EXPECT_EQ(json::parse(too_big->body)["message"],
+            "request body is larger than 1048576 bytes (--max-body-bytes)");
+
+  client = Client();  // the server may close after a 413
+  auto get = client->Get("/validate");
+  ASSERT_TRUE(get);
+  EXPECT_EQ(get->status, 405);
+  EXPECT_EQ(get->get_header_value("Allow"), "POST");
+
+  auto text = client->Post("/validate", kPodCreate, "text/plain");
+  ASSERT_TRUE(text);
+  EXPECT_EQ(text->status, 415);
+
+  auto broken = client->Post("/validate", "{\"apiVersion\":", "application/json");
+  ASSERT_TRUE(broken);
+  EXPECT_EQ(broken->status, 400);
+  EXPECT_EQ(json::parse(broken->body)["reason"], "BadRequest");
+
+  auto elsewhere = client->Post("/mutate", kPodCreate, "application/json");
+  ASSERT_TRUE(elsewhere);
+  EXPECT_EQ(elsewhere->status, 404);
+  EXPECT_EQ(json::parse(elsewhere->body)["message"],
+            "no such path /mutate; the webhook path is /validate");
+
+  // And the server still answers good requests.
+  auto good = client->Post("/validate", kPodCreate, "application/json");
+  ASSERT_TRUE(good);
+  EXPECT_EQ(good->status, 200);
+}
+
+TEST_F(WebhookServerTest, DrainFinishesInFlightRequestsThenStops) {
+  std::promise<void> entered;
+  Start([&entered](const AdmissionRequest&) {
+    entered.set_value();
+    std::this_thread::sleep_for(300ms);
+    return Allow("slow");
+  });
+  auto in_flight = std::async(std::launch::async, [this] {
+    return Client()->Post("/validate", kPodCreate, "application/json");
+  });
+  entered.get_future().wait();
+  server_->BeginDrain();
+  server_->Stop();
+  auto result = in_flight.get();
+  ASSERT_TRUE(result) << httplib::to_string(result.error());
+  EXPECT_EQ(result->status, 200);
+  EXPECT_EQ(result->get_header_value("Connection"), "close");
+  thread_.join();  // Run() returns: nothing left open
+  EXPECT_FALSE(Client()->Post("/validate", kPodCreate, "application/json"));
+}
+
+TEST_F(WebhookServerTest, DrainingAnswersAskClientsToReconnectElsewhere) {
+  Start();
+  auto client = Client();
+  auto before = client->Post("/validate", kPodCreate, "application/json");
+  ASSERT_TRUE(before);
+  EXPECT_NE(before->get_header_value("Connection"), "close");
+  server_->BeginDrain();
+  auto during = client->Post("/validate", kPodCreate, "application/json");
+  ASSERT_TRUE(during);
+  EXPECT_EQ(during->status, 200);
+  EXPECT_EQ(during->get_header_value("Connection"), "close");
+}
+
+TEST_F(WebhookServerTest, ConcurrentClientsAreAllAnswered) {
+  Start();
+  std::vector<std::future<int>> workers;
+  for (int w = 0; w < 8; ++w) {
+    workers.push_back(std::async(std::launch::async, [this] {
+      auto client = Client();
+      int ok = 0;
+      for (int i = 0; i < 50; ++i) {
+        auto result = client->Post("/validate", kPodCreate, "application/json");
+        ok += result && result->status == 200;
+      }
+      return ok;
+    }));
+  }
+  for (auto& worker : workers) EXPECT_EQ(worker.get(), 50);
+}
+
+std::string RunPromtool(const std::string& exposition) {
+  const std::string path = testing::MakeTempDir() + "/metrics.txt";
+  testing::WriteFile(path, exposition);
+  std::string output;
+  FILE* pipe = popen(("promtool check metrics < " + path + " 2>&1; echo \"exit=$?\"").c_str(), "r");
+  char buffer[512];
+  while (pipe != nullptr && fgets(buffer, sizeof(buffer), pipe) != nullptr) output += buffer;
+  if (pipe != nullptr) pclose(pipe);
+  return output;
+}
+
+TEST_F(WebhookServerTest, MetricsScrapePassesPromtoolAndCounts) {
+  Start();
+  auto client = Client();
+  ASSERT_TRUE(client->Post("/validate", kPodCreate, "application/json"));
+  ASSERT_TRUE(client->Post("/validate", "null", "application/json"));
+
+  httplib::Client ops("127.0.0.1", ops_->port());
+  auto scrape = ops.Get("/metrics");
+  ASSERT_TRUE(scrape);
+  EXPECT_EQ(scrape->status, 200);
+  const std::string& text = scrape->body;
+  EXPECT_NE(text.find("cgpu_guard_admission_requests_total{operation=\"CREATE\",resource=\"pods\","
+                      "verdict=\"allowed\"} 1"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("cgpu_guard_admission_bad_requests_total{reason=\"not-a-review\"} 1"),
+            std::string::npos);
+  EXPECT_NE(text.find("cgpu_guard_decision_duration_seconds_count 1"), std::string::npos);
+  EXPECT_NE(text.find("cgpu_guard_build_info{version=\"test\"} 1"), std::string::npos);
+
+  if (std::system("command -v promtool >/dev/null 2>&1") != 0) {
+    GTEST_SKIP() << "promtool is not installed (scripts/install-deps.sh installs it)";
+  }
+  std::string verdict = RunPromtool(text);
+  EXPECT_NE(verdict.find("exit=0"), std::string::npos) << verdict;
+  // The check can fail: a broken exposition is caught.
+  EXPECT_EQ(RunPromtool("# TYPE x counter\nx{a=\"1\" 1\n").find("exit=0"), std::string::npos);
+}
+
+TEST_F(WebhookServerTest, ReadinessFollowsTheServer) {
+  Start();
+  httplib::Client ops("127.0.0.1", ops_->port());
+  EXPECT_EQ(ops.Get("/readyz")->status, 200);
+  EXPECT_EQ(ops.Get("/healthz")->status, 200);
+  shutting_down_ = true;
+  auto readyz = ops.Get("/readyz");
+  EXPECT_EQ(readyz->status, 503);
+  EXPECT_EQ(readyz->body, "not ready: shutting down\n");
+  EXPECT_EQ(ops.Get("/healthz")->status, 200);
+}
+
+}  // namespace
+}  // namespace cgpu

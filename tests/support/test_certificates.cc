@@ -1,0 +1,172 @@
+#include "support/test_certificates.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <stdexcept>
+
+namespace cgpu::testing {
+namespace {
+
+EVP_PKEY* NewKey() { return EVP_EC_gen("P-256"); }
+
+std::string ToPem(X509* cert) {
+  BIO* bio = BIO_new(BIO_s_mem());
+  PEM_write_bio_X509(bio, cert);
+  char* data = nullptr;
+  long length = BIO_get_mem_data(bio, &data);
+  std::string pem(data, static_cast<size_t>(length));
+  BIO_free(bio);
+  return pem;
+}
+
+std::string ToPem(EVP_PKEY* key) {
+  BIO* bio = BIO_new(BIO_s_mem());
+  PEM_write_bio_PrivateKey(bio, key, nullptr, nullptr, 0, nullptr, nullptr);
+  char* data = nullptr;
+  long length = BIO_get_mem_data(bio, &data);
+  std::string pem(data, static_cast<size_t>(length));
+  BIO_free(bio);
+  return pem;
+}
+
+X509* ParseCert(const std::string& pem) {
+  BIO* bio = BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size()));
+  X509* cert = PEM_read_bio_X509(bio, nullptr, nullptr, nullptr);
+  BIO_free(bio);
+  return cert;
+}
+
+EVP_PKEY* ParseKey(const std::string& pem) {
+  BIO* bio = BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size()));
+  EVP_PKEY* key = PEM_read_bio_PrivateKey(bio, nullptr, nullptr, nullptr);
+  BIO_free(bio);
+  return key;
+}
+
+void AddExtension(X509* cert, X509* issuer, int nid, const char* value) {
+  X509V3_CTX context;
+  X509V3_set_ctx_nodb(&context);
+  X509V3_set_ctx(&context, issuer, cert, nullptr, nullptr, 0);
+  X509_EXTENSION* extension = X509V3_EXT_conf_nid(nullptr, &context, nid, value);
+  if (extension == nullptr) throw std::runtime_error("bad extension");
+  X509_add_ext(cert, extension, -1);
+  X509_EXTENSION_free(extension);
+}
+
+X509* NewCert(EVP_PKEY* key, const std::string& common_name, int days) {
+  static long serial = 1;
+  X509* cert = X509_new();
+  X509_set_version(cert, 2);
+  ASN1_INTEGER_set(X509_get_serialNumber(cert), serial++);
+  X509_gmtime_adj(X509_getm_notBefore(cert), days < 0 ? 2L * days * 86400 : -60);
+  X509_gmtime_adj(X509_getm_notAfter(cert), 86400L * days);
+  X509_set_pubkey(cert, key);
+  X509_NAME* name = X509_get_subject_name(cert);
+  X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
+                             reinterpret_cast<const unsigned char*>(common_name.c_str()), -1, -1,
+                             0);
+  return cert;
+}
+
+}  // namespace
+
+TestCa MakeTestCa(const std::string& common_name) {
+  EVP_PKEY* key = NewKey();
+  X509* cert = NewCert(key, common_name, 365);
+  X509_set_issuer_name(cert, X509_get_subject_name(cert));
+  AddExtension(cert, cert, NID_basic_constraints, "critical,CA:TRUE");
+  AddExtension(cert, cert, NID_key_usage, "critical,keyCertSign,cRLSign");
+  X509_sign(cert, key, EVP_sha256());
+  TestCa ca{ToPem(cert), ToPem(key)};
+  X509_free(cert);
+  EVP_PKEY_free(key);
+  return ca;
+}
+
+ServingPair MakeServingPair(const TestCa& ca, const std::string& common_name, int days) {
+  X509* ca_cert = ParseCert(ca.cert_pem);
+  EVP_PKEY* ca_key = ParseKey(ca.key_pem);
+  EVP_PKEY* key = NewKey();
+  X509* cert = NewCert(key, common_name, days);
+  X509_set_issuer_name(cert, X509_get_subject_name(ca_cert));
+  AddExtension(cert, ca_cert, NID_subject_alt_name, "DNS:localhost,IP:127.0.0.1");
+  AddExtension(cert, ca_cert, NID_ext_key_usage, "serverAuth");
+  X509_sign(cert, ca_key, EVP_sha256());
+  ServingPair pair{ToPem(cert), ToPem(key)};
+  X509_free(cert);
+  EVP_PKEY_free(key);
+  X509_free(ca_cert);
+  EVP_PKEY_free(ca_key);
+  return pair;
+}
+
+HandshakeResult Handshake(int port, int min_version, int max_version, const std::string& ciphers) {
+  HandshakeResult result;
+  SSL_CTX* context = SSL_CTX_new(TLS_client_method());
+  SSL_CTX_set_security_level(context, 0);
+  SSL_CTX_set_min_proto_version(context, min_version);
+  SSL_CTX_set_max_proto_version(context, max_version);
+  if (!ciphers.empty()) SSL_CTX_set_cipher_list(context, ciphers.c_str());
+
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_port = htons(static_cast<uint16_t>(port));
+  inet_pton(AF_INET, "127.0.0.1", &address.sin_addr);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) != 0) {
+    result.error = "connect failed";
+  } else {
+    SSL* ssl = SSL_new(context);
+    SSL_set_fd(ssl, fd);
+    ERR_clear_error();
+    if (SSL_connect(ssl) == 1) {
+      result.ok = true;
+      result.protocol = SSL_get_version(ssl);
+      if (X509* peer = SSL_get1_peer_certificate(ssl)) {
+        char name[256] = {};
+        X509_NAME_get_text_by_NID(X509_get_subject_name(peer), NID_commonName, name, sizeof(name));
+        result.peer_common_name = name;
+        X509_free(peer);
+      }
+      SSL_shutdown(ssl);
+    } else {
+      unsigned long code = ERR_get_error();
+      const char* reason = ERR_reason_error_string(code);
+      result.error = reason != nullptr ? reason : "handshake failed";
+    }
+    SSL_free(ssl);
+  }
+  close(fd);
+  SSL_CTX_free(context);
+  ERR_clear_error();
+  return result;
+}
+
+std::string MakeTempDir() {
+  std::string pattern = "/tmp/cgpu-guard-test-XXXXXX";
+  if (mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
+  return pattern;
+}
+
+void WriteFile(const std::string& path, const std::string& content) {
+  // Write beside, then rename: readers never see a half-written file (as with Secret updates).
+  const std::string temporary = path + ".tmp";
+  {
+    std::ofstream out(temporary, std::ios::binary | std::ios::trunc);
+    out << content;
+  }
+  if (std::rename(temporary.c_str(), path.c_str()) != 0) {
+    throw std::runtime_error("rename failed for " + path);
+  }
+}
+
+}  // namespace cgpu::testing
