@@ -1,7 +1,11 @@
 // The real server on an ephemeral loopback port, spoken to over TLS with CA verification.
 #include "shell/webhook_server.h"
 
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <future>
@@ -236,6 +240,50 @@ TEST_F(WebhookServerTest, ConcurrentClientsAreAllAnswered) {
     }));
   }
   for (auto& worker : workers) EXPECT_EQ(worker.get(), 50);
+}
+
+// Seconds until the server closes a plain TCP connection on which the client does `action`.
+double SecondsUntilServerCloses(int port, const std::function<void(int fd)>& action) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_port = htons(static_cast<uint16_t>(port));
+  inet_pton(AF_INET, "127.0.0.1", &address.sin_addr);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) != 0) return -1;
+  action(fd);
+  const auto start = std::chrono::steady_clock::now();
+  timeval limit{10, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof(limit));
+  char buffer[4096];
+  while (recv(fd, buffer, sizeof(buffer), 0) > 0) {
+  }
+  close(fd);
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+TEST_F(WebhookServerTest, SlowAndSilentClientsAreCutOff) {
+  options_.read_timeout = 1s;
+  options_.idle_timeout = 1s;
+  options_.threads = 1;
+  Start();
+  // Connects and never starts the TLS handshake.
+  EXPECT_LT(SecondsUntilServerCloses(server_->port(), [](int) {}), 3.0);
+  // Starts a handshake and stalls halfway through the ClientHello.
+  EXPECT_LT(SecondsUntilServerCloses(server_->port(),
+                                     [](int fd) { send(fd, "\x16\x03\x01\x02\x00", 5, 0); }),
+            3.0);
+  // One worker, held by a keep-alive connection that has gone idle: a new client is served
+  // once the idle timeout frees the worker, not never.
+  auto idle = Client();
+  ASSERT_TRUE(idle->Post("/validate", kPodCreate, "application/json"));
+  const auto start = std::chrono::steady_clock::now();
+  auto fresh = Client()->Post("/validate", kPodCreate, "application/json");
+  const double waited =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  ASSERT_TRUE(fresh) << httplib::to_string(fresh.error());
+  EXPECT_EQ(fresh->status, 200);
+  EXPECT_GT(waited, 0.5);  // it did wait for the idle connection's worker
+  EXPECT_LT(waited, 3.0);
 }
 
 std::string RunPromtool(const std::string& exposition) {
