@@ -3,6 +3,7 @@
 #include <string>
 #include <vector>
 
+#include "shell/check_command.h"
 #include "shell/serve_command.h"
 #include "shell/version.h"
 
@@ -13,6 +14,7 @@ constexpr char kUsage[] =
     "\n"
     "Commands:\n"
     "  serve     run the admission webhook over HTTPS (see cgpu-guard serve --help)\n"
+    "  check     check nodes (kubectl get nodes -o json) against the cGPU rules\n"
     "  version   print the version\n"
     "  help      show this text\n";
 
@@ -27,6 +29,7 @@ int main(int argc, char** argv) {
   const std::string command = args[0];
   args.erase(args.begin());
   if (command == "serve") return cgpu::RunServeCommand(args);
+  if (command == "check") return cgpu::RunCheckCommand(args);
   if (command == "version" || command == "--version") {
     std::cout << "cgpu-guard " << cgpu::kVersion << " (commit " << cgpu::kGitCommit << ")\n";
     return 0;

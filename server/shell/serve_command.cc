@@ -8,7 +8,9 @@
 #include <optional>
 #include <thread>
 
+#include "adapters/node_facts_reader.h"
 #include "core/policy.h"
+#include "shell/fact_flags.h"
 #include "shell/log.h"
 #include "shell/metrics.h"
 #include "shell/serve_options.h"
@@ -94,6 +96,16 @@ int RunServeCommand(const std::vector<std::string>& args) {
   auto certificates = CertificateStore::Load(options.tls_cert_file, options.tls_key_file);
   if (!certificates.ok()) {
     LogError("cannot load the serving certificate", {{"error", certificates.status().message()}});
+    return 1;
+  }
+  StatusOr<RuleTable> rules = LoadConfiguredRules(options.facts);
+  if (!rules.ok()) {
+    LogError("cannot load the rules", {{"error", rules.status().message()}});
+    return 1;
+  }
+  StatusOr<NodeFactsReader> fact_reader = NodeFactsReader::Create(options.facts.sources, *rules);
+  if (!fact_reader.ok()) {
+    LogError("bad node fact settings", {{"error", fact_reader.status().message()}});
     return 1;
   }
   Metrics metrics(kVersion);

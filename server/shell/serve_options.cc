@@ -46,7 +46,7 @@ std::function<Status(std::string_view)> SetString(std::string& target) {
 }  // namespace
 
 std::vector<FlagSpec> ServeFlagSpecs(ServeOptions& o) {
-  return {
+  std::vector<FlagSpec> specs = {
       Flag("listen", "HOST:PORT", "webhook address, HTTPS (default 0.0.0.0:8443)",
            SetHostPort(o.listen)),
       Flag("tls-cert", "FILE", "serving certificate, PEM (required; re-read when it changes)",
@@ -81,6 +81,8 @@ std::vector<FlagSpec> ServeFlagSpecs(ServeOptions& o) {
            "after SIGTERM, keep serving with /readyz failing this long before closing (default 5s)",
            SetDuration(o.shutdown_delay)),
   };
+  for (FlagSpec& spec : FactFlagSpecs(o.facts)) specs.push_back(std::move(spec));
+  return specs;
 }
 
 StatusOr<ServeCommandLine> ParseServeOptions(const std::vector<std::string>& args) {

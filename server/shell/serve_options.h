@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "core/status.h"
+#include "shell/fact_flags.h"
 #include "shell/flags.h"
 
 namespace cgpu {
@@ -42,6 +43,9 @@ struct ServeOptions {
   // On SIGTERM: /readyz fails at once, requests keep being served (with Connection: close) for
   // this long so endpoints and load balancers move away, then the listener closes.
   std::chrono::milliseconds shutdown_delay{5'000};
+
+  // The rules file and where node facts come from (shared with `check`).
+  FactOptions facts;
 };
 
 struct ServeCommandLine {

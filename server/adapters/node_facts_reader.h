@@ -1,0 +1,61 @@
+// NodeFactsReader: a Kubernetes Node object (JSON) into NodeFacts.
+//
+// Which labels hold which fact is configurable (FactSources), because no ACK label reports the
+// installed cGPU, driver or toolkit version: cgpu-guard's node agent writes its own keys, and
+// NVIDIA GPU Feature Discovery's driver labels are read as a fallback. Reading never fails: a
+// missing or malformed field leaves the fact absent or unparseable, with its source named, and
+// the rules turn that into `unknown`. Create() once; Read() is const and thread-safe.
+#pragma once
+
+#include <nlohmann/json.hpp>
+#include <regex>
+#include <string>
+#include <vector>
+
+#include "core/node_facts.h"
+#include "core/rule_table.h"
+#include "core/status.h"
+
+namespace cgpu {
+
+struct FactSources {
+  std::string cgpu_version_label = "cgpu-guard.io/cgpu-version";
+  std::string driver_version_label = "cgpu-guard.io/nvidia-driver-version";
+  std::string toolkit_version_label = "cgpu-guard.io/container-toolkit-version";
+  // GPU Feature Discovery: <prefix>.major, .minor, .rev; used when the driver label is absent.
+  std::string gfd_driver_label_prefix = "nvidia.com/cuda.driver";
+  // First present wins.
+  std::vector<std::string> instance_type_labels = {"node.kubernetes.io/instance-type",
+                                                   "beta.kubernetes.io/instance-type"};
+  std::string max_pods_per_gpu_label = "ack.node.gpu.max-pod";
+  // Matched case-insensitively against status.nodeInfo.osImage. The container-optimized image's
+  // exact osImage string is not confirmed, hence a pattern.
+  std::string container_os_pattern = "container-optimized|containeros";
+  // ack-ai-installer is a cluster component: its version is a setting, not a node label.
+  std::string ai_installer_version;
+  // When set, every cGPU node is evaluated as if it ran this cGPU version ("what if I upgrade").
+  std::string assume_cgpu_version;
+};
+
+class NodeFactsReader {
+ public:
+  // Fails when the OS pattern is not a valid regular expression.
+  static StatusOr<NodeFactsReader> Create(FactSources sources, const RuleTable& table);
+
+  NodeFacts Read(const nlohmann::json& node) const;
+
+ private:
+  NodeFactsReader(FactSources sources, std::regex container_os, std::vector<LabelMatch> enabled,
+                  LabelMatch disabled)
+      : sources_(std::move(sources)),
+        container_os_(std::move(container_os)),
+        cgpu_enabled_labels_(std::move(enabled)),
+        isolation_disabled_label_(std::move(disabled)) {}
+
+  FactSources sources_;
+  std::regex container_os_;
+  std::vector<LabelMatch> cgpu_enabled_labels_;
+  LabelMatch isolation_disabled_label_;
+};
+
+}  // namespace cgpu

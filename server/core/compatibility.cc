@@ -1,0 +1,357 @@
+#include "core/compatibility.h"
+
+#include <algorithm>
+
+namespace cgpu {
+namespace {
+
+Finding Make(std::string rule, RuleVerdict verdict, std::string message) {
+  return Finding{std::move(rule), verdict, std::move(message)};
+}
+
+// "cGPU version unknown: label cgpu-guard.io/cgpu-version is not set" or
+// "label cgpu-guard.io/cgpu-version is \"1.5.x\", which is not a version".
+std::string Unreadable(const VersionFact& fact, std::string_view what) {
+  if (fact.unparseable()) {
+    return fact.source + " is \"" + fact.raw + "\", which is not a " + std::string(what) +
+           " version";
+  }
+  return std::string(what) + " version unknown: " + fact.source + " is not set";
+}
+
+std::string WithRemedy(std::string message, const RuleTable& table, const std::string& rule) {
+  const std::string& remedy = table.Text(rule).remedy;
+  return remedy.empty() ? message : message + "; " + remedy;
+}
+
+template <typename Row>
+const Row* RowFor(const std::vector<Row>& rows, const Version& cgpu) {
+  for (const Row& row : rows) {
+    if (row.cgpu.Contains(cgpu)) return &row;
+  }
+  return nullptr;
+}
+
+template <typename Row>
+std::string RowList(const std::vector<Row>& rows) {
+  std::string text;
+  for (const Row& row : rows) text += (text.empty() ? "" : ", ") + row.cgpu.ToString();
+  return text;
+}
+
+template <typename Row>
+Finding Gap(const std::vector<Row>& rows, const Version& cgpu, const std::string& rule,
+            std::string_view table_name) {
+  return Make(rule, RuleVerdict::kUnknown,
+              "cGPU " + cgpu.ToString() + " is in no row of the " + std::string(table_name) +
+                  " table (rows: " + RowList(rows) + "); its compatibility is not documented");
+}
+
+// The cGPU versions whose rows accept something, as "1.5.3-1.5.20"; "" when none do.
+template <typename Row, typename Accepts>
+std::string NeededCgpu(const std::vector<Row>& rows, Accepts accepts) {
+  std::optional<Version> low;
+  std::optional<Version> high;
+  for (const Row& row : rows) {
+    if (!accepts(row)) continue;
+    if (row.cgpu.low && (!low || *row.cgpu.low < *low)) low = row.cgpu.low;
+    if (row.cgpu.high && (!high || *row.cgpu.high > *high)) high = row.cgpu.high;
+  }
+  if (!low && !high) return "";
+  return VersionRange{low, high}.ToString();
+}
+
+const DriverSeriesSupport* FindSeries(const std::vector<DriverSeriesSupport>& list, int series) {
+  for (const auto& entry : list) {
+    if (entry.series == series) return &entry;
+  }
+  return nullptr;
+}
+
+bool DriverRowAccepts(const DriverRow& row, const Version& driver) {
+  const DriverSeriesSupport* entry = FindSeries(row.supported, driver.major());
+  return entry != nullptr && (!entry->max || driver.ComparePrefix(*entry->max) <= 0);
+}
+
+Finding CheckDriver(const NodeFacts& facts, const Version& cgpu, const RuleTable& table) {
+  const std::string rule = "driver";
+  if (!facts.driver_version.value) {
+    return Make(rule, RuleVerdict::kUnknown, Unreadable(facts.driver_version, "NVIDIA driver"));
+  }
+  const Version& driver = *facts.driver_version.value;
+  const DriverRow* row = RowFor(table.driver, cgpu);
+  if (row == nullptr) return Gap(table.driver, cgpu, rule, "driver");
+
+  const int series = driver.major();
+  const std::string subject =
+      "cGPU " + cgpu.ToString() + " does not support NVIDIA driver " + driver.ToString();
+  const std::string needed =
+      NeededCgpu(table.driver, [&](const DriverRow& r) { return DriverRowAccepts(r, driver); });
+  const std::string needs = needed.empty()
+                                ? " (no cGPU version in the table supports it)"
+                                : " (" + driver.ToString() + " needs cGPU " + needed + ")";
+  if (const DriverSeriesSupport* entry = FindSeries(row->supported, series)) {
+    if (entry->max && driver.ComparePrefix(*entry->max) > 0) {
+      return Make(rule, RuleVerdict::kIncompatible,
+                  WithRemedy(subject + ": it supports the " + std::to_string(series) +
+                                 " series only up to " + entry->max->ToString() + needs,
+                             table, rule));
+    }
+    return Make(rule, RuleVerdict::kCompatible,
+                "cGPU " + cgpu.ToString() + " supports NVIDIA driver " + driver.ToString());
+  }
+  if (std::find(row->not_supported.begin(), row->not_supported.end(), series) !=
+      row->not_supported.end()) {
+    const std::string series_needs =
+        needed.empty() ? " (no cGPU version in the table supports it)"
+                       : " (" + std::to_string(series) + " series needs cGPU " + needed + ")";
+    return Make(rule, RuleVerdict::kIncompatible, WithRemedy(subject + series_needs, table, rule));
+  }
+  return Make(rule, RuleVerdict::kUnknown,
+              "NVIDIA driver series " + std::to_string(series) + " (driver " + driver.ToString() +
+                  ") is not in the driver table for cGPU " + row->cgpu.ToString() +
+                  "; its compatibility is not documented");
+}
+
+bool Listed(const std::vector<std::string>& list, const std::string& value) {
+  return std::find(list.begin(), list.end(), value) != list.end();
+}
+
+Finding CheckInstanceFamily(const NodeFacts& facts, const Version& cgpu, const RuleTable& table) {
+  const std::string rule = "instance-family";
+  if (facts.instance_type.empty()) {
+    return Make(rule, RuleVerdict::kUnknown,
+                "instance type unknown: " + facts.instance_type_source + " is not set");
+  }
+  if (!facts.instance_family) {
+    return Make(rule, RuleVerdict::kUnknown,
+                facts.instance_type_source + " is \"" + facts.instance_type +
+                    "\", which is not an ECS instance type (ecs.<family>-<size>.<spec>)");
+  }
+  const std::string& family = *facts.instance_family;
+  const InstanceFamilyRow* row = RowFor(table.instance_family, cgpu);
+  if (row == nullptr) return Gap(table.instance_family, cgpu, rule, "instance-family");
+  const std::string described = "instance family " + family + " (" + facts.instance_type + ")";
+  if (Listed(row->supported, family)) {
+    return Make(rule, RuleVerdict::kCompatible,
+                "cGPU " + cgpu.ToString() + " supports " + described);
+  }
+  if (Listed(row->not_supported, family)) {
+    const std::string needed = NeededCgpu(table.instance_family, [&](const InstanceFamilyRow& r) {
+      return Listed(r.supported, family);
+    });
+    return Make(
+        rule, RuleVerdict::kIncompatible,
+        WithRemedy("cGPU " + cgpu.ToString() + " does not support " + described +
+                       (needed.empty() ? "" : " (" + family + " needs cGPU " + needed + ")"),
+                   table, rule));
+  }
+  return Make(rule, RuleVerdict::kUnknown,
+              described + " is not in the instance-family table for cGPU " + row->cgpu.ToString() +
+                  "; its compatibility is not documented");
+}
+
+bool AnyContains(const std::vector<VersionRange>& ranges, const Version& version) {
+  return std::any_of(ranges.begin(), ranges.end(),
+                     [&](const VersionRange& range) { return range.Contains(version); });
+}
+
+// Past every upper bound the row states (and below none of its lower bounds).
+bool PastStatedBounds(const VersionSetRow& row, const Version& version) {
+  if (row.supported.empty()) return false;
+  return std::all_of(row.supported.begin(), row.supported.end(),
+                     [&](const VersionRange& range) { return range.IsAbove(version); });
+}
+
+std::string RangeList(const std::vector<VersionRange>& ranges) {
+  std::string text;
+  for (const auto& range : ranges) text += (text.empty() ? "" : ", ") + range.ToString();
+  return text;
+}
+
+Finding CheckVersionSet(const std::string& rule, std::string_view what,
+                        const std::vector<VersionSetRow>& rows, const VersionFact& fact,
+                        const Version& cgpu, const RuleTable& table) {
+  if (!fact.value) return Make(rule, RuleVerdict::kUnknown, Unreadable(fact, what));
+  const Version& version = *fact.value;
+  const VersionSetRow* row = RowFor(rows, cgpu);
+  if (row == nullptr) return Gap(rows, cgpu, rule, std::string(what));
+  const std::string described = std::string(what) + " " + version.ToString();
+  if (AnyContains(row->supported, version)) {
+    return Make(rule, RuleVerdict::kCompatible,
+                "cGPU " + cgpu.ToString() + " supports " + described);
+  }
+  if (AnyContains(row->not_supported, version) || PastStatedBounds(*row, version)) {
+    const std::string needed =
+        NeededCgpu(rows, [&](const VersionSetRow& r) { return AnyContains(r.supported, version); });
+    std::string message = "cGPU " + cgpu.ToString() + " does not support " + described +
+                          " (it supports " + RangeList(row->supported) + "; ";
+    message += needed.empty() ? "no cGPU version in the table supports " + version.ToString() + ")"
+                              : version.ToString() + " needs cGPU " + needed + ")";
+    return Make(rule, RuleVerdict::kIncompatible, WithRemedy(message, table, rule));
+  }
+  return Make(rule, RuleVerdict::kUnknown,
+              described + " is not covered by the " + std::string(what) + " table for cGPU " +
+                  row->cgpu.ToString() + " (" + RangeList(row->supported) +
+                  "); its compatibility is not documented");
+}
+
+Finding CheckKernelPanic(const Version& cgpu, const RuleTable& table) {
+  const std::string rule = "kernel-panic";
+  if (table.kernel_panic.affected.Contains(cgpu)) {
+    return Make(rule, RuleVerdict::kIncompatible,
+                WithRemedy("cGPU " + cgpu.ToString() +
+                               " is affected by the kernel-driver deadlock "
+                               "that panics the Linux kernel (affected: " +
+                               table.kernel_panic.affected.ToString() + ")",
+                           table, rule));
+  }
+  return Make(rule, RuleVerdict::kCompatible,
+              "cGPU " + cgpu.ToString() + " is not affected by the kernel-panic deadlock");
+}
+
+Finding CheckContainerOs(const NodeFacts& facts, const Version& cgpu, const RuleTable& table) {
+  const std::string rule = "container-os";
+  if (!facts.container_optimized_os) {
+    return Make(rule, RuleVerdict::kCompatible, "not a container-optimized OS image");
+  }
+  const ContainerOsIssue& issue = table.container_os;
+  if (!issue.affected.Contains(cgpu)) {
+    return Make(rule, RuleVerdict::kCompatible,
+                "cGPU " + cgpu.ToString() + " is not affected by the container-optimized OS issue");
+  }
+  const std::string fix = issue.fixed_by_ai_installer.ToString();
+  if (facts.ai_installer_version.unparseable()) {
+    return Make(rule, RuleVerdict::kUnknown,
+                Unreadable(facts.ai_installer_version, "ack-ai-installer"));
+  }
+  if (facts.ai_installer_version.value &&
+      *facts.ai_installer_version.value >= issue.fixed_by_ai_installer) {
+    return Make(rule, RuleVerdict::kCompatible,
+                "ack-ai-installer " + facts.ai_installer_version.value->ToString() +
+                    " resolves the container-optimized OS issue of cGPU " + cgpu.ToString());
+  }
+  const std::string installer =
+      facts.ai_installer_version.value
+          ? "ack-ai-installer " + facts.ai_installer_version.value->ToString()
+          : "ack-ai-installer version not given";
+  return Make(rule, RuleVerdict::kIncompatible,
+              WithRemedy("cGPU " + cgpu.ToString() + " on a container-optimized OS image (\"" +
+                             facts.os_image + "\") may fail to start the node's first cGPU pod (" +
+                             installer + "; fixed by >=" + fix + ")",
+                         table, rule));
+}
+
+Finding CheckNvml(const NodeFacts& facts, const Version& cgpu, const RuleTable& table) {
+  const std::string rule = "nvml";
+  const NvmlIssue& issue = table.nvml;
+  if (!issue.affected.Contains(cgpu)) {
+    return Make(rule, RuleVerdict::kCompatible,
+                "cGPU " + cgpu.ToString() + " is not affected by the NVML access issue");
+  }
+  if (!facts.driver_version.value) {
+    return Make(rule, RuleVerdict::kUnknown, Unreadable(facts.driver_version, "NVIDIA driver"));
+  }
+  const Version& driver = *facts.driver_version.value;
+  const DriverSeriesSupport* safe = FindSeries(issue.last_safe, driver.major());
+  const bool too_new = driver.major() >= issue.newer_series_from ||
+                       (safe != nullptr && safe->max && driver.ComparePrefix(*safe->max) > 0);
+  if (too_new) {
+    return Make(rule, RuleVerdict::kIncompatible,
+                WithRemedy("cGPU " + cgpu.ToString() + " with NVIDIA driver " + driver.ToString() +
+                               " (released after July 2023) blocks NVML: nvidia-smi in pods fails "
+                               "with \"GPU access blocked by operating system\"",
+                           table, rule));
+  }
+  if (safe == nullptr) {
+    return Make(rule, RuleVerdict::kUnknown,
+                "whether NVIDIA driver " + driver.ToString() +
+                    " was released after July 2023 is "
+                    "not known here; cGPU " +
+                    cgpu.ToString() + " blocks NVML with such drivers");
+  }
+  return Make(
+      rule, RuleVerdict::kCompatible,
+      "NVIDIA driver " + driver.ToString() + " predates the NVML issue of cGPU " + cgpu.ToString());
+}
+
+}  // namespace
+
+std::string_view ToString(RuleVerdict verdict) {
+  switch (verdict) {
+    case RuleVerdict::kCompatible:
+      return "compatible";
+    case RuleVerdict::kUnknown:
+      return "unknown";
+    case RuleVerdict::kIncompatible:
+      return "incompatible";
+  }
+  return "unknown";
+}
+
+std::string_view ToString(NodeVerdict verdict) {
+  switch (verdict) {
+    case NodeVerdict::kNotCgpu:
+      return "not-cgpu";
+    case NodeVerdict::kCompatible:
+      return "compatible";
+    case NodeVerdict::kUnknown:
+      return "unknown";
+    case NodeVerdict::kIncompatible:
+      return "incompatible";
+  }
+  return "unknown";
+}
+
+const Finding* NodeEvaluation::FirstProblem() const {
+  if (findings.empty() || findings.front().verdict == RuleVerdict::kCompatible) return nullptr;
+  return &findings.front();
+}
+
+NodeEvaluation EvaluateNode(const NodeFacts& facts, const RuleTable& table) {
+  NodeEvaluation evaluation;
+  if (!facts.cgpu_enabled) return evaluation;
+
+  static const char* const kRules[] = {"driver", "instance-family", "container-toolkit",
+                                       "kernel", "container-os",    "kernel-panic",
+                                       "nvml"};
+  if (!facts.cgpu_version.value) {
+    const std::string reason = Unreadable(facts.cgpu_version, "cGPU");
+    for (const char* rule : kRules) {
+      // A container-optimized OS check needs no version when the image is not one.
+      if (std::string_view(rule) == "container-os" && !facts.container_optimized_os) {
+        evaluation.findings.push_back(CheckContainerOs(facts, Version(), table));
+      } else {
+        evaluation.findings.push_back(Make(rule, RuleVerdict::kUnknown, reason));
+      }
+    }
+  } else {
+    const Version& cgpu = *facts.cgpu_version.value;
+    evaluation.findings = {
+        CheckDriver(facts, cgpu, table),
+        CheckInstanceFamily(facts, cgpu, table),
+        CheckVersionSet("container-toolkit", "nvidia-container-toolkit", table.container_toolkit,
+                        facts.toolkit_version, cgpu, table),
+        CheckVersionSet("kernel", "kernel", table.kernel, facts.kernel_version, cgpu, table),
+        CheckContainerOs(facts, cgpu, table),
+        CheckKernelPanic(cgpu, table),
+        CheckNvml(facts, cgpu, table),
+    };
+  }
+  std::stable_sort(evaluation.findings.begin(), evaluation.findings.end(),
+                   [](const Finding& a, const Finding& b) { return a.verdict > b.verdict; });
+  switch (evaluation.findings.front().verdict) {
+    case RuleVerdict::kIncompatible:
+      evaluation.verdict = NodeVerdict::kIncompatible;
+      break;
+    case RuleVerdict::kUnknown:
+      evaluation.verdict = NodeVerdict::kUnknown;
+      break;
+    case RuleVerdict::kCompatible:
+      evaluation.verdict = NodeVerdict::kCompatible;
+      break;
+  }
+  return evaluation;
+}
+
+}  // namespace cgpu

@@ -1,0 +1,61 @@
+#include "shell/fact_flags.h"
+
+#include "adapters/embedded_rules.h"
+#include "adapters/rules_loader.h"
+
+namespace cgpu {
+namespace {
+
+FlagSpec TextFlag(std::string name, std::string value_name, std::string help, std::string& target) {
+  return FlagSpec{std::move(name), "", std::move(value_name), std::move(help),
+                  [&target](std::string_view value) -> Status {
+                    target = std::string(value);
+                    return OkStatus();
+                  }};
+}
+
+FlagSpec VersionFlag(std::string name, std::string help, std::string& target) {
+  return FlagSpec{std::move(name), "", "VERSION", std::move(help),
+                  [&target](std::string_view value) -> Status {
+                    if (!Version::Parse(value)) {
+                      return InvalidArgument("\"" + std::string(value) + "\" is not a version");
+                    }
+                    target = std::string(value);
+                    return OkStatus();
+                  }};
+}
+
+}  // namespace
+
+std::vector<FlagSpec> FactFlagSpecs(FactOptions& o) {
+  FactSources& s = o.sources;
+  return {
+      TextFlag("rules", "FILE", "rules YAML replacing the built-in rules/cgpu-rules.yaml",
+               o.rules_file),
+      VersionFlag("ai-installer-version",
+                  "the cluster's ack-ai-installer version (container-optimized OS rule)",
+                  s.ai_installer_version),
+      TextFlag("cgpu-version-label", "KEY",
+               "node label holding the cGPU version (default cgpu-guard.io/cgpu-version)",
+               s.cgpu_version_label),
+      TextFlag("driver-version-label", "KEY",
+               "node label holding the NVIDIA driver version (default "
+               "cgpu-guard.io/nvidia-driver-version; then nvidia.com/cuda.driver.*)",
+               s.driver_version_label),
+      TextFlag("toolkit-version-label", "KEY",
+               "node label holding the nvidia-container-toolkit version (default "
+               "cgpu-guard.io/container-toolkit-version)",
+               s.toolkit_version_label),
+      TextFlag("container-os-pattern", "REGEX",
+               "osImage pattern of container-optimized OS images, case-insensitive (default "
+               "container-optimized|containeros)",
+               s.container_os_pattern),
+  };
+}
+
+StatusOr<RuleTable> LoadConfiguredRules(const FactOptions& options) {
+  if (options.rules_file.empty()) return EmbeddedRules();
+  return LoadRulesFile(options.rules_file);
+}
+
+}  // namespace cgpu
