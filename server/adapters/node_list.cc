@@ -2,6 +2,8 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
+
 #include "adapters/admission_codec.h"
 
 namespace cgpu {
@@ -36,27 +38,46 @@ std::string KindOf(const json& object) {
   return kind != object.end() && kind->is_string() ? kind->get<std::string>() : "";
 }
 
-Status CollectNodes(const json& document, std::vector<json>& nodes) {
+// "a Node, Pod, NodeList, PodList or List"
+std::string Expected(const std::vector<std::string>& kinds) {
+  std::vector<std::string> names = kinds;
+  for (const std::string& kind : kinds) names.push_back(kind + "List");
+  std::string text = "a ";
+  for (const std::string& name : names) text += name + ", ";
+  return text.substr(0, text.size() - 2) + " or List";
+}
+
+bool Wanted(const std::vector<std::string>& kinds, const std::string& kind) {
+  return std::find(kinds.begin(), kinds.end(), kind) != kinds.end();
+}
+
+Status Collect(const json& document, const std::vector<std::string>& kinds,
+               std::vector<json>& objects) {
   if (!document.is_object()) {
-    return InvalidArgument("expected a Node, NodeList or List object, got " +
+    return InvalidArgument("expected " + Expected(kinds) + " object, got " +
                            std::string(document.type_name()));
   }
   const std::string kind = KindOf(document);
-  if (kind == "Node") {
-    nodes.push_back(document);
+  if (Wanted(kinds, kind)) {
+    objects.push_back(document);
     return OkStatus();
   }
-  if (kind != "NodeList" && kind != "List") {
-    return InvalidArgument("expected a Node, NodeList or List, got kind \"" + kind + "\"");
+  const bool typed_list =
+      kind.size() > 4 && kind.ends_with("List") && Wanted(kinds, kind.substr(0, kind.size() - 4));
+  if (!typed_list && kind != "List") {
+    return InvalidArgument("expected " + Expected(kinds) + ", got kind \"" + kind + "\"");
   }
   auto items = document.find("items");
   if (items == document.end() || items->is_null()) return OkStatus();
   if (!items->is_array()) return InvalidArgument(kind + ".items must be a list");
   for (const json& item : *items) {
-    // NodeList items may omit their kind; a List names each item's kind.
-    const std::string item_kind = item.is_object() ? KindOf(item) : "";
-    if (item_kind == "Node" || (kind == "NodeList" && item_kind.empty() && item.is_object())) {
-      nodes.push_back(item);
+    // A NodeList's items may omit their kind; a List names each item's kind.
+    if (!item.is_object()) continue;
+    std::string item_kind = KindOf(item);
+    if (item_kind.empty() && typed_list) item_kind = kind.substr(0, kind.size() - 4);
+    if (Wanted(kinds, item_kind)) {
+      objects.push_back(item);
+      objects.back()["kind"] = item_kind;
     }
   }
   return OkStatus();
@@ -81,10 +102,33 @@ StatusOr<std::vector<json>> ReadNodeObjects(std::string_view text) {
   if (text.find_first_not_of(" \t\r\n") == std::string_view::npos) {
     return InvalidArgument("input is empty; expected kubectl get nodes -o json output");
   }
+  return ReadObjectsOfKinds(text, {"Node"});
+}
+
+StatusOr<std::vector<json>> ReadObjectsOfKinds(std::string_view text,
+                                               const std::vector<std::string>& kinds) {
+  if (text.find_first_not_of(" \t\r\n") == std::string_view::npos) {
+    return InvalidArgument("input is empty");
+  }
   std::vector<json> documents;
   const size_t first = text.find_first_not_of(" \t\r\n");
   if (text[first] == '{' || text[first] == '[') {
-    json document = json::parse(text, nullptr, /*allow_exceptions=*/false);
+    // Too deep a document is refused while parsing (the parser itself does not recurse): copying
+    // or walking one would overflow the stack.
+    bool too_deep = false;
+    json document = json::parse(
+        text,
+        [&too_deep](int depth, json::parse_event_t event, json&) {
+          const bool opens = event == json::parse_event_t::object_start ||
+                             event == json::parse_event_t::array_start;
+          if (opens && depth >= kMaxJsonDepth) too_deep = true;
+          return !too_deep;
+        },
+        /*allow_exceptions=*/false);
+    if (too_deep) {
+      return InvalidArgument("input is nested more than " + std::to_string(kMaxJsonDepth) +
+                             " levels deep");
+    }
     if (document.is_discarded()) {
       return InvalidArgument("input looks like JSON but does not parse");
     }
@@ -94,11 +138,11 @@ StatusOr<std::vector<json>> ReadNodeObjects(std::string_view text) {
     if (!yaml.ok()) return yaml.status();
     documents = std::move(yaml).value();
   }
-  std::vector<json> nodes;
+  std::vector<json> objects;
   for (const json& document : documents) {
-    if (Status status = CollectNodes(document, nodes); !status.ok()) return status;
+    if (Status status = Collect(document, kinds, objects); !status.ok()) return status;
   }
-  return nodes;
+  return objects;
 }
 
 }  // namespace cgpu

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <nlohmann/json.hpp>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -14,6 +15,11 @@
 namespace cgpu {
 
 StatusOr<std::vector<nlohmann::json>> ReadNodeObjects(std::string_view text);
+
+// The same for any kinds: objects of `kinds` ("Node", "Pod"), alone, in <Kind>Lists or in Lists.
+// Each returned object has its kind set.
+StatusOr<std::vector<nlohmann::json>> ReadObjectsOfKinds(std::string_view text,
+                                                         const std::vector<std::string>& kinds);
 
 // YAML text as JSON: mappings, sequences, null; every other scalar becomes a string, which is
 // what Kubernetes labels and nodeInfo fields are.

@@ -29,6 +29,7 @@ class Reader {
   YAML::Node Map(const YAML::Node& parent, const std::string& path,
                  const std::set<std::string>& allowed) const {
     if (!parent.IsMap()) Fail(parent, path, "expected a mapping");
+    std::set<std::string> seen;
     for (const auto& entry : parent) {
       const std::string key = entry.first.as<std::string>();
       if (!allowed.count(key)) {
@@ -36,6 +37,8 @@ class Reader {
         for (const auto& name : allowed) known += (known.empty() ? "" : ", ") + name;
         Fail(entry.first, path + "." + key, "unknown key (expected one of: " + known + ")");
       }
+      // yaml-cpp keeps the first of two equal keys and drops the second without a word.
+      if (!seen.insert(key).second) Fail(entry.first, path + "." + key, "is given twice");
     }
     return parent;
   }
@@ -108,7 +111,11 @@ class Reader {
     const size_t bound = text.find("<=");
     const std::string series_text = text.substr(0, text.find_first_of(" <"));
     std::optional<Version> series = Version::Parse(series_text);
-    if (!series || series->components().size() != 1 || series->major() <= 0) {
+    // Anything after the series but "<= bound" ("470 foo", "470 < 470.1") is an error, not an
+    // unbounded series.
+    const size_t after = text.find_first_not_of(' ', series_text.size());
+    if (!series || series->components().size() != 1 || series->major() <= 0 ||
+        (after != std::string::npos && after != bound)) {
       Fail(node, path, "\"" + text + "\" is not a driver series (forms: 470, 470 <= 470.161.03)");
     }
     entry.series = series->major();

@@ -74,7 +74,9 @@ std::string FlagUsage(std::string_view usage_line, const std::vector<FlagSpec>& 
   for (size_t i = 0; i < specs.size(); ++i) {
     out << lefts[i] << std::string(width + 2 - lefts[i].size(), ' ') << specs[i].help << "\n";
   }
-  out << "  -h, --help" << std::string(width + 2 - 12 + 2, ' ') << "show this help\n";
+  const std::string help = "  -h, --help";
+  out << help << std::string(std::max(width, help.size()) + 2 - help.size(), ' ')
+      << "show this help\n";
   return out.str();
 }
 
