@@ -1,0 +1,281 @@
+#include "adapters/informer.h"
+
+#include <algorithm>
+#include <random>
+
+namespace cgpu {
+namespace {
+
+using nlohmann::json;
+using Clock = std::chrono::steady_clock;
+
+// A watch that delivered nothing and closed sooner than this counts as a failure for back-off,
+// so a server that accepts and at once closes every watch is not hammered (client-go does the
+// same with its "very short watch" check).
+constexpr auto kHealthyWatch = std::chrono::seconds(1);
+
+std::string StringAt(const json& object, const char* outer, const char* inner) {
+  if (!object.is_object()) return "";
+  const auto a = object.find(outer);
+  if (a == object.end() || !a->is_object()) return "";
+  const auto b = a->find(inner);
+  return b != a->end() && b->is_string() ? b->get<std::string>() : "";
+}
+
+// "HTTP 403: pods is forbidden: User ... cannot list ..." from a metav1.Status body, or its text.
+std::string DescribeHttpError(int status, const std::string& body) {
+  std::string detail;
+  const json parsed = json::parse(body, nullptr, false);
+  if (parsed.is_object() && parsed.contains("message") && parsed["message"].is_string()) {
+    detail = parsed["message"].get<std::string>();
+  } else {
+    detail = body.substr(0, 200);
+  }
+  return "HTTP " + std::to_string(status) + (detail.empty() ? "" : ": " + detail);
+}
+
+}  // namespace
+
+std::string InformerStats::last_error() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return last_error_;
+}
+
+void InformerStats::SetLastError(std::string message) {
+  std::lock_guard<std::mutex> lock(mu_);
+  last_error_ = std::move(message);
+}
+
+Informer::Informer(const KubeClient& client, InformerOptions options, WatchHandler& handler)
+    : client_(client), options_(std::move(options)), handler_(handler), random_(options_.random) {
+  if (!random_) {
+    random_ = [engine = std::mt19937_64(std::random_device{}()),
+               uniform = std::uniform_real_distribution<double>(0.0, 1.0)]() mutable {
+      return uniform(engine);
+    };
+  }
+}
+
+Informer::~Informer() { Stop(); }
+
+void Informer::Start() {
+  std::lock_guard<std::mutex> lock(lifecycle_mu_);
+  if (thread_.joinable() || cancel_.cancelled()) return;
+  thread_ = std::thread([this] { Run(); });
+}
+
+void Informer::Stop() {
+  std::lock_guard<std::mutex> lock(lifecycle_mu_);
+  cancel_.Cancel();
+  if (thread_.joinable()) thread_.join();
+}
+
+std::string Informer::resource_version() const {
+  std::lock_guard<std::mutex> lock(rv_mu_);
+  return shared_resource_version_;
+}
+
+void Informer::SetResourceVersion(std::string resource_version) {
+  if (resource_version.empty() || resource_version == resource_version_) return;
+  resource_version_ = std::move(resource_version);
+  std::lock_guard<std::mutex> lock(rv_mu_);
+  shared_resource_version_ = resource_version_;
+}
+
+std::string Informer::WithQuery(const std::string& query) const {
+  const char separator = options_.collection_path.find('?') == std::string::npos ? '?' : '&';
+  return options_.collection_path + separator + query;
+}
+
+std::chrono::milliseconds Informer::Backoff(int failures) {
+  const double min = static_cast<double>(options_.min_backoff.count());
+  const double max = static_cast<double>(options_.max_backoff.count());
+  const double ceiling =
+      std::min(max, min * static_cast<double>(uint64_t{1} << std::min(failures, 30)));
+  const double factor = std::clamp(random_(), 0.0, 1.0);
+  return std::chrono::milliseconds(static_cast<int64_t>(ceiling * factor));
+}
+
+Informer::Outcome Informer::Fail(Outcome outcome, const std::string& message) {
+  ++stats_.errors;
+  stats_.SetLastError(options_.collection_path + ": " + message);
+  return outcome;
+}
+
+void Informer::Run() {
+  bool need_list = true;
+  while (!cancel_.cancelled()) {
+    Outcome outcome;
+    // The handler is someone else's code, and JSON access can throw: nothing leaves this thread.
+    try {
+      outcome = need_list ? List() : Watch();
+    } catch (const std::exception& error) {
+      outcome = Fail(Outcome::kRelist, std::string("unexpected exception: ") + error.what());
+    } catch (...) {
+      outcome = Fail(Outcome::kRelist, "unexpected exception");
+    }
+    watching_ = false;
+    switch (outcome) {
+      case Outcome::kCancelled:
+        return;
+      case Outcome::kListed:
+        need_list = false;
+        continue;  // watch at once: the list's resourceVersion is fresh
+      case Outcome::kStreamEnded:
+      case Outcome::kStreamDropped:
+        ++stats_.watch_restarts;
+        need_list = false;
+        break;
+      case Outcome::kGone:
+        ++stats_.relists;
+        need_list = true;
+        break;
+      case Outcome::kRetry:
+        break;
+      case Outcome::kRelist:
+        need_list = true;
+        break;
+    }
+    if (cancel_.WaitFor(Backoff(failures_))) return;
+    failures_ = std::min(failures_ + 1, 30);
+  }
+}
+
+Informer::Outcome Informer::List() {
+  std::string continue_token;
+  std::string list_version;
+  bool started = false;
+  do {
+    std::string query = "limit=" + std::to_string(options_.page_size);
+    if (!continue_token.empty()) query += "&continue=" + EscapeQueryValue(continue_token);
+    StatusOr<KubeResponse> response = client_.Get(WithQuery(query), &cancel_);
+    if (cancel_.cancelled()) return Outcome::kCancelled;
+    if (!response.ok()) return Fail(Outcome::kRetry, "list: " + response.status().message());
+    if (response->status == 410) {
+      // An expired continue token (or a compacted list resourceVersion): the snapshot is gone and
+      // the only consistent thing to do is to start the list again.
+      stats_.SetLastError(options_.collection_path + ": list: " +
+                          DescribeHttpError(response->status, response->body) + " (listing again)");
+      return Outcome::kGone;
+    }
+    if (response->status != 200) {
+      return Fail(Outcome::kRetry, "list: " + DescribeHttpError(response->status, response->body));
+    }
+    json page = json::parse(response->body, nullptr, false);
+    response->body.clear();
+    if (!page.is_object() || !page.contains("items") ||
+        !(page["items"].is_array() || page["items"].is_null())) {
+      return Fail(Outcome::kRetry, "list: the answer is not a Kubernetes list");
+    }
+    if (!started) {
+      handler_.OnListStart();
+      started = true;
+    }
+    if (page["items"].is_array()) {
+      for (const json& item : page["items"]) {
+        if (!item.is_object()) return Fail(Outcome::kRetry, "list: an item is not an object");
+        handler_.OnObject(item);
+      }
+    }
+    list_version = StringAt(page, "metadata", "resourceVersion");
+    continue_token = StringAt(page, "metadata", "continue");
+    if (!continue_token.empty() && cancel_.cancelled()) return Outcome::kCancelled;
+  } while (!continue_token.empty());
+  if (list_version.empty()) {
+    return Fail(Outcome::kRetry, "list: the answer carries no metadata.resourceVersion");
+  }
+  handler_.OnListEnd();
+  SetResourceVersion(list_version);
+  ++stats_.lists;
+  synced_ = true;
+  return Outcome::kListed;
+}
+
+Informer::Outcome Informer::Watch() {
+  const std::string path = WithQuery(
+      "watch=1&resourceVersion=" + EscapeQueryValue(resource_version_) +
+      "&allowWatchBookmarks=true&timeoutSeconds=" + std::to_string(options_.watch_timeout_seconds));
+  int status = 0;
+  std::string error_body;
+  Outcome event_outcome = Outcome::kStreamEnded;  // replaced when an event stops the stream
+  int delivered = 0;
+  Clock::time_point opened_at = Clock::now();
+  const Status result = client_.Stream(
+      path, [&](std::string_view line) { return HandleEvent(line, event_outcome, delivered); },
+      &status, &error_body, &cancel_,
+      [&](int code) {
+        if (code != 200) return;
+        opened_at = Clock::now();
+        ++stats_.watch_starts;
+        watching_ = true;
+      });
+  watching_ = false;
+  if (cancel_.cancelled()) return Outcome::kCancelled;
+  if (status == 410) {
+    stats_.SetLastError(options_.collection_path +
+                        ": watch: " + DescribeHttpError(status, error_body) + " (listing again)");
+    return Outcome::kGone;
+  }
+  if (status != 200) {
+    const std::string why = status == 0 ? result.message() : DescribeHttpError(status, error_body);
+    return Fail(Outcome::kRetry, "watch: " + why);
+  }
+  if (delivered > 0 || Clock::now() - opened_at >= kHealthyWatch) failures_ = 0;
+  if (event_outcome != Outcome::kStreamEnded) return event_outcome;
+  if (!result.ok()) return Fail(Outcome::kStreamDropped, "watch dropped: " + result.message());
+  return Outcome::kStreamEnded;
+}
+
+// One line of a watch: {"type": ..., "object": {...}}. Returns false to end the stream, with
+// `outcome` saying what to do next.
+bool Informer::HandleEvent(std::string_view line, Outcome& outcome, int& delivered) {
+  json event = json::parse(line, nullptr, false);
+  if (!event.is_object() || !event.contains("type") || !event["type"].is_string() ||
+      !event.contains("object") || !event["object"].is_object()) {
+    outcome = Fail(Outcome::kRelist, "watch: malformed event: " + std::string(line.substr(0, 200)));
+    return false;
+  }
+  const json* object = &event["object"];
+  const std::string kind = event["type"].get<std::string>();
+  try {
+    if (kind == "ADDED" || kind == "MODIFIED") {
+      handler_.OnObject(*object);
+    } else if (kind == "DELETED") {
+      handler_.OnDelete(*object);
+    } else if (kind == "BOOKMARK") {
+      ++stats_.bookmarks;
+      ++delivered;
+      SetResourceVersion(StringAt(*object, "metadata", "resourceVersion"));
+      return true;
+    } else if (kind == "ERROR") {
+      const auto code = object->find("code");
+      const std::string message = object->contains("message") && (*object)["message"].is_string()
+                                      ? (*object)["message"].get<std::string>()
+                                      : object->dump().substr(0, 200);
+      if (code != object->end() && code->is_number_integer() && code->get<int>() == 410) {
+        stats_.SetLastError(options_.collection_path + ": watch: " + message + " (listing again)");
+        outcome = Outcome::kGone;
+      } else {
+        // Watching again from the same resourceVersion is safe: the server replays what follows
+        // it, or answers 410 if it cannot.
+        outcome = Fail(Outcome::kRetry, "watch: ERROR event: " + message);
+      }
+      return false;
+    } else {
+      outcome = Fail(Outcome::kRelist, "watch: unknown event type \"" + kind + "\"");
+      return false;
+    }
+  } catch (const std::exception& error) {
+    outcome = Fail(Outcome::kRelist, "watch: the handler threw on " + kind + ": " + error.what());
+    return false;
+  } catch (...) {
+    outcome = Fail(Outcome::kRelist, "watch: the handler threw on " + kind);
+    return false;
+  }
+  ++stats_.events;
+  ++delivered;
+  SetResourceVersion(StringAt(*object, "metadata", "resourceVersion"));
+  return true;
+}
+
+}  // namespace cgpu

@@ -1,0 +1,128 @@
+// KubeClient: HTTPS requests to the Kubernetes API server.
+//
+// Every call opens its own cpp-httplib SSLClient (one TLS connection per call, none shared
+// between threads), so a KubeClient may be used from any number of threads at once. TLS: the
+// server certificate chain is verified inside the handshake against the KubeConfig's CA bundle
+// alone (an X509_STORE built from memory; the system store only when no CA is given), and its
+// SAN must match the host (DNS name or IP address); insecure_skip_tls_verify turns all of that
+// off. Authentication: `Authorization: Bearer` with the token file re-read on every call (a
+// projected service account token rotates under us), and/or a client certificate. Requests say
+// `Accept: application/json` and `User-Agent: cgpu-guard/<version>`.
+//
+// Errors are values: a transport failure (connect, TLS, a dropped connection, a timeout) is
+// Unavailable with a message naming the request and the server; any HTTP answer, 4xx and 5xx
+// included, is returned for the caller to interpret. A configuration that fails
+// CheckKubeConfig() makes every call return that error. Writing to a peer that has closed the
+// connection can raise SIGPIPE inside OpenSSL: the process must ignore SIGPIPE (the shell does).
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+
+#include "adapters/kube_config.h"
+#include "core/status.h"
+
+namespace cgpu {
+
+struct KubeClientOptions {
+  // TCP connect and TLS handshake, each. Also bounds how long a Cancel() can take to land when
+  // it arrives mid-handshake.
+  std::chrono::milliseconds connect_timeout{5'000};
+  // Get/Patch: the longest wait for the next bytes of the answer (not the whole answer).
+  std::chrono::milliseconds read_timeout{30'000};
+  // Stream: the longest silence before the stream counts as dead. Keep it above the watch's
+  // timeoutSeconds, after which the API server ends the stream itself.
+  std::chrono::milliseconds stream_idle_timeout{330'000};
+  std::chrono::milliseconds write_timeout{30'000};
+  // Bodies larger than this (Get, Patch, error bodies of Stream excepted) fail as Unavailable
+  // rather than exhaust memory. A list of 100k pods is a few hundred MiB.
+  size_t max_response_bytes = size_t{1} << 30;
+  // A single watch event larger than this fails the stream. etcd caps objects at 1.5 MiB.
+  size_t max_line_bytes = size_t{64} << 20;
+  std::string version = "dev";  // sent as User-Agent: cgpu-guard/<version>
+};
+
+struct KubeResponse {
+  int status = 0;
+  std::string body;
+};
+
+// A request to abort a Stream (or a cancellable Get) that may be running on another thread.
+// Cancel() is sticky: once cancelled, every later Stream/Get with this object returns at once.
+// All methods are thread-safe. Must outlive the calls it is passed to.
+class StreamCancel {
+ public:
+  void Cancel();
+  bool cancelled() const;
+  // Sleeps for `duration` or until Cancel(), whichever comes first; returns cancelled(). For
+  // back-off waits that must not delay a shutdown.
+  bool WaitFor(std::chrono::milliseconds duration) const;
+
+ private:
+  friend class KubeClient;
+  mutable std::mutex mu_;
+  mutable std::condition_variable cv_;  // signalled on Cancel() and when a call finishes
+  bool cancelled_ = false;              // guarded by mu_
+};
+
+class KubeClient {
+ public:
+  explicit KubeClient(KubeConfig config, KubeClientOptions options = {});
+  ~KubeClient();
+  KubeClient(const KubeClient&) = delete;
+  KubeClient& operator=(const KubeClient&) = delete;
+
+  // Plain GET (path includes the query, already escaped). Transport failure ->
+  // Unavailable("GET /api/v1/pods: cannot connect to ..."). Any HTTP status is returned.
+  StatusOr<KubeResponse> Get(const std::string& path_and_query) const;
+  // The same, abandoned promptly when `cancel` fires (then Unavailable "... cancelled").
+  StatusOr<KubeResponse> Get(const std::string& path_and_query, StreamCancel* cancel) const;
+
+  // PATCH with a content type, e.g. application/merge-patch+json.
+  StatusOr<KubeResponse> Patch(const std::string& path, const std::string& content_type,
+                               const std::string& body) const;
+
+  // Streaming GET for watches. Calls `on_line` for each complete '\n'-terminated, non-empty line
+  // of the body (without the '\n') as it arrives, on the calling thread; a partial last line of
+  // a dropped stream is discarded. `*status_out` gets the HTTP status; when it is not 200 no
+  // line is delivered and the body (up to 64 KiB) goes to `*error_body`. Returns OK when the
+  // exchange completed (the server ended the stream, or answered non-200) or `on_line` returned
+  // false; Unavailable on transport errors, a line over max_line_bytes, a throwing on_line, or
+  // when `cancel` (may be null) fired: cancelled() tells those apart. Cancellation lands within
+  // ~10 ms even while the server sends nothing (see kube_client.cc). `on_response`, when given,
+  // is called once with the status as soon as the response headers arrive.
+  Status Stream(const std::string& path_and_query,
+                const std::function<bool(std::string_view line)>& on_line, int* status_out,
+                std::string* error_body, StreamCancel* cancel,
+                const std::function<void(int status)>& on_response = nullptr) const;
+
+  const KubeConfig& config() const { return config_; }
+  // "https://host:port (source)", for messages.
+  std::string Describe() const;
+
+ private:
+  struct Exchange;
+  struct TlsMaterial;
+
+  Status Send(const Exchange& exchange) const;
+  StatusOr<std::string> CurrentToken() const;
+
+  const KubeConfig config_;
+  const KubeClientOptions options_;
+  std::shared_ptr<const TlsMaterial> tls_;  // parsed once; immutable
+  Status setup_error_;                      // constant after construction
+
+  mutable std::mutex token_mu_;
+  mutable std::string last_token_;  // guarded by token_mu_: the last token read successfully
+};
+
+// Percent-encodes everything but RFC 3986 unreserved characters, for query values such as
+// continue tokens and field selectors.
+std::string EscapeQueryValue(std::string_view value);
+
+}  // namespace cgpu

@@ -1,0 +1,200 @@
+// FakeApiServer: an in-memory Kubernetes API server over real HTTPS, for tests.
+//
+// Speaks the list/watch wire format of the real one for any resource under /api/v1 (or
+// /apis/<group>/<version>): collections (/api/v1/pods, /api/v1/namespaces/<ns>/pods,
+// /api/v1/nodes) with limit/continue paging, metadata.resourceVersion and equality
+// fieldSelectors (spec.nodeName=x); watches (?watch=1) as chunked newline-delimited JSON events
+// replayed from the requested resourceVersion, with bookmarks, timeoutSeconds and 410 Gone for
+// versions older than the compaction point (as an ERROR event or an HTTP 410); and GET and
+// PATCH (merge, strategic-merge treated as merge, JSON patch) of single objects. Every change
+// made from the test (Add/Update/Delete) takes the next resourceVersion and becomes an event.
+//
+// Faults on demand: drop every open watch mid-stream, fail the next N requests with a status,
+// delay answers, expire continue tokens, require a bearer token or a client certificate, pause
+// event delivery, inject raw lines. Every request is recorded so tests can count lists, watches
+// and relists. Binds 127.0.0.1 on an ephemeral port, serving a certificate for localhost and
+// 127.0.0.1 from its own test CA. All methods are thread-safe; the destructor stops the server
+// and ends every open stream. Ignores SIGPIPE for the process (a client may vanish mid-write).
+#pragma once
+
+#include <httplib.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "support/test_certificates.h"
+
+namespace cgpu::testing {
+
+enum class RequestKind { kAny, kList, kWatch, kGet, kPatch };
+
+struct RecordedRequest {
+  std::string method;  // GET, PATCH
+  RequestKind kind = RequestKind::kAny;
+  std::string path;                           // without the query
+  std::map<std::string, std::string> params;  // decoded query parameters
+  std::string authorization;                  // the Authorization header
+  std::string user_agent;
+  std::string client_cert_cn;  // CN of the client certificate, when one was presented
+  int status = 0;              // answered status (for watches: at the start of the stream)
+};
+
+struct FakeApiServerOptions {
+  // When set, the TLS handshake requires a client certificate signed by this CA.
+  std::string client_ca_pem;
+};
+
+// A client certificate (extendedKeyUsage clientAuth) signed by `ca`.
+ServingPair MakeClientPair(const TestCa& ca, const std::string& common_name);
+
+// Polls `condition` every few milliseconds until it holds or `timeout` passes; returns whether it
+// held. Tests wait with this instead of sleeping a guessed time.
+bool WaitUntil(const std::function<bool()>& condition,
+               std::chrono::milliseconds timeout = std::chrono::seconds(10));
+
+class FakeApiServer {
+ public:
+  explicit FakeApiServer(FakeApiServerOptions options = {});
+  ~FakeApiServer();
+  FakeApiServer(const FakeApiServer&) = delete;
+  FakeApiServer& operator=(const FakeApiServer&) = delete;
+
+  void Stop();  // idempotent
+  int port() const { return port_; }
+  // The CA that signed the serving certificate (SANs DNS:localhost, IP:127.0.0.1).
+  const std::string& ca_pem() const { return ca_.cert_pem; }
+
+  // ---- Store. `resource` is the plural ("pods", "nodes"); an object is namespaced when its
+  // metadata.namespace is set. Each returns the resourceVersion the change took.
+  int64_t Add(const std::string& resource, nlohmann::json object);     // ADDED
+  int64_t Update(const std::string& resource, nlohmann::json object);  // MODIFIED (or ADDED)
+  int64_t Delete(const std::string& resource, const std::string& name,
+                 const std::string& namespace_name = "");  // DELETED; 0 when absent
+  std::optional<nlohmann::json> Find(const std::string& resource, const std::string& name,
+                                     const std::string& namespace_name = "") const;
+  int64_t resource_version() const;
+
+  // ---- Watches.
+  // Forgets history: a watch from any resourceVersion handed out so far gets 410 Gone. (The
+  // store's version moves one on, as if something elsewhere changed, so a fresh list works.)
+  void Compact();
+  // How a watch from a compacted resourceVersion is refused: HTTP 200 with an ERROR event
+  // (default, what the API server does today) or HTTP 410.
+  void set_expired_watch_as_http_410(bool http_410);
+  // Queues a BOOKMARK with the current resourceVersion on every open watch of `resource` that
+  // asked for bookmarks, in order with its events.
+  void SendBookmarks(const std::string& resource);
+  // Queues a raw line (e.g. malformed JSON) on every open watch.
+  void InjectWatchLine(const std::string& line);
+  // Cuts every open watch stream without the terminating chunk (a dropped connection).
+  void DropWatches();
+  // While paused, open watches send no events (they are kept and sent on Resume).
+  void PauseWatches();
+  void ResumeWatches();
+  int open_watches() const;
+
+  // ---- Faults.
+  // The next `count` requests of `kind` are answered `status` (500, 401, 403, 410, ...) with a
+  // metav1.Status body.
+  void FailNext(int count, int status, RequestKind kind = RequestKind::kAny);
+  // Every answer waits this long first (the wait ends early on Stop).
+  void SetDelay(std::chrono::milliseconds delay);
+  // Continue tokens handed out so far are refused with 410 Expired.
+  void ExpireContinueTokens();
+  // The next `count` list requests that carry a continue token are refused with 410 Expired
+  // (deterministic: no need to catch the moment between two pages).
+  void ExpireNextContinue(int count = 1);
+  // Requests must carry "Authorization: Bearer <token>", else 401. "" accepts anything.
+  void RequireToken(const std::string& token);
+
+  // ---- Request log.
+  std::vector<RecordedRequest> requests() const;
+  // Requests of `kind` (kAny: all), on `path` when not empty.
+  int CountRequests(RequestKind kind, const std::string& path = "") const;
+
+ private:
+  struct Event {
+    int64_t resource_version = 0;
+    std::string resource;
+    std::string type;  // ADDED, MODIFIED, DELETED, BOOKMARK, RAW
+    nlohmann::json object;
+    nlohmann::json old_object;  // MODIFIED: the state before, for selector transitions
+    std::string raw_line;       // RAW
+  };
+  struct Target;  // a parsed request path
+  struct Selector {
+    std::vector<std::pair<std::string, std::string>> equals;  // field path, value
+    bool Matches(const nlohmann::json& object) const;
+  };
+  struct WatchStream {
+    std::string resource;
+    std::string namespace_name;  // "" for all
+    Selector selector;
+    bool bookmarks = false;
+    size_t next_event = 0;  // index into events_ of the next event to consider
+    size_t first_live = 0;  // BOOKMARK and RAW events before this index are not replayed
+    std::deque<std::string> initial_lines;
+    bool end_after_initial = false;
+    bool dropped = false;
+    std::chrono::steady_clock::time_point deadline;
+  };
+  struct Snapshot {
+    int64_t resource_version = 0;
+    std::vector<nlohmann::json> items;
+  };
+  struct Fault {
+    RequestKind kind;
+    int status;
+    int remaining;
+  };
+
+  void Handle(const httplib::Request& request, httplib::Response& response);
+  void HandleList(const Target& target, const httplib::Request& request,
+                  httplib::Response& response, RecordedRequest& record);
+  void HandleWatch(const Target& target, const httplib::Request& request,
+                   httplib::Response& response, RecordedRequest& record);
+  void HandleGet(const Target& target, httplib::Response& response);
+  void HandlePatch(const Target& target, const httplib::Request& request,
+                   httplib::Response& response);
+  bool NextWatchLines(WatchStream& watch, std::vector<std::string>& lines);  // mu_ held
+  int64_t Record(const std::string& resource, const std::string& type, nlohmann::json object,
+                 nlohmann::json old_object);  // mu_ held
+  nlohmann::json WithTypeMeta(const std::string& resource, nlohmann::json object) const;
+
+  TestCa ca_;
+  std::mutex stop_mu_;  // serialises Stop
+  std::unique_ptr<httplib::SSLServer> server_;
+  std::thread thread_;
+  int port_ = 0;
+
+  mutable std::mutex mu_;
+  std::condition_variable cv_;  // any change of the state below
+  bool stopping_ = false;
+  int64_t resource_version_ = 100;
+  int64_t compacted_ = 0;  // watches from versions below this are 410
+  bool expired_as_http_410_ = false;
+  bool paused_ = false;
+  std::map<std::string, std::map<std::string, nlohmann::json>> store_;  // resource -> key -> obj
+  std::vector<Event> events_;
+  std::vector<std::shared_ptr<WatchStream>> watches_;
+  std::map<int64_t, Snapshot> snapshots_;  // continue token id -> list snapshot
+  int64_t next_snapshot_ = 1;
+  std::deque<Fault> faults_;
+  int expire_next_continue_ = 0;
+  std::chrono::milliseconds delay_{0};
+  std::string required_token_;
+  std::vector<RecordedRequest> requests_;
+};
+
+}  // namespace cgpu::testing
