@@ -21,9 +21,9 @@ std::string_view TypeName(const json& value) {
   return value.is_number() ? std::string_view("number") : std::string_view(value.type_name());
 }
 
-// Depth of the deepest {...} or [...] in `body`, stopping early once past `limit`. Strings are
-// skipped (with their escapes) so brackets inside them do not count.
-int NestingDepth(std::string_view body, int limit) {
+}  // namespace
+
+int JsonNestingDepth(std::string_view body, int limit) {
   int depth = 0;
   int deepest = 0;
   bool in_string = false;
@@ -48,6 +48,8 @@ int NestingDepth(std::string_view body, int limit) {
   }
   return deepest;
 }
+
+namespace {
 
 // Reads an optional string member. Absent or null leaves `out` untouched; another type is an error.
 bool ReadString(const json& parent, const char* key, std::string_view path, std::string& out,
@@ -199,7 +201,7 @@ std::string_view ToString(ReviewApiVersion version) {
 ReviewDecodeResult DecodeAdmissionReview(std::string_view body) {
   if (body.empty())
     return Error("empty-body", "request body is empty; expected an AdmissionReview");
-  if (int depth = NestingDepth(body, kMaxJsonDepth); depth > kMaxJsonDepth) {
+  if (int depth = JsonNestingDepth(body, kMaxJsonDepth); depth > kMaxJsonDepth) {
     return Error("too-deep", "request body nests JSON deeper than " +
                                  std::to_string(kMaxJsonDepth) + " levels");
   }

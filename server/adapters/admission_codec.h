@@ -43,6 +43,10 @@ inline constexpr int kMaxJsonDepth = 128;
 
 ReviewDecodeResult DecodeAdmissionReview(std::string_view body);
 
+// Depth of the deepest {...} or [...] in `text`, stopping early once past `limit`. Strings are
+// skipped (with their escapes) so brackets inside them do not count.
+int JsonNestingDepth(std::string_view text, int limit);
+
 // The AdmissionReview response for `decision`. An errored decision has no AdmissionReview form;
 // callers answer it with EncodeStatusError instead.
 std::string EncodeAdmissionResponse(ReviewApiVersion version, std::string_view uid,

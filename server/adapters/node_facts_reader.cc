@@ -51,6 +51,16 @@ VersionFact DriverVersion(const json& labels, const FactSources& sources) {
   return fact;
 }
 
+// "8" -> 8; empty, zero, negative, not a plain number or over 9999 -> nullopt.
+std::optional<int> SmallCount(const std::string& text) {
+  if (text.empty() || text.size() > 4 ||
+      text.find_first_not_of("0123456789") != std::string::npos) {
+    return std::nullopt;
+  }
+  const int value = std::stoi(text);
+  return value > 0 ? std::optional<int>(value) : std::nullopt;
+}
+
 }  // namespace
 
 StatusOr<NodeFactsReader> NodeFactsReader::Create(FactSources sources, const RuleTable& table) {
@@ -126,12 +136,12 @@ NodeFacts NodeFactsReader::Read(const json& node) const {
   facts.container_optimized_os =
       !facts.os_image.empty() && std::regex_search(facts.os_image, container_os_);
 
-  const std::string max_pods = Label(*labels, sources_.max_pods_per_gpu_label);
-  if (!max_pods.empty() && max_pods.size() <= 4 &&
-      max_pods.find_first_not_of("0123456789") == std::string::npos) {
-    const int value = std::stoi(max_pods);
-    if (value > 0) facts.max_pods_per_gpu = value;
+  if (std::optional<int> max_pods = SmallCount(Label(*labels, sources_.max_pods_per_gpu_label))) {
+    facts.max_pods_per_gpu = max_pods;
   }
+  facts.gpu_count = SmallCount(StringAt(node, {"status", "capacity", "aliyun.com/gpu-count"}));
+  if (!facts.gpu_count)
+    facts.gpu_count = SmallCount(Label(*labels, "aliyun.accelerator/nvidia_count"));
   return facts;
 }
 

@@ -25,6 +25,9 @@ struct Decision {
   // status.code on denial (403 if 0) or the HTTP status on error.
   int code = 0;
   std::vector<std::string> warnings;
+  // Set when the policy denied but the mode (warn, dry-run) let the request through: logs and
+  // metrics show what enforcement would have done.
+  bool would_deny = false;
 
   bool allowed() const { return verdict == Verdict::kAllowed; }
 };

@@ -41,6 +41,8 @@ struct NodeFacts {
   bool container_optimized_os = false;
 
   std::optional<int> max_pods_per_gpu;  // ack.node.gpu.max-pod, when set and valid
+  // Physical GPUs: capacity aliyun.com/gpu-count, else label aliyun.accelerator/nvidia_count.
+  std::optional<int> gpu_count;
 };
 
 // "ecs.gn7i-c8g1.2xlarge" -> "gn7i", "ecs.gn8v-tee-8x.16xlarge" -> "gn8v-tee",

@@ -2,6 +2,6 @@
 
 namespace cgpu {
 
-Decision AllowEverything(const AdmissionRequest& /*request*/) { return Allow("no-policy"); }
+Decision AllowEverything(const ReviewFacts& /*facts*/) { return Allow("no-policy"); }
 
 }  // namespace cgpu

@@ -53,7 +53,9 @@ nlohmann::ordered_json FormatDecisionLine(const ReviewOutcome& outcome,
     line["name"] = request.name;
     line["verdict"] = ToString(outcome.decision.verdict);
     line["reason"] = outcome.decision.reason;
+    if (outcome.decision.would_deny) line["wouldDeny"] = true;
     if (!outcome.decision.message.empty()) line["message"] = outcome.decision.message;
+    if (!outcome.decision.warnings.empty()) line["warnings"] = outcome.decision.warnings;
     if (request.dry_run) line["dryRun"] = true;
   } else {
     line["verdict"] = "bad-request";

@@ -70,6 +70,77 @@ Metrics::Metrics(std::string_view version) : registry_(std::make_shared<promethe
                       .Register(*registry_);
   reloads_ok_ = &reloads.Add({{"result", "success"}});
   reloads_failed_ = &reloads.Add({{"result", "failure"}});
+
+  policy_family_ = &BuildCounter()
+                        .Name("cgpu_guard_policy_decisions_total")
+                        .Help(
+                            "Policy answers by reason (rule name, or why nothing was checked) and "
+                            "outcome (allowed, denied, would-deny, errored).")
+                        .Register(*registry_);
+  auto gauge = [this](const char* name, const char* help) {
+    return &BuildGauge().Name(name).Help(help).Register(*registry_).Add({});
+  };
+  synced_ = gauge("cgpu_guard_cluster_state_synced",
+                  "1 once pods and nodes have been read from the cluster, else 0.");
+  auto& nodes = BuildGauge()
+                    .Name("cgpu_guard_cluster_nodes")
+                    .Help(
+                        "Nodes in the cluster state: all, cGPU-enabled, cGPU-enabled and "
+                        "incompatible with the rules.")
+                    .Register(*registry_);
+  nodes_all_ = &nodes.Add({{"kind", "all"}});
+  nodes_cgpu_ = &nodes.Add({{"kind", "cgpu"}});
+  nodes_incompatible_ = &nodes.Add({{"kind", "incompatible"}});
+  pods_ = gauge("cgpu_guard_cluster_pods", "Pods in the cluster state.");
+  reservations_ = gauge("cgpu_guard_gpu_reservations",
+                        "Allowed bindings counted before the watch has shown their pods.");
+  max_pods_on_a_gpu_ =
+      gauge("cgpu_guard_gpu_pods_max", "cGPU pods on the fullest GPU in the cluster.");
+  gpus_in_use_ = gauge("cgpu_guard_gpus_in_use", "GPUs of cGPU nodes holding at least one pod.");
+  gpus_at_limit_ =
+      gauge("cgpu_guard_gpus_at_limit", "GPUs holding as many cGPU pods as their limit allows.");
+  watch_family_ = &BuildCounter()
+                       .Name("cgpu_guard_watch_events_total")
+                       .Help(
+                           "Informer trouble by collection and kind: relist (after 410 Gone), "
+                           "restart (a watch ended or dropped), error (a failed request).")
+                       .Register(*registry_);
+}
+
+void Metrics::RecordPolicyDecision(const Decision& decision) {
+  const char* outcome = decision.would_deny ? "would-deny" : ToString(decision.verdict).data();
+  std::lock_guard<std::mutex> lock(policy_mu_);
+  // Reasons come from the policy's own vocabulary (rule names, fixed words), never from input.
+  policy_family_->Add({{"reason", decision.reason}, {"outcome", outcome}}).Increment();
+}
+
+void Metrics::SetClusterState(bool synced, size_t nodes, size_t cgpu_nodes,
+                              size_t incompatible_nodes, size_t pods, size_t reservations,
+                              int max_pods_on_a_gpu, size_t gpus_in_use, size_t gpus_at_limit) {
+  synced_->Set(synced ? 1 : 0);
+  nodes_all_->Set(static_cast<double>(nodes));
+  nodes_cgpu_->Set(static_cast<double>(cgpu_nodes));
+  nodes_incompatible_->Set(static_cast<double>(incompatible_nodes));
+  pods_->Set(static_cast<double>(pods));
+  reservations_->Set(static_cast<double>(reservations));
+  max_pods_on_a_gpu_->Set(max_pods_on_a_gpu);
+  gpus_in_use_->Set(static_cast<double>(gpus_in_use));
+  gpus_at_limit_->Set(static_cast<double>(gpus_at_limit));
+}
+
+void Metrics::SetWatchTotals(std::string_view collection, int64_t relists, int64_t restarts,
+                             int64_t errors) {
+  std::lock_guard<std::mutex> lock(watch_mu_);
+  for (auto [kind, total] : {std::pair<const char*, int64_t>{"relist", relists},
+                             {"restart", restarts},
+                             {"error", errors}}) {
+    int64_t& seen = watch_seen_[std::string(collection) + "/" + kind];
+    if (total > seen) {
+      watch_family_->Add({{"collection", std::string(collection)}, {"kind", kind}})
+          .Increment(static_cast<double>(total - seen));
+      seen = total;
+    }
+  }
 }
 
 void Metrics::RecordDecision(std::string_view resource_path, Operation operation, Verdict verdict,

@@ -13,6 +13,7 @@
 
 #include <array>
 #include <ctime>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -30,6 +31,16 @@ class Metrics {
   void RecordDecision(std::string_view resource_path, Operation operation, Verdict verdict,
                       double seconds);
   void RecordBadRequest(std::string_view reason);
+  // The policy's answer by reason (a rule name such as pods-per-gpu or driver, or why it was not
+  // checked) and outcome: allowed, denied, would-deny (warn and dry-run modes), errored.
+  void RecordPolicyDecision(const Decision& decision);
+  // Cluster state, refreshed by a ticker: gauges, and counters moved on by what the informers
+  // counted since the last call.
+  void SetClusterState(bool synced, size_t nodes, size_t cgpu_nodes, size_t incompatible_nodes,
+                       size_t pods, size_t reservations, int max_pods_on_a_gpu, size_t gpus_in_use,
+                       size_t gpus_at_limit);
+  void SetWatchTotals(std::string_view collection, int64_t relists, int64_t restarts,
+                      int64_t errors);
   void SetCertificateExpiry(std::time_t not_after);
   void RecordCertificateReload(bool ok);
   prometheus::Gauge& in_flight() { return *in_flight_; }
@@ -55,6 +66,20 @@ class Metrics {
   prometheus::Gauge* certificate_expiry_;
   prometheus::Counter* reloads_ok_;
   prometheus::Counter* reloads_failed_;
+  prometheus::Family<prometheus::Counter>* policy_family_;
+  std::mutex policy_mu_;
+  prometheus::Gauge* synced_;
+  prometheus::Gauge* nodes_all_;
+  prometheus::Gauge* nodes_cgpu_;
+  prometheus::Gauge* nodes_incompatible_;
+  prometheus::Gauge* pods_;
+  prometheus::Gauge* reservations_;
+  prometheus::Gauge* max_pods_on_a_gpu_;
+  prometheus::Gauge* gpus_in_use_;
+  prometheus::Gauge* gpus_at_limit_;
+  prometheus::Family<prometheus::Counter>* watch_family_;
+  std::mutex watch_mu_;
+  std::map<std::string, int64_t> watch_seen_;  // guarded by watch_mu_: totals already counted
 };
 
 }  // namespace cgpu

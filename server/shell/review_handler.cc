@@ -25,11 +25,12 @@ bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
   return true;
 }
 
-Decision DecideSafely(const Policy& policy, const AdmissionRequest& request) {
-  // The policy promises not to throw; this is the one place that makes sure of it, so that a bug
-  // costs one request an HTTP 500 (the failurePolicy decides) rather than the process.
+Decision DecideSafely(const Policy& policy, const FactReader& read_facts,
+                      const DecodedReview& review) {
+  // Reading and deciding promise not to throw; this is the one place that makes sure of it, so
+  // that a bug costs one request an HTTP 500 (the failurePolicy decides) rather than the process.
   try {
-    return policy(request);
+    return policy(read_facts(review));
   } catch (const std::exception& e) {
     return Errored("internal-error", std::string("internal error while deciding: ") + e.what());
   } catch (...) {
@@ -45,7 +46,14 @@ bool IsJsonContentType(std::string_view content_type) {
   return EqualsIgnoreCase(media_type, "application/json");
 }
 
-ReviewOutcome HandleReview(const ReviewCall& call, const Policy& policy) {
+ReviewFacts RequestOnly(const DecodedReview& review) {
+  ReviewFacts facts;
+  facts.request = review.request;
+  return facts;
+}
+
+ReviewOutcome HandleReview(const ReviewCall& call, const Policy& policy,
+                           const FactReader& read_facts) {
   if (call.method != "POST") {
     return Refuse(
         405, "method-not-allowed",
@@ -63,7 +71,7 @@ ReviewOutcome HandleReview(const ReviewCall& call, const Policy& policy) {
   DecodedReview& review = std::get<DecodedReview>(decoded);
 
   ReviewOutcome outcome;
-  outcome.decision = DecideSafely(policy, review.request);
+  outcome.decision = DecideSafely(policy, read_facts, review);
   if (outcome.decision.verdict == Verdict::kErrored) {
     outcome.http_status = outcome.decision.code >= 500 ? outcome.decision.code : 500;
     outcome.body = EncodeStatusError(outcome.http_status, outcome.decision.message);

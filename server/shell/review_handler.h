@@ -6,6 +6,7 @@
 // what happened, so the server can count and log it without decoding anything twice.
 #pragma once
 
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -33,7 +34,13 @@ struct ReviewOutcome {
   std::string bad_request_reason;
 };
 
-ReviewOutcome HandleReview(const ReviewCall& call, const Policy& policy);
+// Turns a decoded review into the facts the policy reads (adapters/review_facts_reader).
+using FactReader = std::function<ReviewFacts(const DecodedReview&)>;
+// The request alone, no objects read: for policies that need nothing more.
+ReviewFacts RequestOnly(const DecodedReview& review);
+
+ReviewOutcome HandleReview(const ReviewCall& call, const Policy& policy,
+                           const FactReader& read_facts = RequestOnly);
 
 // "application/json", "application/json; charset=utf-8" (any case) are JSON; nothing else is.
 bool IsJsonContentType(std::string_view content_type);

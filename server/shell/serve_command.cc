@@ -3,13 +3,18 @@
 #include <atomic>
 #include <condition_variable>
 #include <csignal>
+#include <functional>
 #include <iostream>
 #include <mutex>
 #include <optional>
 #include <thread>
 
+#include "adapters/admission_controller.h"
+#include "adapters/cluster_cache.h"
 #include "adapters/node_facts_reader.h"
+#include "adapters/review_facts_reader.h"
 #include "core/policy.h"
+#include "shell/cluster_source.h"
 #include "shell/fact_flags.h"
 #include "shell/log.h"
 #include "shell/metrics.h"
@@ -21,12 +26,12 @@
 namespace cgpu {
 namespace {
 
-// Re-checks the certificate files every interval until stopped.
-class CertificateReloader {
+// Runs `tick` every interval on its own thread until destroyed.
+class Periodic {
  public:
-  CertificateReloader(CertificateStore& store, Metrics& metrics, std::chrono::milliseconds interval)
-      : store_(store), metrics_(metrics), interval_(interval), thread_([this] { Loop(); }) {}
-  ~CertificateReloader() {
+  Periodic(std::chrono::milliseconds interval, std::function<void()> tick)
+      : interval_(interval), tick_(std::move(tick)), thread_([this] { Loop(); }) {}
+  ~Periodic() {
     {
       std::lock_guard<std::mutex> lock(mu_);
       stopped_ = true;
@@ -39,29 +44,52 @@ class CertificateReloader {
   void Loop() {
     std::unique_lock<std::mutex> lock(mu_);
     while (!wake_.wait_for(lock, interval_, [this] { return stopped_; })) {
-      StatusOr<bool> reloaded = store_.ReloadIfChanged();
-      if (!reloaded.ok()) {
-        metrics_.RecordCertificateReload(false);
-        LogError("certificate files changed but cannot be used; keeping the current certificate",
-                 {{"error", reloaded.status().message()}});
-      } else if (*reloaded) {
-        auto bundle = store_.Current();
-        metrics_.RecordCertificateReload(true);
-        metrics_.SetCertificateExpiry(bundle->not_after());
-        LogInfo("serving a new certificate",
-                {{"subject", bundle->subject()}, {"notAfter", bundle->not_after()}});
-      }
+      lock.unlock();
+      tick_();
+      lock.lock();
     }
   }
 
-  CertificateStore& store_;
-  Metrics& metrics_;
   const std::chrono::milliseconds interval_;
+  const std::function<void()> tick_;
   std::mutex mu_;
   std::condition_variable wake_;
   bool stopped_ = false;  // guarded by mu_
   std::thread thread_;    // last: starts after the members it uses exist
 };
+
+// Re-reads the certificate files when they changed (Kubernetes rotates Secrets in place).
+void ReloadCertificates(CertificateStore& store, Metrics& metrics) {
+  StatusOr<bool> reloaded = store.ReloadIfChanged();
+  if (!reloaded.ok()) {
+    metrics.RecordCertificateReload(false);
+    LogError("certificate files changed but cannot be used; keeping the current certificate",
+             {{"error", reloaded.status().message()}});
+  } else if (*reloaded) {
+    auto bundle = store.Current();
+    metrics.RecordCertificateReload(true);
+    metrics.SetCertificateExpiry(bundle->not_after());
+    LogInfo("serving a new certificate",
+            {{"subject", bundle->subject()}, {"notAfter", bundle->not_after()}});
+  }
+}
+
+// Expires reservations the watch never settled and refreshes the cluster metrics.
+void TickClusterState(ClusterCache& cache, const ClusterSource& source, const PolicyOptions& policy,
+                      Metrics& metrics) {
+  if (size_t expired = cache.ExpireReservations(); expired > 0) {
+    LogInfo("reservations expired before the watch showed their pods",
+            {{"count", static_cast<int64_t>(expired)}});
+  }
+  const ClusterStats stats = cache.Stats(policy);
+  metrics.SetClusterState(cache.synced(), stats.nodes, stats.cgpu_nodes, stats.incompatible_nodes,
+                          stats.pods, stats.reservations, stats.max_pods_on_a_gpu,
+                          stats.gpus_in_use, stats.gpus_at_limit);
+  for (const char* collection : {"pods", "nodes"}) {
+    const WatchCounters counters = source.Counters(collection);
+    metrics.SetWatchTotals(collection, counters.relists, counters.watch_restarts, counters.errors);
+  }
+}
 
 std::string Address(const HostPort& listen, int port) {
   return listen.host + ":" + std::to_string(port);
@@ -108,13 +136,29 @@ int RunServeCommand(const std::vector<std::string>& args) {
     LogError("bad node fact settings", {{"error", fact_reader.status().message()}});
     return 1;
   }
+  ClusterCacheOptions cache_options;
+  cache_options.reservation_ttl = options.reservation_ttl;
+  ClusterCache cache(*rules, *fact_reader, cache_options);
+  StatusOr<std::unique_ptr<ClusterSource>> source = ClusterSource::Create(options, cache);
+  if (!source.ok()) {
+    LogError("cannot read cluster state", {{"error", source.status().message()}});
+    return 1;
+  }
+  const ReviewFactsReader review_reader(*fact_reader);
+  const AdmissionController controller(cache, options.policy, (*source)->reads());
+
   Metrics metrics(kVersion);
   metrics.SetCertificateExpiry((*certificates)->Current()->not_after());
 
   std::atomic<bool> shutting_down{false};
-  WebhookServer webhook(options, **certificates, AllowEverything, metrics);
-  OpsServer ops(options.metrics_listen, metrics,
-                [&shutting_down]() -> std::string { return shutting_down ? "shutting down" : ""; });
+  WebhookServer webhook(
+      options, **certificates,
+      [&controller](const ReviewFacts& facts) { return controller.Admit(facts); }, metrics,
+      [&review_reader](const DecodedReview& review) { return review_reader.Read(review); });
+  OpsServer ops(options.metrics_listen, metrics, [&]() -> std::string {
+    if (shutting_down) return "shutting down";
+    return (*source)->NotReadyReason();
+  });
   for (Status status : {webhook.Bind(), ops.Bind()}) {
     if (!status.ok()) {
       LogError("cannot start", {{"error", status.message()}});
@@ -124,10 +168,18 @@ int RunServeCommand(const std::vector<std::string>& args) {
 
   std::thread webhook_thread([&] { webhook.Run(); });
   std::thread ops_thread([&] { ops.Run(); });
-  std::optional<CertificateReloader> reloader;
-  reloader.emplace(**certificates, metrics, options.tls_reload_interval);
+  (*source)->Start();
+  std::optional<Periodic> reloader;
+  reloader.emplace(options.tls_reload_interval,
+                   [&] { ReloadCertificates(**certificates, metrics); });
+  std::optional<Periodic> cluster_ticker;
+  cluster_ticker.emplace(std::chrono::seconds(1),
+                         [&] { TickClusterState(cache, **source, options.policy, metrics); });
   LogInfo("serving",
           {{"version", kVersion},
+           {"clusterState", (*source)->description()},
+           {"mode", ToString(options.policy.mode)},
+           {"unknownPolicy", ToString(options.policy.unknown)},
            {"webhook", "https://" + Address(options.listen, webhook.port()) + "/validate"},
            {"metrics", "http://" + Address(options.metrics_listen, ops.port()) + "/metrics"},
            {"certificate", (*certificates)->Current()->subject()}});
@@ -143,6 +195,8 @@ int RunServeCommand(const std::vector<std::string>& args) {
   webhook.Stop();
   webhook_thread.join();  // in-flight requests finish; idle connections end within --idle-timeout
   reloader.reset();
+  cluster_ticker.reset();
+  (*source)->Stop();
   ops.Stop();
   ops_thread.join();
   LogInfo("stopped");

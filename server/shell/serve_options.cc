@@ -43,6 +43,23 @@ std::function<Status(std::string_view)> SetString(std::string& target) {
   };
 }
 
+// One of a fixed set of words, e.g. --mode enforce|warn|dry-run.
+template <typename T>
+std::function<Status(std::string_view)> SetChoice(
+    T& target, std::vector<std::pair<std::string_view, T>> choices) {
+  return [&target, choices = std::move(choices)](std::string_view value) -> Status {
+    std::string expected;
+    for (const auto& [word, choice] : choices) {
+      if (value == word) {
+        target = choice;
+        return OkStatus();
+      }
+      expected += (expected.empty() ? "" : ", ") + std::string(word);
+    }
+    return InvalidArgument("expected one of " + expected + ", got \"" + std::string(value) + "\"");
+  };
+}
+
 }  // namespace
 
 std::vector<FlagSpec> ServeFlagSpecs(ServeOptions& o) {
@@ -81,6 +98,36 @@ std::vector<FlagSpec> ServeFlagSpecs(ServeOptions& o) {
            "after SIGTERM, keep serving with /readyz failing this long before closing (default 5s)",
            SetDuration(o.shutdown_delay)),
   };
+  specs.push_back(Flag("mode", "MODE",
+                       "enforce (deny), warn (allow with a warning) or dry-run (allow, log and "
+                       "count) (default enforce)",
+                       SetChoice(o.policy.mode, {{"enforce", EnforcementMode::kEnforce},
+                                                 {"warn", EnforcementMode::kWarn},
+                                                 {"dry-run", EnforcementMode::kDryRun}})));
+  specs.push_back(Flag("unknown-policy", "POLICY",
+                       "what an unknown compatibility or GPU leads to: allow, warn (allow with a "
+                       "warning) or deny (default warn)",
+                       SetChoice(o.policy.unknown, {{"allow", UnknownPolicy::kAllow},
+                                                    {"warn", UnknownPolicy::kWarn},
+                                                    {"deny", UnknownPolicy::kDeny}})));
+  specs.push_back(Flag("max-pods-per-gpu", "N",
+                       "pods per GPU, to go below the rules' limit of 20 (default: the rules')",
+                       SetInt(o.policy.max_pods_per_gpu, 1, 1000)));
+  specs.push_back(Flag("reservation-ttl", "DURATION",
+                       "how long an allowed binding counts before the watch shows its pod "
+                       "(default 30s)",
+                       SetDuration(o.reservation_ttl)));
+  specs.push_back(
+      Flag("cluster-state", "FILE",
+           "read nodes and pods once from this file (kubectl get nodes,pods -A -o json) "
+           "instead of watching the API server",
+           SetString(o.cluster_state_file)));
+  specs.push_back(Flag("kubeconfig", "FILE",
+                       "watch the API server named in this kubeconfig (default: in-cluster "
+                       "service account)",
+                       SetString(o.kubeconfig_file)));
+  specs.push_back(Flag("context", "NAME", "kubeconfig context (default: its current-context)",
+                       SetString(o.kubeconfig_context)));
   for (FlagSpec& spec : FactFlagSpecs(o.facts)) specs.push_back(std::move(spec));
   return specs;
 }
@@ -104,6 +151,12 @@ StatusOr<ServeCommandLine> ParseServeOptions(const std::vector<std::string>& arg
       options.write_timeout < std::chrono::seconds(1)) {
     // cpp-httplib counts keep-alive idle time in whole seconds.
     return InvalidArgument("--idle-timeout, --read-timeout and --write-timeout must be >= 1s");
+  }
+  if (!options.cluster_state_file.empty() && !options.kubeconfig_file.empty()) {
+    return InvalidArgument("--cluster-state and --kubeconfig exclude each other");
+  }
+  if (options.reservation_ttl < std::chrono::seconds(1)) {
+    return InvalidArgument("--reservation-ttl must be >= 1s");
   }
   if (options.tls_reload_interval < std::chrono::milliseconds(100)) {
     return InvalidArgument("--tls-reload-interval must be >= 100ms");

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "core/placement_policy.h"
 #include "core/status.h"
 #include "shell/fact_flags.h"
 #include "shell/flags.h"
@@ -46,6 +47,17 @@ struct ServeOptions {
 
   // The rules file and where node facts come from (shared with `check`).
   FactOptions facts;
+
+  // What denials do (enforce, warn, dry-run), what `unknown` leads to, and a lower pod limit.
+  PolicyOptions policy;
+  // How long an allowed binding counts before the watch shows its pod.
+  std::chrono::milliseconds reservation_ttl{30'000};
+
+  // Where cluster state comes from: a file (`kubectl get nodes,pods -A -o json`), a kubeconfig,
+  // or, with neither, the pod's service account (in-cluster).
+  std::string cluster_state_file;
+  std::string kubeconfig_file;
+  std::string kubeconfig_context;
 };
 
 struct ServeCommandLine {

@@ -1,6 +1,7 @@
 #include "shell/webhook_server.h"
 
 #include <chrono>
+#include <thread>
 
 #include "adapters/admission_codec.h"
 #include "shell/log.h"
@@ -44,9 +45,10 @@ std::string ServerRefusalReason(int status) {
 }  // namespace
 
 WebhookServer::WebhookServer(const ServeOptions& options, CertificateStore& certificates,
-                             Policy policy, Metrics& metrics)
+                             Policy policy, Metrics& metrics, FactReader read_facts)
     : options_(options),
       policy_(std::move(policy)),
+      read_facts_(std::move(read_facts)),
       metrics_(metrics),
       server_(std::make_unique<httplib::SSLServer>([&certificates](SSL_CTX& context) {
         return ConfigureServerTls(context, certificates);
@@ -103,13 +105,30 @@ Status WebhookServer::Bind() {
   return BindServer(*server_, options_.listen, port_);
 }
 
-void WebhookServer::Run() { server_->listen_after_bind(); }
+void RunGuard::Run(httplib::Server& server) {
+  entered_ = true;
+  if (!stop_requested_) server.listen_after_bind();
+  done_ = true;
+}
+
+void RunGuard::Stop(httplib::Server& server) {
+  stop_requested_ = true;
+  // Run() may be between its check and its accept loop: wait until the loop runs (stop() then
+  // ends it) or Run() has returned. If Run() has not been entered, it will see the request.
+  while (entered_ && !done_ && !server.is_running()) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  server.stop();
+}
+
+void WebhookServer::Run() { guard_.Run(*server_); }
 
 void WebhookServer::HandleValidate(const httplib::Request& request, httplib::Response& response) {
   const auto start = std::chrono::steady_clock::now();
   metrics_.in_flight().Increment();
   ReviewOutcome outcome = HandleReview(
-      ReviewCall{request.method, request.get_header_value("Content-Type"), request.body}, policy_);
+      ReviewCall{request.method, request.get_header_value("Content-Type"), request.body}, policy_,
+      read_facts_);
   const auto latency = std::chrono::steady_clock::now() - start;
   metrics_.in_flight().Decrement();
 
@@ -117,6 +136,7 @@ void WebhookServer::HandleValidate(const httplib::Request& request, httplib::Res
     metrics_.RecordDecision(outcome.request->ResourcePath(), outcome.request->operation,
                             outcome.decision.verdict,
                             std::chrono::duration<double>(latency).count());
+    metrics_.RecordPolicyDecision(outcome.decision);
   } else {
     metrics_.RecordBadRequest(outcome.bad_request_reason);
   }

@@ -16,21 +16,36 @@
 
 #include "core/policy.h"
 #include "shell/metrics.h"
+#include "shell/review_handler.h"
 #include "shell/serve_options.h"
 #include "shell/tls_certificates.h"
 
 namespace cgpu {
 
+// cpp-httplib's stop() does nothing until the accept loop runs, so a Stop() that comes before
+// Run() has started would be lost and Run() would never return. This pairs them safely: Run()
+// skips the loop when a stop came first, and Stop() waits for a loop that is starting.
+class RunGuard {
+ public:
+  void Run(httplib::Server& server);
+  void Stop(httplib::Server& server);
+
+ private:
+  std::atomic<bool> entered_{false};
+  std::atomic<bool> stop_requested_{false};
+  std::atomic<bool> done_{false};
+};
+
 class WebhookServer {
  public:
   WebhookServer(const ServeOptions& options, CertificateStore& certificates, Policy policy,
-                Metrics& metrics);
+                Metrics& metrics, FactReader read_facts = RequestOnly);
 
   Status Bind();
   int port() const { return port_; }
   void Run();
   void BeginDrain() { draining_ = true; }
-  void Stop() { server_->stop(); }
+  void Stop() { guard_.Stop(*server_); }
   // TLS handshakes completed since start: with keep-alive working, far fewer than requests.
   long completed_handshakes() const { return SSL_CTX_sess_accept_good(server_->ssl_context()); }
 
@@ -40,10 +55,12 @@ class WebhookServer {
 
   const ServeOptions options_;
   const Policy policy_;
+  const FactReader read_facts_;
   Metrics& metrics_;
   std::unique_ptr<httplib::SSLServer> server_;
   std::atomic<bool> draining_{false};
   int port_ = 0;
+  RunGuard guard_;
 };
 
 // /metrics, /healthz and /readyz over plain HTTP, on their own port so that probes and scrapes
@@ -55,13 +72,14 @@ class OpsServer {
 
   Status Bind();
   int port() const { return port_; }
-  void Run() { server_.listen_after_bind(); }
-  void Stop() { server_.stop(); }
+  void Run() { guard_.Run(server_); }
+  void Stop() { guard_.Stop(server_); }
 
  private:
   const HostPort listen_;
   httplib::Server server_;
   int port_ = 0;
+  RunGuard guard_;
 };
 
 }  // namespace cgpu

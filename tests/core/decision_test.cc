@@ -45,9 +45,9 @@ TEST(AdmissionRequestTest, OperationNames) {
 }
 
 TEST(PolicyTest, AllowEverythingAllows) {
-  AdmissionRequest request;
-  request.operation = Operation::kDelete;
-  Decision decision = AllowEverything(request);
+  ReviewFacts facts;
+  facts.request.operation = Operation::kDelete;
+  Decision decision = AllowEverything(facts);
   EXPECT_TRUE(decision.allowed());
   EXPECT_TRUE(decision.message.empty());
 }

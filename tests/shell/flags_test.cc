@@ -119,5 +119,34 @@ TEST(ServeOptionsTest, HelpListsEveryFlag) {
   }
 }
 
+TEST(ServeOptionsTest, PolicyAndClusterFlags) {
+  auto parsed = ParseServeOptions({"--tls-cert", "c", "--tls-key", "k", "--mode", "dry-run",
+                                   "--unknown-policy", "deny", "--max-pods-per-gpu", "10",
+                                   "--reservation-ttl", "5s", "--cluster-state", "state.json"});
+  ASSERT_TRUE(parsed.ok()) << parsed.status().message();
+  const ServeOptions& options = parsed->options;
+  EXPECT_EQ(options.policy.mode, EnforcementMode::kDryRun);
+  EXPECT_EQ(options.policy.unknown, UnknownPolicy::kDeny);
+  EXPECT_EQ(options.policy.max_pods_per_gpu, 10);
+  EXPECT_EQ(options.reservation_ttl, std::chrono::seconds(5));
+  EXPECT_EQ(options.cluster_state_file, "state.json");
+
+  ServeOptions defaults;
+  EXPECT_EQ(defaults.policy.mode, EnforcementMode::kEnforce);
+  EXPECT_EQ(defaults.policy.unknown, UnknownPolicy::kWarn);
+
+  EXPECT_EQ(ParseServeOptions({"--tls-cert", "c", "--tls-key", "k", "--mode", "audit"})
+                .status()
+                .message(),
+            "--mode: expected one of enforce, warn, dry-run, got \"audit\"");
+  EXPECT_EQ(ParseServeOptions({"--tls-cert", "c", "--tls-key", "k", "--cluster-state", "s",
+                               "--kubeconfig", "k"})
+                .status()
+                .message(),
+            "--cluster-state and --kubeconfig exclude each other");
+  EXPECT_FALSE(
+      ParseServeOptions({"--tls-cert", "c", "--tls-key", "k", "--max-pods-per-gpu", "0"}).ok());
+}
+
 }  // namespace
 }  // namespace cgpu

@@ -35,8 +35,8 @@ TEST(ReviewHandlerTest, AllowsAWellFormedReview) {
 }
 
 TEST(ReviewHandlerTest, PolicyDenialIsEncoded) {
-  Policy deny = [](const AdmissionRequest& request) {
-    return Deny("test", "no pods in " + request.namespace_name);
+  Policy deny = [](const ReviewFacts& facts) {
+    return Deny("test", "no pods in " + facts.request.namespace_name);
   };
   std::string body = json::parse(kPodCreate).dump();
   ReviewOutcome outcome = Call("POST", "application/json; charset=utf-8", body, deny);
@@ -48,7 +48,7 @@ TEST(ReviewHandlerTest, PolicyDenialIsEncoded) {
 }
 
 TEST(ReviewHandlerTest, ThrowingPolicyBecomesHttp500) {
-  Policy broken = [](const AdmissionRequest&) -> Decision { throw std::runtime_error("boom"); };
+  Policy broken = [](const ReviewFacts&) -> Decision { throw std::runtime_error("boom"); };
   ReviewOutcome outcome = Call("POST", "application/json", kPodCreate, broken);
   EXPECT_EQ(outcome.http_status, 500);
   EXPECT_EQ(outcome.decision.verdict, Verdict::kErrored);
@@ -56,7 +56,7 @@ TEST(ReviewHandlerTest, ThrowingPolicyBecomesHttp500) {
 }
 
 TEST(ReviewHandlerTest, ErroredDecisionKeepsItsStatus) {
-  Policy unavailable = [](const AdmissionRequest&) {
+  Policy unavailable = [](const ReviewFacts&) {
     return Errored("cache-not-synced", "cluster state is not loaded yet", 503);
   };
   ReviewOutcome outcome = Call("POST", "application/json", kPodCreate, unavailable);

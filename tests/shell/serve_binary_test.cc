@@ -13,74 +13,22 @@
 #include <sstream>
 #include <thread>
 
+#include "cluster/cluster_objects.h"
+#include "support/child_process.h"
 #include "support/fixtures.h"
 #include "support/test_certificates.h"
 
 namespace cgpu {
 namespace {
 
+using testing::Process;
+using testing::Spawn;
+using testing::WaitForPort;
+
 using namespace std::chrono_literals;
 
-struct Process {
-  pid_t pid = -1;
-  std::string log_path;
-
-  std::string Log() const {
-    std::ifstream in(log_path);
-    std::stringstream text;
-    text << in.rdbuf();
-    return text.str();
-  }
-  // Exit status, or -1 if still running after `timeout`.
-  int Wait(std::chrono::milliseconds timeout) {
-    const auto deadline = std::chrono::steady_clock::now() + timeout;
-    while (std::chrono::steady_clock::now() < deadline) {
-      int status = 0;
-      if (waitpid(pid, &status, WNOHANG) == pid) {
-        pid = -1;
-        return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-      }
-      std::this_thread::sleep_for(10ms);
-    }
-    return -1;
-  }
-  ~Process() {
-    if (pid > 0) {
-      kill(pid, SIGKILL);
-      waitpid(pid, nullptr, 0);
-    }
-  }
-};
-
-// Starts the binary with stdout and stderr going to a log file.
-std::unique_ptr<Process> Spawn(const std::vector<std::string>& args, const std::string& dir) {
-  auto process = std::make_unique<Process>();
-  process->log_path = dir + "/out.log";
-  process->pid = fork();
-  if (process->pid == 0) {
-    int fd = open(process->log_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    dup2(fd, 1);
-    dup2(fd, 2);
-    std::vector<char*> argv{const_cast<char*>(CGPU_GUARD_BINARY)};
-    for (const auto& arg : args) argv.push_back(const_cast<char*>(arg.c_str()));
-    argv.push_back(nullptr);
-    execv(CGPU_GUARD_BINARY, argv.data());
-    _exit(127);
-  }
-  return process;
-}
-
-// The port named in the "serving" log line's `field` ("webhook" or "metrics"), or 0 after 5 s.
-int WaitForPort(const Process& process, const std::string& field, const std::string& scheme) {
-  const std::regex pattern("\"" + field + "\":\"" + scheme + R"(://127\.0\.0\.1:(\d+)/)");
-  for (int i = 0; i < 500; ++i) {
-    std::smatch match;
-    const std::string log = process.Log();
-    if (std::regex_search(log, match, pattern)) return std::stoi(match[1]);
-    std::this_thread::sleep_for(10ms);
-  }
-  return 0;
-}
+// The README's demo cluster: see scripts/local/README.md for what it holds.
+const std::string kDemoState = std::string(CGPU_SOURCE_DIR) + "/scripts/local/cluster-state.json";
 
 int RunToEnd(const std::vector<std::string>& args, std::string& output) {
   const std::string dir = testing::MakeTempDir();
@@ -119,9 +67,10 @@ TEST(BinaryTest, DevCertsScriptMakesAVerifiableServingCertificate) {
   std::ifstream first_file(dir + "/tls.crt");
   std::stringstream first;
   first << first_file.rdbuf();
-  auto process = Spawn({"serve", "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0",
-                        "--tls-cert", dir + "/tls.crt", "--tls-key", dir + "/tls.key"},
-                       dir);
+  auto process =
+      Spawn({"serve", "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0", "--tls-cert",
+             dir + "/tls.crt", "--tls-key", dir + "/tls.key", "--cluster-state", kDemoState},
+            dir);
   const int port = WaitForPort(*process, "webhook", "https");
   ASSERT_NE(port, 0) << process->Log();
   for (const char* host : {"localhost", "127.0.0.1"}) {
@@ -144,14 +93,11 @@ class ServingBinaryTest : public ::testing::Test {
   void SetUp() override {
     dir_ = testing::MakeTempDir();
     ca_ = testing::MakeTestCa();
-    testing::WriteFile(dir_ + "/ca.crt", ca_.cert_pem);
-    auto pair = testing::MakeServingPair(ca_, "first");
-    testing::WriteFile(dir_ + "/tls.crt", pair.cert_pem);
-    testing::WriteFile(dir_ + "/tls.key", pair.key_pem);
+    testing::WriteServingFiles(dir_, ca_, "first");
     process_ =
         Spawn({"serve", "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0", "--tls-cert",
                dir_ + "/tls.crt", "--tls-key", dir_ + "/tls.key", "--tls-reload-interval", "100ms",
-               "--shutdown-delay", "1s", "--idle-timeout", "1s"},
+               "--shutdown-delay", "1s", "--idle-timeout", "1s", "--cluster-state", kDemoState},
               dir_);
     // The "serving" log line names the ports the kernel chose.
     webhook_port_ = WaitForPort(*process_, "webhook", "https");
@@ -225,6 +171,105 @@ TEST_F(ServingBinaryTest, SigtermTurnsReadinessOffThenExitsCleanly) {
   EXPECT_EQ(process_->Wait(15s), 0) << process_->Log();
   EXPECT_GE(std::chrono::steady_clock::now() - start, 1s);  // the shutdown delay was honoured
   EXPECT_NE(process_->Log().find(R"("msg":"stopped")"), std::string::npos);
+}
+
+// ---- Enforcement end to end: AdmissionReview in over TLS, the answer kubectl would show out ----
+
+class EnforcementTest : public ServingBinaryTest {
+ protected:
+  nlohmann::json Review(const std::string& review) {
+    httplib::SSLClient client("127.0.0.1", webhook_port_);
+    client.set_ca_cert_path((dir_ + "/ca.crt").c_str());
+    client.enable_server_certificate_verification(true);
+    auto result = client.Post("/validate", review, "application/json");
+    EXPECT_TRUE(result) << httplib::to_string(result.error());
+    if (!result) return nullptr;
+    EXPECT_EQ(result->status, 200) << result->body;
+    return nlohmann::json::parse(result->body)["response"];
+  }
+  static nlohmann::json Binding(const std::string& pod, const std::string& node) {
+    nlohmann::json binding = testing::MakeBinding(pod, node);
+    binding["metadata"]["namespace"] = "ml";
+    return binding;
+  }
+  static std::string BindingReview(const std::string& pod, const std::string& node) {
+    std::string review =
+        testing::MakeReview("uid-" + pod, "pods", "binding", "CREATE", pod, Binding(pod, node));
+    nlohmann::json json = nlohmann::json::parse(review);
+    json["request"]["namespace"] = "ml";
+    return json.dump();
+  }
+};
+
+TEST_F(EnforcementTest, BindingA21stPodToAGpuIsDeniedWithTheReason) {
+  nlohmann::json response = Review(BindingReview("llm-20", "gpu-a10-1"));
+  EXPECT_EQ(response["uid"], "uid-llm-20");
+  EXPECT_EQ(response["allowed"], false);
+  EXPECT_EQ(response["status"]["code"], 403);
+  const std::string message = response["status"]["message"];
+  EXPECT_NE(message.find("cannot run cGPU pod ml/llm-20 on node gpu-a10-1: GPU 0 already runs 20 "
+                         "cGPU pods"),
+            std::string::npos)
+      << message;
+  EXPECT_EQ(Review(BindingReview("embed-3", "gpu-a10-1"))["allowed"], true);
+  EXPECT_EQ(Review(BindingReview("llm-20", "cpu-1"))["allowed"], true);
+
+  std::this_thread::sleep_for(50ms);
+  const std::string log = process_->Log();
+  EXPECT_NE(log.find(R"("reason":"pods-per-gpu")"), std::string::npos) << log;
+  httplib::Client ops("127.0.0.1", metrics_port_);
+  const std::string metrics = ops.Get("/metrics")->body;
+  EXPECT_NE(metrics.find(
+                R"(cgpu_guard_policy_decisions_total{outcome="denied",reason="pods-per-gpu"} 1)"),
+            std::string::npos)
+      << metrics;
+}
+
+TEST_F(EnforcementTest, BindingToAnIncompatibleNodeSaysWhatToUpgrade) {
+  nlohmann::json response = Review(BindingReview("legacy-0", "gpu-old-cgpu"));
+  EXPECT_EQ(response["allowed"], false);
+  const std::string message = response["status"]["message"];
+  EXPECT_NE(message.find("cGPU 1.5.2 does not support NVIDIA driver 535.104.05 (535 series needs "
+                         "cGPU 1.5.3-1.5.20); upgrade cGPU"),
+            std::string::npos)
+      << message;
+}
+
+TEST_F(EnforcementTest, PodCreatedOntoAFullGpuIsDenied) {
+  testing::PodSpec spec{
+      .name = "direct", .node = "gpu-a10-1", .gpus = {0}, .phase = "", .namespace_name = "ml"};
+  nlohmann::json review = nlohmann::json::parse(
+      testing::MakeReview("uid-direct", "pods", "", "CREATE", "direct", testing::MakePod(spec)));
+  review["request"]["namespace"] = "ml";
+  nlohmann::json response = Review(review.dump());
+  EXPECT_EQ(response["allowed"], false);
+  EXPECT_NE(response["status"]["message"].get<std::string>().find("GPU 0 already runs 20"),
+            std::string::npos);
+}
+
+TEST_F(EnforcementTest, PodMovedOntoAFullGpuIsDenied) {
+  testing::PodSpec before{
+      .name = "embed-0", .node = "gpu-a10-1", .gpus = {1}, .namespace_name = "ml"};
+  testing::PodSpec after = before;
+  after.gpus = {0};
+  nlohmann::json review =
+      nlohmann::json::parse(testing::MakeReview("uid-move", "pods", "", "UPDATE", "embed-0",
+                                                testing::MakePod(after), testing::MakePod(before)));
+  review["request"]["namespace"] = "ml";
+  EXPECT_EQ(Review(review.dump())["allowed"], false);
+}
+
+TEST_F(EnforcementTest, EnablingCgpuOnAnIncompatibleNodeIsDenied) {
+  const nlohmann::json before =
+      testing::MakeNode({.name = "gpu-new", .schedule = "", .kernel = "6.6.0-1.al8.x86_64"});
+  const nlohmann::json after =
+      testing::MakeNode({.name = "gpu-new", .kernel = "6.6.0-1.al8.x86_64"});
+  nlohmann::json response =
+      Review(testing::MakeReview("uid-node", "nodes", "", "UPDATE", "gpu-new", after, before));
+  EXPECT_EQ(response["allowed"], false);
+  EXPECT_NE(response["status"]["message"].get<std::string>().find(
+                "cannot enable cGPU isolation (ack.node.gpu.schedule=cgpu) on node gpu-new"),
+            std::string::npos);
 }
 
 }  // namespace

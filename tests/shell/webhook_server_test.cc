@@ -29,10 +29,7 @@ class WebhookServerTest : public ::testing::Test {
   void SetUp() override {
     dir_ = testing::MakeTempDir();
     ca_ = testing::MakeTestCa();
-    testing::WriteFile(dir_ + "/ca.crt", ca_.cert_pem);
-    auto pair = testing::MakeServingPair(ca_, "first");
-    testing::WriteFile(dir_ + "/tls.crt", pair.cert_pem);
-    testing::WriteFile(dir_ + "/tls.key", pair.key_pem);
+    testing::WriteServingFiles(dir_, ca_, "first");
     auto store = CertificateStore::Load(dir_ + "/tls.crt", dir_ + "/tls.key");
     ASSERT_TRUE(store.ok()) << store.status().message();
     store_ = std::move(store).value();
@@ -193,7 +190,7 @@ TEST_F(WebhookServerTest, BadRequestsGetPreciseAnswers) {
 
 TEST_F(WebhookServerTest, DrainFinishesInFlightRequestsThenStops) {
   std::promise<void> entered;
-  Start([&entered](const AdmissionRequest&) {
+  Start([&entered](const ReviewFacts&) {
     entered.set_value();
     std::this_thread::sleep_for(300ms);
     return Allow("slow");

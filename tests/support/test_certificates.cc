@@ -169,4 +169,11 @@ void WriteFile(const std::string& path, const std::string& content) {
   }
 }
 
+void WriteServingFiles(const std::string& dir, const TestCa& ca, const std::string& common_name) {
+  WriteFile(dir + "/ca.crt", ca.cert_pem);
+  const ServingPair pair = MakeServingPair(ca, common_name);
+  WriteFile(dir + "/tls.crt", pair.cert_pem);
+  WriteFile(dir + "/tls.key", pair.key_pem);
+}
+
 }  // namespace cgpu::testing

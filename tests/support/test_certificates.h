@@ -37,5 +37,8 @@ HandshakeResult Handshake(int port, int min_version = 0, int max_version = 0,
 
 std::string MakeTempDir();
 void WriteFile(const std::string& path, const std::string& content);
+// <dir>/ca.crt (the CA), <dir>/tls.crt and <dir>/tls.key (a serving pair named `common_name`),
+// as a Kubernetes TLS Secret is mounted.
+void WriteServingFiles(const std::string& dir, const TestCa& ca, const std::string& common_name);
 
 }  // namespace cgpu::testing

@@ -1,0 +1,155 @@
+#include "adapters/cluster_cache.h"
+
+#include <algorithm>
+
+#include "adapters/pod_facts_reader.h"
+
+namespace cgpu {
+
+ClusterCache::ClusterCache(const RuleTable& rules, NodeFactsReader node_reader,
+                           ClusterCacheOptions options)
+    : rules_(rules), node_reader_(std::move(node_reader)), options_(std::move(options)) {}
+
+void ClusterCache::UpsertNode(const nlohmann::json& node) {
+  // Reading and judging happen outside the lock: they are the expensive part.
+  NodeEntry entry{node_reader_.Read(node), {}, true};
+  if (entry.facts.name.empty()) return;
+  entry.evaluation = EvaluateNode(entry.facts, rules_);
+  std::string name = entry.facts.name;
+  std::lock_guard lock(mu_);
+  nodes_[std::move(name)] = std::move(entry);
+}
+
+void ClusterCache::DeleteNode(const std::string& name) {
+  std::lock_guard lock(mu_);
+  nodes_.erase(name);
+}
+
+void ClusterCache::BeginNodeResync() {
+  std::lock_guard lock(mu_);
+  for (auto& [name, entry] : nodes_) entry.seen = false;
+}
+
+void ClusterCache::EndNodeResync() {
+  std::lock_guard lock(mu_);
+  std::erase_if(nodes_, [](const auto& item) { return !item.second.seen; });
+}
+
+void ClusterCache::UpsertPod(const nlohmann::json& pod) { UpsertPodFacts(ReadPodFacts(pod)); }
+
+void ClusterCache::UpsertPodFacts(const PodFacts& pod) {
+  if (pod.name.empty()) return;
+  std::lock_guard lock(mu_);
+  if (pod.shares_gpu && !pod.gpus.known() && !pod.node_name.empty()) {
+    // No GPU written on a bound pod: on a one-GPU node it can only be GPU 0.
+    if (auto node = nodes_.find(pod.node_name); node != nodes_.end()) {
+      std::vector<int> gpus = EffectiveGpus(pod.gpus, &node->second.facts);
+      if (!gpus.empty()) {
+        PodFacts placed = pod;
+        placed.gpus.indices = std::move(gpus);
+        ledger_.UpsertPod(placed);
+        return;
+      }
+    }
+  }
+  ledger_.UpsertPod(pod);
+}
+
+void ClusterCache::DeletePod(const std::string& pod_key) {
+  std::lock_guard lock(mu_);
+  ledger_.RemovePod(pod_key);
+}
+
+void ClusterCache::BeginPodResync() {
+  std::lock_guard lock(mu_);
+  ledger_.BeginResync();
+}
+
+void ClusterCache::EndPodResync() {
+  std::lock_guard lock(mu_);
+  ledger_.RemoveUnseen();
+}
+
+std::optional<ClusterCache::PodInfo> ClusterCache::FindPod(const std::string& pod_key) const {
+  std::lock_guard lock(mu_);
+  const GpuLedger::PodRecord* pod = ledger_.FindPod(pod_key);
+  if (pod == nullptr) return std::nullopt;
+  return PodInfo{pod->shares_gpu, pod->node, pod->gpus};
+}
+
+std::optional<bool> ClusterCache::NodeIsCgpu(const std::string& node) const {
+  std::lock_guard lock(mu_);
+  auto it = nodes_.find(node);
+  if (it == nodes_.end()) return std::nullopt;
+  return it->second.facts.cgpu_enabled;
+}
+
+std::optional<int> ClusterCache::SlotsLeft(const std::string& node, const std::vector<int>& gpus,
+                                           const std::string& pod_key,
+                                           const PolicyOptions& options) const {
+  std::lock_guard lock(mu_);
+  auto it = nodes_.find(node);
+  if (it == nodes_.end()) return std::nullopt;
+  const int limit = PodsPerGpuLimit(it->second.facts, rules_, options).value;
+  const std::vector<int> counts = ledger_.PodsPerGpu(node, pod_key);
+  int fullest = 0;
+  if (gpus.empty()) {
+    for (int count : counts) fullest = std::max(fullest, count);
+  } else {
+    for (int gpu : gpus) {
+      if (gpu >= 0 && static_cast<size_t>(gpu) < counts.size()) {
+        fullest = std::max(fullest, counts[gpu]);
+      }
+    }
+  }
+  return limit - fullest;
+}
+
+Decision ClusterCache::Place(const Placement& placement, const std::string& pod_key,
+                             const PolicyOptions& options, bool reserve) {
+  std::lock_guard lock(mu_);
+  NodeView view;
+  auto node = nodes_.find(placement.node);
+  if (node != nodes_.end()) {
+    view.facts = &node->second.facts;
+    view.evaluation = &node->second.evaluation;
+    view.pods_per_gpu = ledger_.PodsPerGpu(placement.node, pod_key);
+  }
+  Decision decision = DecidePlacement(placement, view, rules_, options);
+  if (reserve && decision.allowed() && view.facts != nullptr && view.facts->cgpu_enabled) {
+    const std::vector<int> gpus = EffectiveGpus(placement.gpus, view.facts);
+    if (!gpus.empty()) {
+      ledger_.Reserve(pod_key, placement.node, gpus, options_.now() + options_.reservation_ttl);
+    }
+  }
+  return decision;
+}
+
+size_t ClusterCache::ExpireReservations() {
+  const SteadyTime now = options_.now();
+  std::lock_guard lock(mu_);
+  return ledger_.ExpireReservations(now);
+}
+
+ClusterStats ClusterCache::Stats(const PolicyOptions& options) const {
+  ClusterStats stats;
+  std::lock_guard lock(mu_);
+  stats.nodes = nodes_.size();
+  for (const auto& [name, entry] : nodes_) {
+    if (!entry.facts.cgpu_enabled) continue;
+    ++stats.cgpu_nodes;
+    if (entry.evaluation.verdict == NodeVerdict::kIncompatible) ++stats.incompatible_nodes;
+    const int limit = PodsPerGpuLimit(entry.facts, rules_, options).value;
+    for (int count : ledger_.PodsPerGpu(name)) {
+      if (count <= 0) continue;
+      ++stats.gpus_in_use;
+      stats.max_pods_on_a_gpu = std::max(stats.max_pods_on_a_gpu, count);
+      if (count >= limit) ++stats.gpus_at_limit;
+    }
+  }
+  stats.pods = ledger_.pod_count();
+  stats.reservations = ledger_.reservation_count();
+  return stats;
+}
+
+}  // namespace cgpu

@@ -1,0 +1,107 @@
+// ClusterCache: what cgpu-guard knows of the cluster, as compact facts, shared by all requests.
+//
+// Fed by the pod and node informers (or once from a state file): nodes become NodeFacts with
+// their rule verdict computed once per change, pods become a few bytes each in a GpuLedger.
+// Requests read it under one mutex; a placement is judged and, when allowed, reserved in the same
+// critical section, so that concurrent bindings on this replica can never both take the last slot
+// of a GPU. No I/O happens under the lock. Thread-safe.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <unordered_map>
+
+#include "adapters/node_facts_reader.h"
+#include "core/compatibility.h"
+#include "core/gpu_ledger.h"
+#include "core/placement_policy.h"
+#include "core/rule_table.h"
+
+namespace cgpu {
+
+struct ClusterCacheOptions {
+  // How long an allowed binding counts before the watch must have shown its pod. Bindings reach
+  // the watch in well under a second; the margin covers a watch that is reconnecting.
+  std::chrono::milliseconds reservation_ttl{30'000};
+  std::function<SteadyTime()> now = [] { return std::chrono::steady_clock::now(); };
+};
+
+struct ClusterStats {
+  size_t nodes = 0;
+  size_t cgpu_nodes = 0;
+  size_t incompatible_nodes = 0;
+  size_t pods = 0;
+  size_t reservations = 0;
+  int max_pods_on_a_gpu = 0;
+  size_t gpus_in_use = 0;
+  size_t gpus_at_limit = 0;
+};
+
+class ClusterCache {
+ public:
+  ClusterCache(const RuleTable& rules, NodeFactsReader node_reader, ClusterCacheOptions options);
+
+  // ---- Feeding: from the informers' thread(s) or a state file ----
+  void UpsertNode(const nlohmann::json& node);
+  void DeleteNode(const std::string& name);
+  void BeginNodeResync();
+  void EndNodeResync();  // nodes not upserted since BeginNodeResync are gone
+  void UpsertPod(const nlohmann::json& pod);
+  void UpsertPodFacts(const PodFacts& pod);
+  void DeletePod(const std::string& pod_key);
+  void BeginPodResync();
+  void EndPodResync();
+  void MarkNodesSynced() { nodes_synced_ = true; }
+  void MarkPodsSynced() { pods_synced_ = true; }
+  bool synced() const { return nodes_synced_ && pods_synced_; }
+
+  // ---- Deciding ----
+  // What the cache knows of a pod: nullopt when it has not been seen.
+  struct PodInfo {
+    bool shares_gpu = false;
+    std::string node;
+    std::vector<int> gpus;
+  };
+  std::optional<PodInfo> FindPod(const std::string& pod_key) const;
+  // nullopt when the node is not known; else whether it is cGPU-enabled.
+  std::optional<bool> NodeIsCgpu(const std::string& node) const;
+  // Pods left on `node`'s fullest GPU among `gpus` (or all GPUs when empty) before the limit,
+  // reservations included, `pod_key` left out. Used to decide when a fresh recount is worth it.
+  std::optional<int> SlotsLeft(const std::string& node, const std::vector<int>& gpus,
+                               const std::string& pod_key, const PolicyOptions& options) const;
+  // Judges `placement` and, when it is allowed and `reserve` is set, reserves its GPU slots, all
+  // under one lock. `pod_key` is left out of the counts (re-admitting a pod never counts it
+  // twice).
+  Decision Place(const Placement& placement, const std::string& pod_key,
+                 const PolicyOptions& options, bool reserve);
+
+  // Expires reservations whose pods the watch never showed; returns how many.
+  size_t ExpireReservations();
+  ClusterStats Stats(const PolicyOptions& options) const;
+  const RuleTable& rules() const { return rules_; }
+  const NodeFactsReader& node_reader() const { return node_reader_; }
+
+ private:
+  struct NodeEntry {
+    NodeFacts facts;
+    NodeEvaluation evaluation;
+    bool seen = true;
+  };
+
+  const RuleTable& rules_;
+  const NodeFactsReader node_reader_;
+  const ClusterCacheOptions options_;
+
+  mutable std::mutex mu_;
+  std::unordered_map<std::string, NodeEntry> nodes_;  // guarded by mu_
+  GpuLedger ledger_;                                  // guarded by mu_
+  std::atomic<bool> nodes_synced_{false};
+  std::atomic<bool> pods_synced_{false};
+};
+
+}  // namespace cgpu

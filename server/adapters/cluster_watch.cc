@@ -1,0 +1,80 @@
+#include "adapters/cluster_watch.h"
+
+#include "adapters/pod_facts_reader.h"
+
+namespace cgpu {
+namespace {
+
+using nlohmann::json;
+
+std::string MetadataString(const json& object, const char* key) {
+  const json* metadata =
+      object.is_object() && object.contains("metadata") ? &object["metadata"] : nullptr;
+  if (metadata == nullptr || !metadata->is_object()) return "";
+  auto it = metadata->find(key);
+  return it != metadata->end() && it->is_string() ? it->get<std::string>() : "";
+}
+
+// Names in paths are DNS labels and subdomains; anything else is refused rather than escaped.
+bool SafePathSegment(const std::string& text) {
+  if (text.empty() || text.size() > 253) return false;
+  for (char c : text) {
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '.')) return false;
+  }
+  return true;
+}
+
+json ParseBody(const std::string& body) {
+  return json::parse(body, nullptr, /*allow_exceptions=*/false);
+}
+
+}  // namespace
+
+void PodWatchHandler::OnDelete(const json& pod) {
+  cache_.DeletePod(MetadataString(pod, "namespace") + "/" + MetadataString(pod, "name"));
+}
+
+void NodeWatchHandler::OnDelete(const json& node) {
+  cache_.DeleteNode(MetadataString(node, "name"));
+}
+
+ClusterReads LiveClusterReads(const KubeClient& client) {
+  ClusterReads reads;
+  reads.get_pod = [&client](const std::string& pod_namespace,
+                            const std::string& pod_name) -> StatusOr<std::optional<PodFacts>> {
+    if (!SafePathSegment(pod_namespace) || !SafePathSegment(pod_name)) {
+      return InvalidArgument("not a pod name: " + pod_namespace + "/" + pod_name);
+    }
+    StatusOr<KubeResponse> response =
+        client.Get("/api/v1/namespaces/" + pod_namespace + "/pods/" + pod_name);
+    if (!response.ok()) return response.status();
+    if (response->status == 404) return std::optional<PodFacts>();
+    if (response->status != 200) {
+      return Unavailable("GET pod " + pod_namespace + "/" + pod_name + ": HTTP " +
+                         std::to_string(response->status));
+    }
+    const json pod = ParseBody(response->body);
+    if (!pod.is_object()) return Unavailable("GET pod: the answer is not a Pod");
+    return std::optional<PodFacts>(ReadPodFacts(pod));
+  };
+  reads.list_pods_on_node = [&client](const std::string& node) -> StatusOr<std::vector<PodFacts>> {
+    if (!SafePathSegment(node)) return InvalidArgument("not a node name: " + node);
+    StatusOr<KubeResponse> response =
+        client.Get("/api/v1/pods?fieldSelector=spec.nodeName%3D" + node);
+    if (!response.ok()) return response.status();
+    if (response->status != 200) {
+      return Unavailable("list pods on node " + node + ": HTTP " +
+                         std::to_string(response->status));
+    }
+    const json list = ParseBody(response->body);
+    if (!list.is_object() || !list.contains("items") || !list["items"].is_array()) {
+      return Unavailable("list pods on node " + node + ": the answer is not a PodList");
+    }
+    std::vector<PodFacts> pods;
+    for (const json& item : list["items"]) pods.push_back(ReadPodFacts(item));
+    return pods;
+  };
+  return reads;
+}
+
+}  // namespace cgpu

@@ -1,0 +1,51 @@
+// Informer handlers that keep a ClusterCache in step with the API server's pods and nodes, and
+// the live reads the admission controller may make on the request path.
+//
+// Each handler is driven by one Informer thread (see adapters/informer.h): a (re)list sweeps
+// away what the list no longer holds and marks the collection synced. LiveClusterReads builds
+// ClusterReads over a KubeClient; give it a client with short timeouts, since the API server
+// waits for the webhook while those reads run.
+#pragma once
+
+#include "adapters/admission_controller.h"
+#include "adapters/cluster_cache.h"
+#include "adapters/informer.h"
+#include "adapters/kube_client.h"
+
+namespace cgpu {
+
+class PodWatchHandler : public WatchHandler {
+ public:
+  explicit PodWatchHandler(ClusterCache& cache) : cache_(cache) {}
+  void OnListStart() override { cache_.BeginPodResync(); }
+  void OnObject(const nlohmann::json& pod) override { cache_.UpsertPod(pod); }
+  void OnDelete(const nlohmann::json& pod) override;
+  void OnListEnd() override {
+    cache_.EndPodResync();
+    cache_.MarkPodsSynced();
+  }
+
+ private:
+  ClusterCache& cache_;
+};
+
+class NodeWatchHandler : public WatchHandler {
+ public:
+  explicit NodeWatchHandler(ClusterCache& cache) : cache_(cache) {}
+  void OnListStart() override { cache_.BeginNodeResync(); }
+  void OnObject(const nlohmann::json& node) override { cache_.UpsertNode(node); }
+  void OnDelete(const nlohmann::json& node) override;
+  void OnListEnd() override {
+    cache_.EndNodeResync();
+    cache_.MarkNodesSynced();
+  }
+
+ private:
+  ClusterCache& cache_;
+};
+
+// get_pod: GET /api/v1/namespaces/<ns>/pods/<name>; list_pods_on_node: a consistent list of
+// /api/v1/pods?fieldSelector=spec.nodeName=<node> (no resourceVersion: read from etcd).
+ClusterReads LiveClusterReads(const KubeClient& client);
+
+}  // namespace cgpu

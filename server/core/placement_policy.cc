@@ -1,0 +1,228 @@
+#include "core/placement_policy.h"
+
+#include <algorithm>
+
+namespace cgpu {
+namespace {
+
+std::string Join(const std::vector<int>& values) {
+  std::string text;
+  for (int value : values) text += (text.empty() ? "" : ", ") + std::to_string(value);
+  return text;
+}
+
+// "driver: cGPU 1.5.2 does not support ... (2 more problems: kernel, nvml; see cgpu-guard check)"
+std::string DescribeProblems(const NodeEvaluation& evaluation, RuleVerdict verdict) {
+  std::string first;
+  std::vector<std::string> others;
+  for (const Finding& finding : evaluation.findings) {
+    if (finding.verdict != verdict) continue;
+    if (first.empty()) {
+      first = finding.message;
+    } else {
+      others.push_back(finding.rule);
+    }
+  }
+  if (others.empty()) return first;
+  std::string rest;
+  for (const std::string& rule : others) rest += (rest.empty() ? "" : ", ") + rule;
+  return first + " (" + std::to_string(others.size()) + " more: " + rest +
+         "; run cgpu-guard check for all)";
+}
+
+const Finding* FirstWith(const NodeEvaluation& evaluation, RuleVerdict verdict) {
+  for (const Finding& finding : evaluation.findings) {
+    if (finding.verdict == verdict) return &finding;
+  }
+  return nullptr;
+}
+
+// An `unknown` outcome under the configured policy.
+Decision Unknown(std::string reason, const std::string& message, const UnknownPolicy policy) {
+  switch (policy) {
+    case UnknownPolicy::kDeny:
+      return Deny(std::move(reason), message + " (unknown compatibility is denied by policy)");
+    case UnknownPolicy::kWarn: {
+      Decision decision = Allow(std::move(reason));
+      decision.warnings.push_back("cgpu-guard: " + message);
+      return decision;
+    }
+    case UnknownPolicy::kAllow:
+      break;
+  }
+  return Allow(std::move(reason));
+}
+
+void AddWarnings(Decision& decision, std::vector<std::string> warnings) {
+  for (std::string& warning : warnings) decision.warnings.push_back(std::move(warning));
+}
+
+}  // namespace
+
+std::string_view ToString(EnforcementMode mode) {
+  switch (mode) {
+    case EnforcementMode::kEnforce:
+      return "enforce";
+    case EnforcementMode::kWarn:
+      return "warn";
+    case EnforcementMode::kDryRun:
+      return "dry-run";
+  }
+  return "enforce";
+}
+
+std::string_view ToString(UnknownPolicy policy) {
+  switch (policy) {
+    case UnknownPolicy::kAllow:
+      return "allow";
+    case UnknownPolicy::kWarn:
+      return "warn";
+    case UnknownPolicy::kDeny:
+      return "deny";
+  }
+  return "warn";
+}
+
+PodLimit PodsPerGpuLimit(const NodeFacts& node, const RuleTable& rules,
+                         const PolicyOptions& options) {
+  PodLimit limit{rules.max_pods_per_gpu, "the most cGPU supports on one GPU"};
+  if (options.max_pods_per_gpu > 0 && options.max_pods_per_gpu < limit.value) {
+    limit = {options.max_pods_per_gpu, "the limit set by --max-pods-per-gpu"};
+  }
+  if (node.max_pods_per_gpu && *node.max_pods_per_gpu < limit.value) {
+    limit = {*node.max_pods_per_gpu, "the node's ack.node.gpu.max-pod limit"};
+  }
+  return limit;
+}
+
+std::vector<int> EffectiveGpus(const GpuAssignment& gpus, const NodeFacts* node) {
+  if (gpus.known()) return gpus.indices;
+  if (node != nullptr && node->gpu_count == 1) return {0};
+  return {};
+}
+
+Decision DecidePlacement(const Placement& placement, const NodeView& node, const RuleTable& rules,
+                         const PolicyOptions& options) {
+  const std::string where = "pod " + placement.pod + " on node " + placement.node;
+  if (node.facts == nullptr) {
+    return Unknown("node-unknown",
+                   "node " + placement.node + " is not in cgpu-guard's cluster state yet, so " +
+                       where + " was not checked",
+                   options.unknown);
+  }
+  const NodeFacts& facts = *node.facts;
+  if (!facts.cgpu_enabled) return Allow("not-cgpu-node");
+
+  std::vector<std::string> warnings;
+  if (node.evaluation != nullptr) {
+    const NodeEvaluation& evaluation = *node.evaluation;
+    if (evaluation.verdict == NodeVerdict::kIncompatible) {
+      return Deny(FirstWith(evaluation, RuleVerdict::kIncompatible)->rule,
+                  "cannot run cGPU " + where + ": the node's cGPU setup is incompatible: " +
+                      DescribeProblems(evaluation, RuleVerdict::kIncompatible));
+    }
+    if (evaluation.verdict == NodeVerdict::kUnknown) {
+      Decision unknown = Unknown(
+          FirstWith(evaluation, RuleVerdict::kUnknown)->rule,
+          "compatibility of node " + placement.node +
+              " with cGPU is unknown: " + DescribeProblems(evaluation, RuleVerdict::kUnknown),
+          options.unknown);
+      if (!unknown.allowed()) return unknown;
+      warnings = std::move(unknown.warnings);
+    }
+  }
+
+  const PodLimit limit = PodsPerGpuLimit(facts, rules, options);
+  const RuleText& text = rules.Text("pods-per-gpu");
+  auto count_on = [&](int gpu) {
+    return gpu >= 0 && static_cast<size_t>(gpu) < node.pods_per_gpu.size() ? node.pods_per_gpu[gpu]
+                                                                           : 0;
+  };
+  const std::vector<int> gpus = EffectiveGpus(placement.gpus, node.facts);
+  if (gpus.empty()) {
+    // Which GPU is not written on the pod. If every GPU of the node is full it cannot fit anywhere.
+    if (facts.gpu_count && *facts.gpu_count > 0) {
+      bool all_full = true;
+      for (int gpu = 0; gpu < *facts.gpu_count; ++gpu) all_full &= count_on(gpu) >= limit.value;
+      if (all_full) {
+        return Deny("pods-per-gpu",
+                    "cannot run cGPU " + where + ": every GPU of the node already runs " +
+                        std::to_string(limit.value) + " cGPU pods and " +
+                        std::to_string(limit.value) + " is " + limit.source + " (" + text.symptom +
+                        "); " + text.remedy + ": schedule it to another node or add GPU capacity");
+      }
+    }
+    Decision unknown = Unknown(
+        "gpu-unknown",
+        "cannot tell which GPU " + where + " uses" +
+            (placement.gpus.error.empty() ? " (no GPU allocation annotation on the pod)"
+                                          : " (" + placement.gpus.error + ")") +
+            ", so the " + std::to_string(limit.value) + "-pods-per-GPU limit was not checked",
+        options.unknown);
+    if (!unknown.allowed()) return unknown;
+    AddWarnings(unknown, std::move(warnings));
+    return unknown;
+  }
+
+  std::vector<int> full;
+  for (int gpu : gpus) {
+    if (count_on(gpu) + 1 > limit.value) full.push_back(gpu);
+  }
+  if (!full.empty()) {
+    const bool one = full.size() == 1;
+    return Deny("pods-per-gpu", "cannot run cGPU " + where + ": GPU" + (one ? " " : "s ") +
+                                    Join(full) + (one ? " already runs " : " already run ") +
+                                    std::to_string(count_on(full.front())) + " cGPU pods and " +
+                                    std::to_string(limit.value) + " is " + limit.source + " (" +
+                                    text.symptom + "); " + text.remedy +
+                                    ": schedule it to another GPU or node, or add GPU capacity");
+  }
+  Decision decision = Allow("within-limits");
+  AddWarnings(decision, std::move(warnings));
+  return decision;
+}
+
+Decision DecideNodeChange(const AdmissionRequest& request, const NodeFacts* old_node,
+                          const NodeFacts& node, const NodeEvaluation& evaluation,
+                          const PolicyOptions& options) {
+  // Status updates come from the kubelet: refusing them would stop it reporting the node.
+  if (request.sub_resource == "status") return Allow("node-status");
+  if (!node.cgpu_enabled) return Allow("not-cgpu-node");
+  const std::string name = node.name.empty() ? request.name : node.name;
+  const bool newly_enabled = old_node == nullptr || !old_node->cgpu_enabled;
+
+  if (evaluation.verdict == NodeVerdict::kIncompatible) {
+    const std::string problems = DescribeProblems(evaluation, RuleVerdict::kIncompatible);
+    const std::string rule = FirstWith(evaluation, RuleVerdict::kIncompatible)->rule;
+    if (newly_enabled) {
+      return Deny(rule, "cannot enable cGPU isolation (" + node.cgpu_enabled_by + ") on node " +
+                            name + ": its cGPU setup is incompatible: " + problems);
+    }
+    Decision decision = Allow(rule);
+    decision.warnings.push_back("cgpu-guard: node " + name +
+                                " has cGPU enabled but is incompatible: " + problems);
+    return decision;
+  }
+  if (evaluation.verdict == NodeVerdict::kUnknown && newly_enabled) {
+    return Unknown(FirstWith(evaluation, RuleVerdict::kUnknown)->rule,
+                   "compatibility of node " + name + " with cGPU is unknown: " +
+                       DescribeProblems(evaluation, RuleVerdict::kUnknown),
+                   options.unknown);
+  }
+  return Allow("compatible-node");
+}
+
+Decision ApplyMode(Decision decision, EnforcementMode mode) {
+  if (decision.verdict != Verdict::kDenied || mode == EnforcementMode::kEnforce) return decision;
+  Decision allowed = Allow(decision.reason);
+  allowed.would_deny = true;
+  allowed.message = decision.message;
+  allowed.warnings = std::move(decision.warnings);
+  if (mode == EnforcementMode::kWarn) {
+    allowed.warnings.insert(allowed.warnings.begin(),
+                            "cgpu-guard (warn mode) would deny: " + decision.message);
+  }
+  return allowed;
+}
+
+}  // namespace cgpu

@@ -1,0 +1,78 @@
+// The admission decisions of cgpu-guard, as pure functions over plain facts.
+//
+//   DecidePlacement:  may this cGPU pod run on this node, on these GPUs? (pods/binding, pod
+//                     CREATE with spec.nodeName, pod UPDATE that moves a bound pod's GPUs)
+//   DecideNodeChange: may this node become cGPU-enabled with the facts it has?
+//   ApplyMode:        what enforce / warn / dry-run make of a decision.
+//
+// No I/O, no clock, no locks: the caller looks up the node's facts and the per-GPU pod counts
+// (adapters/cluster_cache) and passes them in. Messages stand alone in kubectl's "admission
+// webhook ... denied the request: <message>": what, where, why and what to upgrade.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/admission_request.h"
+#include "core/compatibility.h"
+#include "core/decision.h"
+#include "core/node_facts.h"
+#include "core/pod_facts.h"
+#include "core/rule_table.h"
+
+namespace cgpu {
+
+enum class EnforcementMode { kEnforce, kWarn, kDryRun };
+// What an `unknown` verdict (the rules say nothing, or a fact is missing) leads to.
+enum class UnknownPolicy { kAllow, kWarn, kDeny };
+
+std::string_view ToString(EnforcementMode mode);  // "enforce", "warn", "dry-run"
+std::string_view ToString(UnknownPolicy policy);  // "allow", "warn", "deny"
+
+struct PolicyOptions {
+  EnforcementMode mode = EnforcementMode::kEnforce;
+  UnknownPolicy unknown = UnknownPolicy::kWarn;
+  // Pods per GPU, when lower than the rules' limit (20). 0: the rules' limit.
+  int max_pods_per_gpu = 0;
+};
+
+// What the cache knows of the target node.
+struct NodeView {
+  const NodeFacts* facts = nullptr;  // nullptr: the node is not known (yet)
+  const NodeEvaluation* evaluation = nullptr;
+  // cGPU pods per GPU index on the node now, reservations included, the pod being placed left
+  // out. Indices past the end hold no pod.
+  std::vector<int> pods_per_gpu;
+};
+
+struct Placement {
+  std::string pod;   // "namespace/name", for messages
+  std::string node;  // target node name
+  GpuAssignment gpus;
+};
+
+// The limit for one node: the rules' limit, lowered by the options and the node's own
+// ack.node.gpu.max-pod label. `source` says which of them set it.
+struct PodLimit {
+  int value = 20;
+  std::string source;
+};
+PodLimit PodsPerGpuLimit(const NodeFacts& node, const RuleTable& rules,
+                         const PolicyOptions& options);
+
+// The GPUs a placement will count on: its assignment, or GPU 0 on a node with one GPU.
+std::vector<int> EffectiveGpus(const GpuAssignment& gpus, const NodeFacts* node);
+
+Decision DecidePlacement(const Placement& placement, const NodeView& node, const RuleTable& rules,
+                         const PolicyOptions& options);
+
+Decision DecideNodeChange(const AdmissionRequest& request, const NodeFacts* old_node,
+                          const NodeFacts& node, const NodeEvaluation& evaluation,
+                          const PolicyOptions& options);
+
+// enforce: unchanged. warn: a denial becomes an allow carrying the message as a warning.
+// dry-run: a denial becomes a plain allow; `would_deny` stays set for logs and metrics.
+Decision ApplyMode(Decision decision, EnforcementMode mode);
+
+}  // namespace cgpu

@@ -1,0 +1,423 @@
+// The admission controller over a real ClusterCache: each enforcement point, fed with
+// AdmissionReviews as the API server sends them, decoded by the real codec.
+#include "adapters/admission_controller.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <thread>
+
+#include "adapters/cluster_state_file.h"
+#include "adapters/embedded_rules.h"
+#include "adapters/review_facts_reader.h"
+#include "cluster/cluster_objects.h"
+
+namespace cgpu {
+namespace {
+
+using nlohmann::json;
+using testing::GpuScheme;
+using testing::MakeBinding;
+using testing::MakeList;
+using testing::MakeNode;
+using testing::MakePod;
+using testing::MakeReview;
+using testing::NodeSpec;
+using testing::PodSpec;
+
+NodeFactsReader Reader() { return NodeFactsReader::Create(FactSources{}, EmbeddedRules()).value(); }
+
+class ControllerTest : public ::testing::Test {
+ protected:
+  ControllerTest() : cache_(EmbeddedRules(), Reader(), CacheOptions()), facts_(Reader()) {}
+
+  ClusterCacheOptions CacheOptions() {
+    ClusterCacheOptions options;
+    options.reservation_ttl = std::chrono::seconds(30);
+    options.now = [this] { return now_; };
+    return options;
+  }
+
+  void Load(std::vector<json> objects) {
+    ASSERT_TRUE(LoadClusterState(MakeList(objects), cache_).ok());
+  }
+
+  // `count` running cGPU pods on GPU `gpu` of `node`.
+  static void AddPods(std::vector<json>& objects, const std::string& node, int gpu, int count,
+                      GpuScheme scheme = GpuScheme::kAllocationAnnotation,
+                      const std::string& prefix = "") {
+    for (int i = 0; i < count; ++i) {
+      objects.push_back(
+          MakePod({.name = prefix + node + "-g" + std::to_string(gpu) + "-" + std::to_string(i),
+                   .node = node,
+                   .gpus = {gpu},
+                   .scheme = scheme}));
+    }
+  }
+
+  Decision Admit(const std::string& review) const {
+    ReviewDecodeResult decoded = DecodeAdmissionReview(review);
+    const DecodedReview* ok = std::get_if<DecodedReview>(&decoded);
+    EXPECT_NE(ok, nullptr) << std::get<ReviewDecodeError>(decoded).message;
+    if (ok == nullptr) return Errored("test", "undecodable");
+    return controller_->Admit(facts_.Read(*ok));
+  }
+
+  Decision Bind(const std::string& pod, const std::string& node, std::vector<int> gpus = {},
+                bool dry_run = false) const {
+    return Admit(MakeReview("uid-bind-" + pod, "pods", "binding", "CREATE", pod,
+                            MakeBinding(pod, node, gpus), nullptr, dry_run));
+  }
+
+  void UseController(PolicyOptions options = {}, ClusterReads reads = {}) {
+    controller_ = std::make_unique<AdmissionController>(cache_, options, std::move(reads));
+  }
+
+  SteadyTime now_{};
+  ClusterCache cache_;
+  ReviewFactsReader facts_;
+  std::unique_ptr<AdmissionController> controller_ =
+      std::make_unique<AdmissionController>(cache_, PolicyOptions{});
+};
+
+TEST_F(ControllerTest, BindingTheTwentyFirstPodOnAGpuIsDenied) {
+  std::vector<json> objects = {MakeNode({.name = "gpu-1"})};
+  AddPods(objects, "gpu-1", 1, 20);
+  objects.push_back(MakePod({.name = "new", .gpus = {1}, .phase = "Pending"}));
+  objects.push_back(MakePod({.name = "other-gpu", .gpus = {2}, .phase = "Pending"}));
+  Load(objects);
+
+  Decision denied = Bind("new", "gpu-1");
+  EXPECT_FALSE(denied.allowed());
+  EXPECT_EQ(denied.reason, "pods-per-gpu");
+  EXPECT_NE(denied.message.find("pod default/new on node gpu-1: GPU 1 already runs 20"),
+            std::string::npos)
+      << denied.message;
+  EXPECT_TRUE(Bind("other-gpu", "gpu-1").allowed());
+}
+
+TEST_F(ControllerTest, BothAnnotationSchemesAndTheBindingsOwnAnnotationCount) {
+  std::vector<json> objects = {MakeNode({.name = "gpu-1"})};
+  AddPods(objects, "gpu-1", 0, 10, GpuScheme::kIndexAnnotation);
+  AddPods(objects, "gpu-1", 0, 10, GpuScheme::kAllocationAnnotation, "framework-");
+  objects.push_back(MakePod({.name = "new", .scheme = GpuScheme::kNone, .phase = "Pending"}));
+  Load(objects);
+  // The pod carries no GPU; the Binding does.
+  Decision denied = Bind("new", "gpu-1", {0});
+  EXPECT_FALSE(denied.allowed()) << denied.reason;
+  EXPECT_TRUE(Bind("new", "gpu-1", {1}).allowed());
+}
+
+TEST_F(ControllerTest, FinishedDeletedAndNonCgpuPodsFreeTheirSlots) {
+  std::vector<json> objects = {MakeNode({.name = "gpu-1"})};
+  AddPods(objects, "gpu-1", 1, 18);
+  objects.push_back(MakePod({.name = "done", .node = "gpu-1", .gpus = {1}, .phase = "Succeeded"}));
+  objects.push_back(MakePod({.name = "failed", .node = "gpu-1", .gpus = {1}, .phase = "Failed"}));
+  objects.push_back(MakePod({.name = "plain", .node = "gpu-1", .cgpu = false}));
+  objects.push_back(MakePod({.name = "a", .gpus = {1}, .phase = "Pending"}));
+  objects.push_back(MakePod({.name = "b", .gpus = {1}, .phase = "Pending"}));
+  objects.push_back(MakePod({.name = "c", .gpus = {1}, .phase = "Pending"}));
+  Load(objects);
+  EXPECT_TRUE(Bind("a", "gpu-1").allowed());  // 19
+  EXPECT_TRUE(Bind("b", "gpu-1").allowed());  // 20
+  EXPECT_FALSE(Bind("c", "gpu-1").allowed());
+  cache_.DeletePod("default/gpu-1-g1-0");
+  EXPECT_TRUE(Bind("c", "gpu-1").allowed());
+}
+
+TEST_F(ControllerTest, RetriedBindingIsAllowedAgainWithoutCountingTwice) {
+  std::vector<json> objects = {MakeNode({.name = "gpu-1"})};
+  AddPods(objects, "gpu-1", 1, 19);
+  objects.push_back(MakePod({.name = "new", .gpus = {1}, .phase = "Pending"}));
+  objects.push_back(MakePod({.name = "late", .gpus = {1}, .phase = "Pending"}));
+  Load(objects);
+  EXPECT_TRUE(Bind("new", "gpu-1").allowed());
+  EXPECT_TRUE(Bind("new", "gpu-1").allowed());  // the scheduler retried
+  EXPECT_FALSE(Bind("late", "gpu-1").allowed());
+}
+
+TEST_F(ControllerTest, ReservationsExpireWhenTheWatchNeverShowsThePod) {
+  std::vector<json> objects = {MakeNode({.name = "gpu-1"})};
+  AddPods(objects, "gpu-1", 1, 19);
+  objects.push_back(MakePod({.name = "a", .gpus = {1}, .phase = "Pending"}));
+  objects.push_back(MakePod({.name = "b", .gpus = {1}, .phase = "Pending"}));
+  Load(objects);
+  EXPECT_TRUE(Bind("a", "gpu-1").allowed());
+  EXPECT_FALSE(Bind("b", "gpu-1").allowed());
+  now_ += std::chrono::seconds(31);
+  EXPECT_EQ(cache_.ExpireReservations(), 1u);
+  EXPECT_TRUE(Bind("b", "gpu-1").allowed());
+}
+
+TEST_F(ControllerTest, DryRunReservesNothing) {
+  std::vector<json> objects = {MakeNode({.name = "gpu-1"})};
+  AddPods(objects, "gpu-1", 1, 19);
+  objects.push_back(MakePod({.name = "a", .gpus = {1}, .phase = "Pending"}));
+  objects.push_back(MakePod({.name = "b", .gpus = {1}, .phase = "Pending"}));
+  Load(objects);
+  EXPECT_TRUE(Bind("a", "gpu-1", {}, /*dry_run=*/true).allowed());
+  EXPECT_TRUE(Bind("b", "gpu-1").allowed());
+}
+
+TEST_F(ControllerTest, IncompatibleNodeDeniesCgpuPodsOnlyWithWhatToUpgrade) {
+  Load({MakeNode({.name = "old", .cgpu_version = "1.5.2", .driver = "535.104.05"}),
+        MakePod({.name = "shared", .gpus = {0}, .phase = "Pending"}),
+        MakePod({.name = "plain", .phase = "Pending", .cgpu = false})});
+  Decision denied = Bind("shared", "old");
+  EXPECT_FALSE(denied.allowed());
+  EXPECT_EQ(denied.reason, "driver");
+  EXPECT_NE(denied.message.find("cGPU 1.5.2 does not support NVIDIA driver 535.104.05 (535 "
+                                "series needs cGPU 1.5.3-1.5.20); upgrade cGPU"),
+            std::string::npos)
+      << denied.message;
+  EXPECT_TRUE(Bind("plain", "old").allowed());
+}
+
+TEST_F(ControllerTest, PodCreateWithNodeNameSkipsTheSchedulerButNotTheCheck) {
+  std::vector<json> objects = {MakeNode({.name = "gpu-1"})};
+  AddPods(objects, "gpu-1", 3, 20);
+  Load(objects);
+  const json direct = MakePod({.name = "direct", .node = "gpu-1", .gpus = {3}, .phase = ""});
+  Decision denied = Admit(MakeReview("u1", "pods", "", "CREATE", "direct", direct));
+  EXPECT_FALSE(denied.allowed());
+  EXPECT_EQ(denied.reason, "pods-per-gpu");
+  const json unbound = MakePod({.name = "unbound", .gpus = {3}, .phase = ""});
+  EXPECT_EQ(Admit(MakeReview("u2", "pods", "", "CREATE", "unbound", unbound)).reason, "not-bound");
+}
+
+TEST_F(ControllerTest, PodUpdateIsCheckedOnlyWhenItMovesTheGpus) {
+  std::vector<json> objects = {MakeNode({.name = "gpu-1"})};
+  AddPods(objects, "gpu-1", 2, 20);
+  objects.push_back(MakePod({.name = "mover", .node = "gpu-1", .gpus = {1}}));
+  Load(objects);
+  const json before = MakePod({.name = "mover", .node = "gpu-1", .gpus = {1}});
+  json relabelled = before;
+  relabelled["metadata"]["labels"]["tier"] = "gold";
+  EXPECT_EQ(Admit(MakeReview("u1", "pods", "", "UPDATE", "mover", relabelled, before)).reason,
+            "gpus-unchanged");
+  const json moved = MakePod({.name = "mover", .node = "gpu-1", .gpus = {2}});
+  Decision denied = Admit(MakeReview("u2", "pods", "", "UPDATE", "mover", moved, before));
+  EXPECT_FALSE(denied.allowed());
+  EXPECT_EQ(denied.reason, "pods-per-gpu");
+  // A status update of a pod already on the full GPU does not count it against itself.
+  json status = MakePod({.name = "gpu-1-g2-0", .node = "gpu-1", .gpus = {2}});
+  EXPECT_TRUE(
+      Admit(MakeReview("u3", "pods", "", "UPDATE", "gpu-1-g2-0", status, status)).allowed());
+}
+
+TEST_F(ControllerTest, NodeLabelledForCgpuWhileIncompatibleIsDenied) {
+  Load({});
+  const json plain = MakeNode({.name = "n1", .schedule = "", .kernel = "6.6.0-1.al8.x86_64"});
+  const json labelled = MakeNode({.name = "n1", .kernel = "6.6.0-1.al8.x86_64"});
+  Decision denied = Admit(MakeReview("u1", "nodes", "", "UPDATE", "n1", labelled, plain));
+  EXPECT_FALSE(denied.allowed());
+  EXPECT_EQ(denied.reason, "kernel");
+  EXPECT_NE(denied.message.find("cannot enable cGPU isolation (ack.node.gpu.schedule=cgpu) on node "
+                                "n1"),
+            std::string::npos)
+      << denied.message;
+  // The kubelet's status updates pass whatever the facts.
+  EXPECT_TRUE(
+      Admit(MakeReview("u2", "nodes", "status", "UPDATE", "n1", labelled, labelled)).allowed());
+  // A compatible node may be labelled.
+  const json good = MakeNode({.name = "n2"});
+  EXPECT_TRUE(Admit(MakeReview("u3", "nodes", "", "CREATE", "n2", good)).allowed());
+}
+
+TEST_F(ControllerTest, ModesTurnDenialsIntoWarningsOrNothing) {
+  std::vector<json> objects = {MakeNode({.name = "gpu-1"})};
+  AddPods(objects, "gpu-1", 1, 20);
+  objects.push_back(MakePod({.name = "new", .gpus = {1}, .phase = "Pending"}));
+  Load(objects);
+  UseController({.mode = EnforcementMode::kWarn});
+  Decision warned = Bind("new", "gpu-1");
+  EXPECT_TRUE(warned.allowed());
+  EXPECT_TRUE(warned.would_deny);
+  ASSERT_FALSE(warned.warnings.empty());
+  EXPECT_NE(warned.warnings[0].find("would deny"), std::string::npos);
+  UseController({.mode = EnforcementMode::kDryRun});
+  Decision dry = Bind("new", "gpu-1");
+  EXPECT_TRUE(dry.allowed());
+  EXPECT_TRUE(dry.would_deny);
+  EXPECT_TRUE(dry.warnings.empty());
+}
+
+TEST_F(ControllerTest, UnsyncedCacheErrsSoTheFailurePolicyDecides) {
+  // Nothing loaded: not synced.
+  Decision errored = Bind("p", "gpu-1");
+  EXPECT_EQ(errored.verdict, Verdict::kErrored);
+  EXPECT_EQ(errored.code, 503);
+  // Nodes need no cache.
+  EXPECT_TRUE(
+      Admit(MakeReview("u", "nodes", "", "CREATE", "n2", MakeNode({.name = "n2"}))).allowed());
+}
+
+TEST_F(ControllerTest, NonCgpuNodesAndOtherResourcesPassAtOnce) {
+  Load({MakeNode({.name = "cpu-1", .schedule = ""}),
+        MakePod({.name = "p", .gpus = {0}, .phase = "Pending"})});
+  EXPECT_EQ(Bind("p", "cpu-1").reason, "not-cgpu-node");
+  EXPECT_EQ(
+      Admit(MakeReview("u", "pods", "", "DELETE", "p", nullptr, MakePod({.name = "p"}))).reason,
+      "not-checked");
+  EXPECT_EQ(Admit(MakeReview("u", "pods", "status", "UPDATE", "p", MakePod({.name = "p"}),
+                             MakePod({.name = "p"})))
+                .reason,
+            "not-checked");
+}
+
+TEST_F(ControllerTest, UnknownPodIsFetchedLiveOrFollowsTheUnknownPolicy) {
+  std::vector<json> objects = {MakeNode({.name = "gpu-1"})};
+  AddPods(objects, "gpu-1", 1, 20);
+  Load(objects);
+  // Not in the cache and no live reads: allowed with a warning by default.
+  Decision unknown = Bind("fresh", "gpu-1");
+  EXPECT_TRUE(unknown.allowed());
+  EXPECT_EQ(unknown.reason, "pod-unknown");
+  EXPECT_EQ(unknown.warnings.size(), 1u);
+
+  // With a live read the pod is found and judged.
+  int reads = 0;
+  ClusterReads live;
+  live.get_pod = [&reads](const std::string& ns,
+                          const std::string& name) -> StatusOr<std::optional<PodFacts>> {
+    ++reads;
+    PodFacts pod;
+    pod.namespace_name = ns;
+    pod.name = name;
+    pod.shares_gpu = true;
+    pod.gpus.indices = {1};
+    return std::optional<PodFacts>(pod);
+  };
+  UseController({}, live);
+  Decision denied = Bind("fresh", "gpu-1");
+  EXPECT_FALSE(denied.allowed());
+  EXPECT_EQ(reads, 1);
+}
+
+TEST_F(ControllerTest, LastSlotTriggersAFreshCountOfTheNode) {
+  std::vector<json> objects = {MakeNode({.name = "gpu-1"})};
+  AddPods(objects, "gpu-1", 1, 19);
+  objects.push_back(MakePod({.name = "mine", .gpus = {1}, .phase = "Pending"}));
+  Load(objects);
+  // Another replica has just bound "theirs" to GPU 1; our watch has not shown it yet.
+  int lists = 0;
+  ClusterReads live;
+  live.list_pods_on_node = [&lists](const std::string& node) -> StatusOr<std::vector<PodFacts>> {
+    ++lists;
+    PodFacts theirs;
+    theirs.namespace_name = "default";
+    theirs.name = "theirs";
+    theirs.node_name = node;
+    theirs.phase = PodPhase::kPending;
+    theirs.shares_gpu = true;
+    theirs.gpus.indices = {1};
+    return std::vector<PodFacts>{theirs};
+  };
+  UseController({}, live);
+  Decision denied = Bind("mine", "gpu-1");
+  EXPECT_EQ(lists, 1);
+  EXPECT_FALSE(denied.allowed()) << "the fresh count must see the 20th pod";
+}
+
+// 64 bindings at once for one GPU holding 19 pods: exactly one wins.
+void RaceBindings(ControllerTest& test, std::vector<json> objects, int racers,
+                  const std::function<Decision(int)>& bind, int expected_allowed) {
+  std::atomic<int> allowed{0};
+  std::atomic<int> ready{0};
+  std::vector<std::thread> threads;
+  for (int i = 0; i < racers; ++i) {
+    threads.emplace_back([&, i] {
+      ready.fetch_add(1);
+      while (ready.load() < racers) std::this_thread::yield();
+      if (bind(i).allowed()) allowed.fetch_add(1);
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  EXPECT_EQ(allowed.load(), expected_allowed);
+}
+
+TEST_F(ControllerTest, SixtyFourConcurrentBindingsForTheLastSlotAllowExactlyOne) {
+  struct Case {
+    const char* label;
+    GpuScheme scheme;
+    int containers;
+    std::vector<int> gpus;
+  };
+  for (const Case& c : {Case{"index annotation", GpuScheme::kIndexAnnotation, 1, {1}},
+                        Case{"allocation annotation", GpuScheme::kAllocationAnnotation, 1, {1}},
+                        Case{"multi-container", GpuScheme::kAllocationAnnotation, 3, {1}},
+                        Case{"multi-GPU", GpuScheme::kAllocationAnnotation, 1, {0, 1}}}) {
+    SCOPED_TRACE(c.label);
+    ClusterCache cache(EmbeddedRules(), Reader(), {});
+    std::vector<json> objects = {MakeNode({.name = "gpu-1"})};
+    AddPods(objects, "gpu-1", 1, 19, c.scheme);
+    AddPods(objects, "gpu-2", 1, 5, c.scheme);  // another node's GPU 1 does not count
+    objects.push_back(MakeNode({.name = "gpu-2"}));
+    objects.push_back(MakePod({.name = "done", .node = "gpu-1", .gpus = {1}, .phase = "Failed"}));
+    for (int i = 0; i < 64; ++i) {
+      objects.push_back(MakePod({.name = "racer-" + std::to_string(i),
+                                 .gpus = c.gpus,
+                                 .scheme = c.scheme,
+                                 .containers = c.containers,
+                                 .phase = "Pending"}));
+    }
+    ASSERT_TRUE(LoadClusterState(MakeList(objects), cache).ok());
+    AdmissionController controller(cache, PolicyOptions{});
+    RaceBindings(
+        *this, objects, 64,
+        [&](int i) {
+          const std::string pod = "racer-" + std::to_string(i);
+          ReviewDecodeResult decoded = DecodeAdmissionReview(MakeReview(
+              "uid-" + pod, "pods", "binding", "CREATE", pod, MakeBinding(pod, "gpu-1")));
+          return controller.Admit(facts_.Read(std::get<DecodedReview>(decoded)));
+        },
+        1);
+  }
+}
+
+// The same race after the slot was freed by a deletion, a pod that finished, or a reservation
+// that expired: the freed slot goes to exactly one binding.
+TEST_F(ControllerTest, SixtyFourConcurrentBindingsForAFreedSlotAllowExactlyOne) {
+  enum class Freed { kDeleted, kFinished, kReservationExpired };
+  for (Freed freed : {Freed::kDeleted, Freed::kFinished, Freed::kReservationExpired}) {
+    SCOPED_TRACE(static_cast<int>(freed));
+    SteadyTime now{};
+    ClusterCacheOptions options;
+    options.now = [&now] { return now; };
+    ClusterCache cache(EmbeddedRules(), Reader(), options);
+    std::vector<json> objects = {MakeNode({.name = "gpu-1"})};
+    AddPods(objects, "gpu-1", 1, freed == Freed::kReservationExpired ? 19 : 20);
+    objects.push_back(MakePod({.name = "early", .gpus = {1}, .phase = "Pending"}));
+    for (int i = 0; i < 64; ++i) {
+      objects.push_back(
+          MakePod({.name = "racer-" + std::to_string(i), .gpus = {1}, .phase = "Pending"}));
+    }
+    ASSERT_TRUE(LoadClusterState(MakeList(objects), cache).ok());
+    AdmissionController controller(cache, PolicyOptions{});
+    auto bind = [&](const std::string& pod) {
+      ReviewDecodeResult decoded = DecodeAdmissionReview(
+          MakeReview("uid-" + pod, "pods", "binding", "CREATE", pod, MakeBinding(pod, "gpu-1")));
+      return controller.Admit(facts_.Read(std::get<DecodedReview>(decoded)));
+    };
+    switch (freed) {
+      case Freed::kDeleted:
+        cache.DeletePod("default/gpu-1-g1-0");
+        break;
+      case Freed::kFinished:
+        cache.UpsertPod(
+            MakePod({.name = "gpu-1-g1-0", .node = "gpu-1", .gpus = {1}, .phase = "Succeeded"}));
+        break;
+      case Freed::kReservationExpired:
+        ASSERT_TRUE(bind("early").allowed());  // the 20th, reserved, never seen in the watch
+        ASSERT_FALSE(bind("racer-0").allowed());
+        now += std::chrono::seconds(31);
+        ASSERT_EQ(cache.ExpireReservations(), 1u);
+        break;
+    }
+    RaceBindings(
+        *this, objects, 64, [&](int i) { return bind("racer-" + std::to_string(i)); }, 1);
+  }
+}
+
+}  // namespace
+}  // namespace cgpu

@@ -1,0 +1,135 @@
+#include "core/gpu_ledger.h"
+
+#include <gtest/gtest.h>
+
+namespace cgpu {
+namespace {
+
+using std::chrono::seconds;
+
+PodFacts Pod(const std::string& name, const std::string& node, std::vector<int> gpus,
+             PodPhase phase = PodPhase::kRunning) {
+  PodFacts pod;
+  pod.namespace_name = "default";
+  pod.name = name;
+  pod.node_name = node;
+  pod.phase = phase;
+  pod.shares_gpu = true;
+  pod.gpus.indices = std::move(gpus);
+  return pod;
+}
+
+const SteadyTime kT0{};
+
+TEST(GpuLedgerTest, CountsBoundCgpuPodsOncePerGpu) {
+  GpuLedger ledger;
+  ledger.UpsertPod(Pod("a", "n1", {1}));
+  ledger.UpsertPod(Pod("b", "n1", {1}));
+  ledger.UpsertPod(Pod("c", "n1", {0, 1}));  // a multi-GPU pod counts on each of its GPUs
+  EXPECT_EQ(ledger.PodsOnGpu("n1", 0), 1);
+  EXPECT_EQ(ledger.PodsOnGpu("n1", 1), 3);
+  EXPECT_EQ(ledger.PodsOnGpu("n1", 2), 0);
+  EXPECT_EQ(ledger.PodsOnGpu("n2", 1), 0);
+  EXPECT_EQ(ledger.PodsPerGpu("n1"), (std::vector<int>{1, 3}));
+}
+
+TEST(GpuLedgerTest, UnboundFinishedAndNonCgpuPodsDoNotCount) {
+  GpuLedger ledger;
+  ledger.UpsertPod(Pod("pending", "", {1}, PodPhase::kPending));
+  ledger.UpsertPod(Pod("done", "n1", {1}, PodPhase::kSucceeded));
+  ledger.UpsertPod(Pod("failed", "n1", {1}, PodPhase::kFailed));
+  PodFacts plain = Pod("plain", "n1", {1});
+  plain.shares_gpu = false;
+  ledger.UpsertPod(plain);
+  EXPECT_EQ(ledger.PodsOnGpu("n1", 1), 0);
+  // Every pod is remembered, so a binding can tell a plain pod from an unseen one.
+  ASSERT_NE(ledger.FindPod("default/plain"), nullptr);
+  EXPECT_FALSE(ledger.FindPod("default/plain")->shares_gpu);
+  EXPECT_EQ(ledger.FindPod("default/nobody"), nullptr);
+}
+
+TEST(GpuLedgerTest, UpdatesMoveCountsAndDeletesRemoveThem) {
+  GpuLedger ledger;
+  ledger.UpsertPod(Pod("a", "n1", {1}));
+  ledger.UpsertPod(Pod("a", "n1", {2}));  // the same pod, GPU changed
+  EXPECT_EQ(ledger.PodsOnGpu("n1", 1), 0);
+  EXPECT_EQ(ledger.PodsOnGpu("n1", 2), 1);
+  ledger.UpsertPod(Pod("a", "n1", {2}, PodPhase::kSucceeded));
+  EXPECT_EQ(ledger.PodsOnGpu("n1", 2), 0);
+  ledger.UpsertPod(Pod("b", "n1", {2}));
+  ledger.RemovePod("default/b");
+  EXPECT_EQ(ledger.PodsOnGpu("n1", 2), 0);
+  EXPECT_TRUE(ledger.NonEmptyGpuCounts().empty());
+}
+
+TEST(GpuLedgerTest, ResyncDropsPodsTheListNoLongerHolds) {
+  GpuLedger ledger;
+  ledger.UpsertPod(Pod("a", "n1", {0}));
+  ledger.UpsertPod(Pod("b", "n1", {0}));
+  ledger.BeginResync();
+  ledger.UpsertPod(Pod("b", "n1", {0}));
+  EXPECT_EQ(ledger.RemoveUnseen(), 1u);
+  EXPECT_EQ(ledger.PodsOnGpu("n1", 0), 1);
+  EXPECT_EQ(ledger.FindPod("default/a"), nullptr);
+}
+
+TEST(GpuLedgerTest, ReservationCountsUntilTheWatchShowsThePodBound) {
+  GpuLedger ledger;
+  ledger.UpsertPod(Pod("a", "", {1}, PodPhase::kPending));
+  ledger.Reserve("default/a", "n1", {1}, kT0 + seconds(30));
+  EXPECT_EQ(ledger.PodsOnGpu("n1", 1), 1);
+  // The watch shows the pod still pending (e.g. an annotation change): still reserved.
+  ledger.UpsertPod(Pod("a", "", {1}, PodPhase::kPending));
+  EXPECT_EQ(ledger.PodsOnGpu("n1", 1), 1);
+  EXPECT_EQ(ledger.reservation_count(), 1u);
+  // Bound: the pod itself counts and the reservation is settled, so it counts once.
+  ledger.UpsertPod(Pod("a", "n1", {1}));
+  EXPECT_EQ(ledger.PodsOnGpu("n1", 1), 1);
+  EXPECT_EQ(ledger.reservation_count(), 0u);
+}
+
+TEST(GpuLedgerTest, ReservationsExpireAndDeletionsSettleThem) {
+  GpuLedger ledger;
+  ledger.Reserve("default/a", "n1", {1}, kT0 + seconds(30));
+  ledger.Reserve("default/b", "n1", {1}, kT0 + seconds(60));
+  EXPECT_EQ(ledger.ExpireReservations(kT0 + seconds(29)), 0u);
+  EXPECT_EQ(ledger.ExpireReservations(kT0 + seconds(30)), 1u);
+  EXPECT_EQ(ledger.PodsOnGpu("n1", 1), 1);
+  ledger.RemovePod("default/b");
+  EXPECT_EQ(ledger.PodsOnGpu("n1", 1), 0);
+  EXPECT_EQ(ledger.reservation_count(), 0u);
+}
+
+TEST(GpuLedgerTest, RetriedBindingDoesNotCountTwice) {
+  GpuLedger ledger;
+  ledger.Reserve("default/a", "n1", {1}, kT0 + seconds(30));
+  ledger.Reserve("default/a", "n1", {1}, kT0 + seconds(30));
+  EXPECT_EQ(ledger.PodsOnGpu("n1", 1), 1);
+  // Already bound there per the watch: a reservation adds nothing.
+  ledger.UpsertPod(Pod("a", "n1", {1}));
+  ledger.Reserve("default/a", "n1", {1}, kT0 + seconds(30));
+  EXPECT_EQ(ledger.PodsOnGpu("n1", 1), 1);
+  EXPECT_EQ(ledger.reservation_count(), 0u);
+}
+
+TEST(GpuLedgerTest, CountsLeaveThePodBeingPlacedOut) {
+  GpuLedger ledger;
+  ledger.UpsertPod(Pod("a", "n1", {1}));
+  ledger.UpsertPod(Pod("b", "n1", {1}));
+  EXPECT_EQ(ledger.PodsOnGpu("n1", 1, "default/a"), 1);
+  EXPECT_EQ(ledger.PodsPerGpu("n1", "default/a"), (std::vector<int>{0, 1}));
+  ledger.Reserve("default/c", "n1", {1}, kT0 + seconds(30));
+  EXPECT_EQ(ledger.PodsOnGpu("n1", 1, "default/c"), 2);
+  EXPECT_EQ(ledger.PodsOnGpu("n1", 1), 3);
+}
+
+TEST(GpuLedgerTest, AFinishedPodSettlesItsReservation) {
+  GpuLedger ledger;
+  ledger.Reserve("default/a", "n1", {0}, kT0 + seconds(30));
+  ledger.UpsertPod(Pod("a", "", {0}, PodPhase::kFailed));
+  EXPECT_EQ(ledger.PodsOnGpu("n1", 0), 0);
+  EXPECT_EQ(ledger.reservation_count(), 0u);
+}
+
+}  // namespace
+}  // namespace cgpu

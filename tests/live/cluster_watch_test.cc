@@ -1,0 +1,167 @@
+// The cluster cache fed by real informers from the tests' local API server (FakeApiServer: real
+// HTTPS, the real list/watch wire format), and the admission controller's live reads: counts
+// converge through drops, 410 Gone and relists, and bindings are judged on them.
+#include "adapters/cluster_watch.h"
+
+#include <gtest/gtest.h>
+
+#include "adapters/embedded_rules.h"
+#include "adapters/kube_config.h"
+#include "adapters/review_facts_reader.h"
+#include "cluster/cluster_objects.h"
+#include "support/fake_api_server.h"
+
+namespace cgpu {
+namespace {
+
+using nlohmann::json;
+using testing::FakeApiServer;
+using testing::MakeNode;
+using testing::MakePod;
+using testing::PodSpec;
+using testing::WaitUntil;
+
+NodeFactsReader Reader() { return NodeFactsReader::Create(FactSources{}, EmbeddedRules()).value(); }
+
+class ClusterWatchTest : public ::testing::Test {
+ protected:
+  ClusterWatchTest() : cache_(EmbeddedRules(), Reader(), {}), facts_(Reader()) {
+    KubeConfig config;
+    config.host = "127.0.0.1";
+    config.port = api_.port();
+    config.ca_pem = api_.ca_pem();
+    config.token = "t0ken";
+    config.source = "test";
+    api_.RequireToken("t0ken");
+    client_ = std::make_unique<KubeClient>(config);
+  }
+  ~ClusterWatchTest() override { Stop(); }
+
+  void Start() {
+    InformerOptions nodes;
+    nodes.collection_path = "/api/v1/nodes";
+    nodes.min_backoff = std::chrono::milliseconds(10);
+    nodes.max_backoff = std::chrono::milliseconds(50);
+    InformerOptions pods = nodes;
+    pods.collection_path = "/api/v1/pods";
+    pods.page_size = 7;  // several pages per list
+    node_informer_ = std::make_unique<Informer>(*client_, nodes, node_handler_);
+    pod_informer_ = std::make_unique<Informer>(*client_, pods, pod_handler_);
+    node_informer_->Start();
+    pod_informer_->Start();
+    ASSERT_TRUE(WaitUntil([&] { return cache_.synced(); }));
+  }
+  void Stop() {
+    if (pod_informer_) pod_informer_->Stop();
+    if (node_informer_) node_informer_->Stop();
+  }
+
+  void AddPods(const std::string& node, int gpu, int count, const std::string& prefix = "p") {
+    for (int i = 0; i < count; ++i) {
+      api_.Add("pods",
+               MakePod({.name = prefix + "-" + std::to_string(gpu) + "-" + std::to_string(i),
+                        .node = node,
+                        .gpus = {gpu}}));
+    }
+  }
+
+  int PodsOnGpu(const std::string& node, int gpu) {
+    const std::optional<int> left = cache_.SlotsLeft(node, {gpu}, "", PolicyOptions{});
+    return left ? 20 - *left : -1;
+  }
+
+  Decision Bind(const AdmissionController& controller, const std::string& pod,
+                const std::string& node) {
+    ReviewDecodeResult decoded = DecodeAdmissionReview(testing::MakeReview(
+        "uid-" + pod, "pods", "binding", "CREATE", pod, testing::MakeBinding(pod, node)));
+    return controller.Admit(facts_.Read(std::get<DecodedReview>(decoded)));
+  }
+
+  FakeApiServer api_;
+  ClusterCache cache_;
+  ReviewFactsReader facts_;
+  std::unique_ptr<KubeClient> client_;
+  PodWatchHandler pod_handler_{cache_};
+  NodeWatchHandler node_handler_{cache_};
+  std::unique_ptr<Informer> node_informer_;
+  std::unique_ptr<Informer> pod_informer_;
+};
+
+TEST_F(ClusterWatchTest, ListThenWatchKeepsCountsRight) {
+  api_.Add("nodes", MakeNode({.name = "gpu-1"}));
+  AddPods("gpu-1", 0, 15);
+  api_.Add("pods", MakePod({.name = "plain", .node = "gpu-1", .cgpu = false}));
+  Start();
+  EXPECT_EQ(PodsOnGpu("gpu-1", 0), 15);
+
+  AddPods("gpu-1", 0, 5, "q");
+  EXPECT_TRUE(WaitUntil([&] { return PodsOnGpu("gpu-1", 0) == 20; })) << PodsOnGpu("gpu-1", 0);
+  api_.Delete("pods", "q-0-0", "default");
+  json finished = MakePod({.name = "q-0-1", .node = "gpu-1", .gpus = {0}, .phase = "Succeeded"});
+  api_.Update("pods", finished);
+  EXPECT_TRUE(WaitUntil([&] { return PodsOnGpu("gpu-1", 0) == 18; })) << PodsOnGpu("gpu-1", 0);
+}
+
+TEST_F(ClusterWatchTest, CountsConvergeAfterDroppedStreams) {
+  api_.Add("nodes", MakeNode({.name = "gpu-1"}));
+  AddPods("gpu-1", 2, 3);
+  Start();
+  for (int round = 0; round < 3; ++round) {
+    ASSERT_TRUE(WaitUntil([&] { return api_.open_watches() == 2; }));
+    api_.DropWatches();
+    AddPods("gpu-1", 2, 2, "r" + std::to_string(round));
+  }
+  EXPECT_TRUE(WaitUntil([&] { return PodsOnGpu("gpu-1", 2) == 9; })) << PodsOnGpu("gpu-1", 2);
+  EXPECT_GE(pod_informer_->stats().watch_restarts.load(), 1);
+}
+
+TEST_F(ClusterWatchTest, GoneRelistsAndForgetsPodsDeletedMeanwhile) {
+  api_.Add("nodes", MakeNode({.name = "gpu-1"}));
+  AddPods("gpu-1", 1, 6);
+  Start();
+  ASSERT_EQ(PodsOnGpu("gpu-1", 1), 6);
+  // While the watch is away, pods go and history is compacted: the informer must relist, and
+  // the relist must sweep away what it no longer holds.
+  api_.PauseWatches();
+  api_.Delete("pods", "p-1-0", "default");
+  api_.Delete("pods", "p-1-1", "default");
+  api_.Compact();
+  ASSERT_TRUE(WaitUntil([&] { return api_.open_watches() == 2; }));
+  api_.DropWatches();
+  api_.ResumeWatches();
+  EXPECT_TRUE(WaitUntil([&] { return pod_informer_->stats().relists.load() >= 1; }));
+  EXPECT_TRUE(WaitUntil([&] { return PodsOnGpu("gpu-1", 1) == 4; })) << PodsOnGpu("gpu-1", 1);
+}
+
+TEST_F(ClusterWatchTest, BindingsAreJudgedOnWatchedStateAndLiveReads) {
+  api_.Add("nodes", MakeNode({.name = "gpu-1"}));
+  AddPods("gpu-1", 1, 19);
+  api_.Add("pods", MakePod({.name = "mine", .gpus = {1}, .phase = "Pending"}));
+  Start();
+  AdmissionController controller(cache_, PolicyOptions{}, LiveClusterReads(*client_));
+
+  // The watch is stalled: another replica's 20th pod and a brand-new pod are only on the server.
+  api_.PauseWatches();
+  api_.Add("pods", MakePod({.name = "theirs", .node = "gpu-1", .gpus = {1}}));
+  api_.Add("pods", MakePod({.name = "fresh", .gpus = {3}, .phase = "Pending"}));
+  const int lists_before = api_.CountRequests(testing::RequestKind::kList, "/api/v1/pods");
+  Decision mine = Bind(controller, "mine", "gpu-1");
+  EXPECT_FALSE(mine.allowed()) << "the last-slot recount must see the other replica's pod";
+  EXPECT_EQ(api_.CountRequests(testing::RequestKind::kList, "/api/v1/pods"), lists_before + 1);
+  // A pod the watch has not shown yet is fetched and judged.
+  EXPECT_TRUE(Bind(controller, "fresh", "gpu-1").allowed());
+  EXPECT_GE(api_.CountRequests(testing::RequestKind::kGet, "/api/v1/namespaces/default/pods/fresh"),
+            1);
+  api_.ResumeWatches();
+}
+
+TEST_F(ClusterWatchTest, NotSyncedUntilBothCollectionsListed) {
+  api_.FailNext(3, 500, testing::RequestKind::kList);
+  api_.Add("nodes", MakeNode({.name = "gpu-1"}));
+  EXPECT_FALSE(cache_.synced());
+  Start();  // waits for the sync through the failures
+  EXPECT_TRUE(cache_.synced());
+}
+
+}  // namespace
+}  // namespace cgpu

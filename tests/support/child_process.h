@@ -1,0 +1,29 @@
+// The cgpu-guard binary as a child process, for tests that run it as users do.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace cgpu::testing {
+
+struct Process {
+  pid_t pid = -1;
+  std::string log_path;
+
+  std::string Log() const;  // stdout and stderr so far
+  // Exit status, or -1 if still running after `timeout`.
+  int Wait(std::chrono::milliseconds timeout);
+  ~Process();  // SIGKILL if still running
+};
+
+// Starts the binary with `args`, stdout and stderr going to <dir>/out.log.
+std::unique_ptr<Process> Spawn(const std::vector<std::string>& args, const std::string& dir);
+
+// The port named in the "serving" log line's `field` ("webhook" or "metrics"), or 0 after 5 s.
+int WaitForPort(const Process& process, const std::string& field, const std::string& scheme);
+
+}  // namespace cgpu::testing
