@@ -1,0 +1,158 @@
+{{/* Names: <release>-cgpu-guard, or just the release name when it already contains the chart's. */}}
+{{- define "cgpu-guard.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "cgpu-guard.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := default .Chart.Name .Values.nameOverride -}}
+{{- if contains $name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "cgpu-guard.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "cgpu-guard.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "cgpu-guard.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{- define "cgpu-guard.labels" -}}
+helm.sh/chart: {{ include "cgpu-guard.chart" . }}
+{{ include "cgpu-guard.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/component: admission-webhook
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end -}}
+
+{{- define "cgpu-guard.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}
+{{- default (include "cgpu-guard.fullname" .) .Values.serviceAccount.name -}}
+{{- else -}}
+{{- required "serviceAccount.name is required when serviceAccount.create is false" .Values.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The Secret holding tls.crt and tls.key (and ca.crt), whichever tls.mode makes it. */}}
+{{- define "cgpu-guard.tlsSecretName" -}}
+{{- if and (eq .Values.tls.mode "secret") .Values.tls.secret.name -}}
+{{- .Values.tls.secret.name -}}
+{{- else -}}
+{{- printf "%s-tls" (include "cgpu-guard.fullname" .) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The name the API server connects to; the serving certificate must carry it as a SAN. */}}
+{{- define "cgpu-guard.serviceDNSName" -}}
+{{- printf "%s.%s.svc" (include "cgpu-guard.fullname" .) .Release.Namespace -}}
+{{- end -}}
+
+{{- define "cgpu-guard.image" -}}
+{{- if .Values.image.digest -}}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest -}}
+{{- else -}}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* A duration as the server takes it (500ms, 10s, 5m, 1h, or bare seconds) in seconds. */}}
+{{- define "cgpu-guard.seconds" -}}
+{{- $d := toString . -}}
+{{- if hasSuffix "ms" $d -}}
+{{- divf (trimSuffix "ms" $d | float64) 1000 -}}
+{{- else if hasSuffix "h" $d -}}
+{{- mulf (trimSuffix "h" $d | float64) 3600 -}}
+{{- else if hasSuffix "m" $d -}}
+{{- mulf (trimSuffix "m" $d | float64) 60 -}}
+{{- else -}}
+{{- trimSuffix "s" $d | float64 -}}
+{{- end -}}
+{{- end -}}
+
+{{/* "true" when the webhooks carry matchConditions (webhook.matchConditions, Kubernetes >= 1.28). */}}
+{{- define "cgpu-guard.useMatchConditions" -}}
+{{- $mode := .Values.webhook.matchConditions -}}
+{{- if or (eq $mode "enabled") (and (eq $mode "auto") (semverCompare ">=1.28.0-0" .Capabilities.KubeVersion.Version)) -}}
+true
+{{- end -}}
+{{- end -}}
+
+{{/*
+CEL: does the container `c` request cGPU (aliyun.com/gpu-mem or aliyun.com/gpu-core.percentage in
+its limits or requests)? The same test as the server's pod facts reader.
+*/}}
+{{- define "cgpu-guard.celContainerRequestsCgpu" -}}
+{{- $c := . -}}
+{{- $terms := list -}}
+{{- range $kind := list "limits" "requests" -}}
+{{- $terms = append $terms (printf "(has(%s.resources.%s) && ('aliyun.com/gpu-mem' in %s.resources.%s || 'aliyun.com/gpu-core.percentage' in %s.resources.%s))" $c $kind $c $kind $c $kind) -}}
+{{- end -}}
+{{- printf "has(%s.resources) && (%s)" $c (join " || " $terms) -}}
+{{- end -}}
+
+{{/*
+CEL: does `obj` (a Node) have cGPU isolation on? Any of the rules' cgpu_enabled_labels, unless the
+isolation_disabled_label is set. The labels are the built-in rules' (rules/cgpu-rules.yaml), or
+those of rules.override when it names them.
+*/}}
+{{- define "cgpu-guard.celNodeCgpuEnabled" -}}
+{{- $obj := .obj -}}
+{{- $enabled := list (dict "key" "ack.node.gpu.schedule" "value" "cgpu") (dict "key" "ack.node.gpu.schedule" "value" "core_mem") (dict "key" "cgpu" "value" "true") -}}
+{{- $disabled := dict "key" "cgpu.disable.isolation" "value" "true" -}}
+{{- if .root.Values.rules.override -}}
+{{- $rules := fromYaml .root.Values.rules.override -}}
+{{- if hasKey $rules "Error" -}}
+{{- fail (printf "rules.override is not YAML: %s" $rules.Error) -}}
+{{- end -}}
+{{- if hasKey $rules "cgpu_enabled_labels" -}}
+{{- $enabled = $rules.cgpu_enabled_labels -}}
+{{- end -}}
+{{- if hasKey $rules "isolation_disabled_label" -}}
+{{- $disabled = $rules.isolation_disabled_label -}}
+{{- end -}}
+{{- end -}}
+{{- $labels := printf "%s.metadata.labels" $obj -}}
+{{- $terms := list -}}
+{{- range $enabled -}}
+{{- $terms = append $terms (printf "(%s in %s && %s[%s] == %s)" (squote .key) $labels $labels (squote .key) (squote (toString .value))) -}}
+{{- end -}}
+{{- printf "has(%s) && (%s) && !(%s in %s && %s[%s] == %s)" $labels (join " || " $terms) (squote $disabled.key) $labels $labels (squote $disabled.key) (squote (toString $disabled.value)) -}}
+{{- end -}}
+
+{{/* namespaceSelector of the namespaced webhooks: never kube-system, kube-node-lease, our own. */}}
+{{- define "cgpu-guard.namespaceSelector" -}}
+namespaceSelector:
+  matchExpressions:
+    - key: kubernetes.io/metadata.name
+      operator: NotIn
+      values:
+        {{- range (concat (list "kube-system" "kube-node-lease" .Release.Namespace) .Values.webhook.excludeNamespaces | uniq) }}
+        - {{ . | quote }}
+        {{- end }}
+{{- end -}}
+
+{{/* What every webhook of the configuration shares. */}}
+{{- define "cgpu-guard.webhookCommon" -}}
+admissionReviewVersions: ["v1", "v1beta1"]
+sideEffects: None
+matchPolicy: Equivalent
+failurePolicy: {{ .root.Values.webhook.failurePolicy }}
+timeoutSeconds: {{ .root.Values.webhook.timeoutSeconds }}
+clientConfig:
+  service:
+    name: {{ include "cgpu-guard.fullname" .root }}
+    namespace: {{ .root.Release.Namespace }}
+    path: /validate
+    port: {{ .root.Values.service.port }}
+  {{- with .caBundle }}
+  caBundle: {{ . }}
+  {{- end }}
+{{- end -}}

@@ -1,0 +1,646 @@
+// charts/cgpu-guard and deploy/: helm lint --strict, helm template for the default values,
+// cert-manager mode and a custom set; every rendered object against the Kubernetes schemas and
+// the invariants of invariants.mjs; TLS per mode; the CEL matchConditions evaluated on sample
+// pods and nodes; the chart's flags against the built server's `serve --help`; deploy/ against
+// a fresh rendering; deploy/tls.sh's certificate.
+//
+// Run by ctest (deploy.chart): node --test tests/deploy/chart.test.mjs
+
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { get } from "node:http";
+import { request } from "node:https";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, test } from "node:test";
+import { checkServerIdentity } from "node:tls";
+
+import {
+  assertDeployment,
+  assertLeastPrivilege,
+  assertServiceAndPdb,
+  assertValidObjects,
+  assertWebhooks,
+  container,
+  serverArgs,
+  serviceDnsName,
+} from "./invariants.mjs";
+import {
+  binaryPath,
+  certificateFromBase64,
+  dnsNames,
+  findAll,
+  findOne,
+  helmLint,
+  helmTemplate,
+  helmTemplateError,
+  kubectlPath,
+  parseDocuments,
+  root,
+  run,
+  webhookCalled,
+} from "./lib.mjs";
+
+function once(fn) {
+  let done = false;
+  let value;
+  return () => {
+    if (!done) {
+      value = fn();
+      done = true;
+    }
+    return value;
+  };
+}
+
+function kinds(objects) {
+  return objects.map((o) => o.kind).sort();
+}
+
+function webhook(objects, name) {
+  const found = findOne(objects, "ValidatingWebhookConfiguration").webhooks.find((w) => w.name === name);
+  assert.ok(found, `webhook ${name}`);
+  return found;
+}
+
+// deploy/tls.sh --print: the files it would put in the cluster.
+function tlsScript(args) {
+  const dir = mkdtempSync(join(tmpdir(), "cgpu-guard-tls-"));
+  try {
+    const result = run("bash", [join(root, "deploy/tls.sh"), "--print", dir, ...args], {
+      env: { ...process.env, KUBECTL: kubectlPath },
+    });
+    assert.equal(result.status, 0, `deploy/tls.sh failed:\n${result.stderr}`);
+    return {
+      secret: parseDocuments(readFileSync(join(dir, "secret.yaml"), "utf8"))[0],
+      caBundle: readFileSync(join(dir, "ca-bundle.b64"), "utf8").trim(),
+    };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+// The serving certificate in `data` (a Secret's) is signed by the CA in caBundle and names host.
+function assertServingCertificate(data, caBundle, host) {
+  const leaf = certificateFromBase64(data["tls.crt"]);
+  const ca = certificateFromBase64(caBundle);
+  assert.ok(ca.ca, "caBundle holds a CA certificate");
+  assert.ok(!leaf.ca, "the serving certificate is not a CA");
+  assert.ok(leaf.checkIssued(ca) && leaf.verify(ca.publicKey),
+    "the serving certificate is signed by the CA in caBundle");
+  assert.ok(dnsNames(leaf).includes(host),
+    `the serving certificate's SANs ${dnsNames(leaf).join(", ")} include ${host}`);
+  assert.equal(leaf.checkHost(host), host, `the certificate is valid for ${host}`);
+  assert.ok(new Date(leaf.validTo) > new Date(Date.now() + 300 * 86400e3), "valid for a year at least");
+  assert.ok(data["tls.key"], "the Secret holds the private key");
+}
+
+const customCaBundle = once(() => tlsScript(["--name", "gpu-guard", "--namespace", "gpu-ops"]).caBundle);
+
+const sets = {
+  default: {
+    release: "cgpu-guard",
+    namespace: "cgpu-guard",
+    args: [],
+  },
+  certManager: {
+    release: "guard",
+    namespace: "gpu-system",
+    args: ["--set", "tls.mode=certManager"],
+  },
+  custom: {
+    release: "ops",
+    namespace: "gpu-ops",
+    args: () => [
+      "-f", join(root, "tests/deploy/values-custom.yaml"),
+      "--set-file", `rules.override=${join(root, "rules/cgpu-rules.yaml")}`,
+      "--set", `tls.secret.caBundle=${customCaBundle()}`,
+    ],
+  },
+};
+const argsOf = (set) => (typeof set.args === "function" ? set.args() : set.args);
+const rendered = Object.fromEntries(Object.entries(sets).map(([name, set]) => [
+  name,
+  once(() => helmTemplate({ ...set, args: argsOf(set) }).objects),
+]));
+
+describe("helm lint --strict", () => {
+  for (const [name, set] of Object.entries(sets)) {
+    test(`${name} values`, () => {
+      helmLint(["--namespace", set.namespace, ...argsOf(set)]);
+    });
+  }
+});
+
+describe("default values", () => {
+  const objects = rendered.default;
+  const namespace = sets.default.namespace;
+
+  test("render exactly the expected objects", () => {
+    assert.deepEqual(kinds(objects()), [
+      "ClusterRole", "ClusterRoleBinding", "Deployment", "PodDisruptionBudget", "Secret",
+      "Service", "ServiceAccount", "ValidatingWebhookConfiguration",
+    ]);
+  });
+  test("every object passes the Kubernetes schemas (unknown fields too)", async () => {
+    await assertValidObjects(objects());
+  });
+  test("Deployment: 2 replicas, anti-affinity, priority, hardening, probes, drain", () => {
+    assertDeployment(objects(), { namespace, replicas: 2 });
+    const pod = findOne(objects(), "Deployment").spec.template.spec;
+    assert.equal(pod.terminationGracePeriodSeconds, 30);
+    assert.equal(container(objects()).image, "registry.example.com/cgpu-guard:0.1.0",
+      "placeholder image, tagged with the chart's appVersion");
+  });
+  test("Service and PodDisruptionBudget select the pods", () => {
+    assertServiceAndPdb(objects());
+    assert.equal(findOne(objects(), "PodDisruptionBudget").spec.maxUnavailable, 1);
+  });
+  test("RBAC: get/list/watch pods and nodes, nothing else", () => {
+    assertLeastPrivilege(objects(), { namespace });
+  });
+  test("webhooks: rules, Ignore, 3s, namespaces excluded, matchConditions", () => {
+    assertWebhooks(objects(), { namespace });
+  });
+  test("generated TLS: a CA in caBundle and a certificate for <svc>.<ns>.svc in the mounted Secret", () => {
+    const { tlsSecretName } = assertDeployment(objects(), { namespace, replicas: 2 });
+    const secret = findOne(objects(), "Secret");
+    assert.equal(secret.metadata.name, tlsSecretName, "the Deployment mounts the generated Secret");
+    assert.equal(secret.type, "kubernetes.io/tls");
+    const config = findOne(objects(), "ValidatingWebhookConfiguration");
+    const bundles = new Set(config.webhooks.map((w) => w.clientConfig.caBundle));
+    assert.equal(bundles.size, 1, "all webhooks trust the same CA");
+    const [caBundle] = bundles;
+    assert.equal(caBundle, secret.data["ca.crt"], "caBundle is the Secret's ca.crt");
+    assertServingCertificate(secret.data, caBundle, "cgpu-guard.cgpu-guard.svc");
+  });
+  test("prometheus scrape annotations on the pods, no ServiceMonitor", () => {
+    const annotations = findOne(objects(), "Deployment").spec.template.metadata.annotations;
+    assert.equal(annotations["prometheus.io/scrape"], "true");
+    assert.equal(annotations["prometheus.io/port"], String(
+      container(objects()).ports.find((p) => p.name === "metrics").containerPort));
+    assert.equal(annotations["prometheus.io/path"], "/metrics");
+    assert.deepEqual(findAll(objects(), "ServiceMonitor"), []);
+  });
+});
+
+describe("generated TLS follows the release's name and namespace", () => {
+  test("SAN matches the Service for another release and namespace", async () => {
+    const objects = helmTemplate({ release: "gpu", namespace: "team-a" }).objects;
+    await assertValidObjects(objects);
+    const host = serviceDnsName(objects);
+    assert.equal(host, "gpu-cgpu-guard.team-a.svc");
+    const secret = findOne(objects, "Secret");
+    const caBundle = webhook(objects, "pods.cgpu-guard.io").clientConfig.caBundle;
+    assertServingCertificate(secret.data, caBundle, host);
+    assertWebhooks(objects, { namespace: "team-a" });
+  });
+});
+
+describe("cert-manager mode", () => {
+  const objects = rendered.certManager;
+  const namespace = sets.certManager.namespace;
+
+  test("every object passes the Kubernetes and cert-manager schemas", async () => {
+    await assertValidObjects(objects());
+  });
+  test("no Secret from the chart; Issuer chain and serving Certificate instead", () => {
+    assert.deepEqual(findAll(objects(), "Secret"), []);
+    assert.deepEqual(kinds(objects()).filter((k) => ["Certificate", "Issuer"].includes(k)),
+      ["Certificate", "Certificate", "Issuer", "Issuer"]);
+  });
+  test("the serving Certificate names <svc>.<ns>.svc and lands in the mounted Secret", () => {
+    const { tlsSecretName } = assertDeployment(objects(), { namespace, replicas: 2 });
+    const serving = findAll(objects(), "Certificate").find((c) => !c.spec.isCA);
+    assert.ok(serving, "a serving Certificate");
+    assert.equal(serving.spec.secretName, tlsSecretName, "the Deployment mounts its Secret");
+    assert.ok(serving.spec.dnsNames.includes(serviceDnsName(objects())),
+      `dnsNames ${serving.spec.dnsNames} include ${serviceDnsName(objects())}`);
+    assert.ok(serving.spec.usages.includes("server auth"));
+    // The issuer chain: serving <- CA Issuer <- CA Certificate <- self-signed Issuer.
+    const issuers = Object.fromEntries(findAll(objects(), "Issuer").map((i) => [i.metadata.name, i]));
+    const caIssuer = issuers[serving.spec.issuerRef.name];
+    assert.ok(caIssuer?.spec.ca, "the serving Certificate's issuer is a CA Issuer of the chart");
+    const caCert = findAll(objects(), "Certificate").find((c) => c.spec.isCA);
+    assert.equal(caIssuer.spec.ca.secretName, caCert.spec.secretName, "the CA Issuer uses the CA Certificate");
+    assert.ok(issuers[caCert.spec.issuerRef.name]?.spec.selfSigned, "the CA is self-signed");
+  });
+  test("the CA injector fills caBundle from the serving Certificate", () => {
+    const config = findOne(objects(), "ValidatingWebhookConfiguration");
+    const serving = findAll(objects(), "Certificate").find((c) => !c.spec.isCA);
+    assert.equal(config.metadata.annotations["cert-manager.io/inject-ca-from"],
+      `${namespace}/${serving.metadata.name}`);
+    for (const w of config.webhooks) assert.equal(w.clientConfig.caBundle, undefined);
+  });
+  test("webhooks, RBAC, Service as with the defaults", () => {
+    assertWebhooks(objects(), { namespace });
+    assertLeastPrivilege(objects(), { namespace });
+    assertServiceAndPdb(objects());
+  });
+  test("an issuerRef of the user's replaces the chart's issuers", async () => {
+    const objects = helmTemplate({
+      release: "guard", namespace: "gpu-system",
+      args: ["--set", "tls.mode=certManager", "--set", "tls.certManager.issuerRef.kind=ClusterIssuer",
+        "--set", "tls.certManager.issuerRef.name=corp-ca"],
+    }).objects;
+    await assertValidObjects(objects);
+    assert.deepEqual(findAll(objects, "Issuer"), []);
+    const [serving] = findAll(objects, "Certificate");
+    assert.deepEqual(serving.spec.issuerRef, { kind: "ClusterIssuer", name: "corp-ca" });
+  });
+});
+
+describe("custom values", () => {
+  const objects = rendered.custom;
+  const namespace = sets.custom.namespace;
+
+  test("every object passes the Kubernetes and Prometheus Operator schemas", async () => {
+    await assertValidObjects(objects());
+    assert.deepEqual(kinds(objects()), [
+      "ClusterRole", "ClusterRoleBinding", "ConfigMap", "Deployment", "PodDisruptionBudget",
+      "Service", "ServiceAccount", "ServiceMonitor", "ValidatingWebhookConfiguration",
+    ]);
+  });
+  test("Deployment follows the values", () => {
+    const { pod, container: c, tlsSecretName } =
+      assertDeployment(objects(), { namespace, replicas: 3, antiAffinity: "hard" });
+    assert.equal(c.image, "registry.internal/gpu/cgpu-guard@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef");
+    assert.equal(c.imagePullPolicy, "Always");
+    assert.deepEqual(pod.imagePullSecrets, [{ name: "registry-credentials" }]);
+    assert.equal(tlsSecretName, "gpu-guard-serving");
+    assert.equal(pod.serviceAccountName, "gpu-guard-sa");
+    assert.equal(pod.terminationGracePeriodSeconds, 60);
+    assert.equal(pod.tolerations[0].key, "dedicated");
+    assert.equal(pod.topologySpreadConstraints[0].topologyKey, "topology.kubernetes.io/zone");
+    const meta = findOne(objects(), "Deployment").spec.template.metadata;
+    assert.equal(meta.labels["example.com/tier"], "control");
+    assert.equal(meta.annotations["example.com/team"], "gpu");
+    assert.equal(meta.annotations["prometheus.io/scrape"], undefined, "scrape annotations off");
+  });
+  test("every server flag takes its value", () => {
+    const args = serverArgs(objects());
+    const expected = {
+      "listen": "[::]:9443", "metrics-listen": "[::]:9100", "tls-reload-interval": "30s",
+      "max-body-bytes": "2Mi", "threads": "128", "keep-alive-max-requests": "500",
+      "idle-timeout": "20s", "read-timeout": "3s", "write-timeout": "5s", "shutdown-delay": "15s",
+      "mode": "warn", "unknown-policy": "deny", "max-pods-per-gpu": "10", "reservation-ttl": "1m",
+      "ai-installer-version": "1.12.6", "cgpu-version-label": "example.com/cgpu",
+      "driver-version-label": "example.com/driver", "toolkit-version-label": "example.com/toolkit",
+      "container-os-pattern": "lifsea|container optimized",
+      "rules": "/etc/cgpu-guard/rules/cgpu-rules.yaml",
+    };
+    for (const [flag, value] of Object.entries(expected)) {
+      assert.equal(args.get(flag), value, `--${flag}`);
+    }
+    assert.equal(container(objects()).args.at(-1), "--read-timeout=3s", "extraArgs come last");
+  });
+  test("the rules override is mounted from a ConfigMap, and pods roll when it changes", () => {
+    const configMap = findOne(objects(), "ConfigMap");
+    const rules = readFileSync(join(root, "rules/cgpu-rules.yaml"), "utf8");
+    assert.equal(configMap.data["cgpu-rules.yaml"].trimEnd(), rules.trimEnd(),
+      "the ConfigMap holds the file as given");
+    const { pod, container: c, args } = assertDeployment(objects(), { namespace, replicas: 3, antiAffinity: "hard" });
+    const volume = pod.volumes.find((v) => v.configMap?.name === configMap.metadata.name);
+    assert.ok(volume, "a volume of the ConfigMap");
+    const mount = c.volumeMounts.find((m) => m.name === volume.name);
+    assert.equal(args.get("rules"), `${mount.mountPath}/cgpu-rules.yaml`);
+    assert.match(findOne(objects(), "Deployment").spec.template.metadata.annotations["checksum/rules"], /^[0-9a-f]{64}$/);
+  });
+  test("webhooks: Fail, 5s, more namespaces excluded, no matchConditions, objectSelector on pods", () => {
+    const config = assertWebhooks(objects(), {
+      namespace, failurePolicy: "Fail", timeoutSeconds: 5, excluded: ["monitoring", "arms-prom"],
+      matchConditions: false,
+    });
+    assert.equal(webhook(objects(), "pods.cgpu-guard.io").objectSelector.matchExpressions[0].key, "cgpu-guard.io/skip");
+    assert.equal(webhook(objects(), "nodes.cgpu-guard.io").objectSelector, undefined);
+    for (const w of config.webhooks) {
+      assert.equal(w.clientConfig.caBundle, customCaBundle(), "caBundle from tls.secret.caBundle");
+      assert.equal(w.clientConfig.service.port, 8443);
+    }
+  });
+  test("RBAC with a named ServiceAccount; Service and PDB", () => {
+    assertLeastPrivilege(objects(), { namespace });
+    assertServiceAndPdb(objects());
+    assert.equal(findOne(objects(), "PodDisruptionBudget").spec.maxUnavailable, 2);
+    assert.equal(findOne(objects(), "ServiceAccount").metadata.annotations["example.com/owner"], "platform");
+  });
+  test("the ServiceMonitor scrapes the Service's metrics port", () => {
+    const monitor = findOne(objects(), "ServiceMonitor");
+    const service = findOne(objects(), "Service");
+    assert.equal(monitor.metadata.labels.release, "prometheus");
+    assert.ok(Object.entries(monitor.spec.selector.matchLabels).every(([k, v]) => service.metadata.labels[k] === v),
+      "the ServiceMonitor selects the Service");
+    assert.deepEqual(monitor.spec.namespaceSelector.matchNames, [namespace]);
+    const endpoint = monitor.spec.endpoints[0];
+    assert.ok(service.spec.ports.some((p) => p.name === endpoint.port), "endpoint port is a Service port");
+    assert.equal(endpoint.path, "/metrics");
+    assert.equal(endpoint.interval, "15s");
+  });
+});
+
+describe("values.schema.json and template checks refuse bad values", () => {
+  const cases = [
+    [["--set", "webhook.failurPolicy=Fail"], /additional properties 'failurPolicy' not allowed/],
+    [["--set", "replicas=3"], /additional properties 'replicas' not allowed/],
+    [["--set", "webhook.failurePolicy=fail"], /failurePolicy/],
+    [["--set", "webhook.timeoutSeconds=31"], /timeoutSeconds/],
+    [["--set", "policy.mode=audit"], /mode/],
+    [["--set", "policy.unknownPolicy=ignore"], /unknownPolicy/],
+    [["--set", "tls.mode=selfSigned"], /mode/],
+    [["--set", "server.idleTimeout=10sec"], /idleTimeout/],
+    [["--set", "server.maxBodyBytes=3MB"], /maxBodyBytes/],
+    [["--set", "policy.labels.cgpuVersion=not a label"], /cgpuVersion/],
+    [["--set", "webhook.matchConditions=true"], /matchConditions/],
+    [["--set", "terminationGracePeriodSeconds=15"],
+      /terminationGracePeriodSeconds \(15\) must be longer than server.shutdownDelay \(5s\) \+ server.idleTimeout \(10s\)/],
+    [["--set", "server.shutdownDelay=1m"], /must be longer than/],
+    [["--set-string", "rules.override=a: [b"], /rules.override is not YAML/],
+  ];
+  for (const [args, message] of cases) {
+    test(args.join(" "), () => {
+      assert.match(helmTemplateError({ args }), message);
+    });
+  }
+});
+
+describe("matchConditions", () => {
+  const cgpuLimits = { limits: { "aliyun.com/gpu-mem": "4" } };
+  const pod = (spec) => ({ apiVersion: "v1", kind: "Pod", metadata: { name: "p", namespace: "ml" }, spec });
+  const bound = (spec) => pod({ nodeName: "gpu-1", ...spec });
+  const podCases = [
+    ["cGPU limits, bound", bound({ containers: [{ name: "a", resources: cgpuLimits }] }), true],
+    ["gpu-core.percentage request, bound", bound({ containers: [{ name: "a", resources: { requests: { "aliyun.com/gpu-core.percentage": "30" } } }] }), true],
+    ["second container requests cGPU", bound({ containers: [{ name: "a", resources: {} }, { name: "b", resources: cgpuLimits }] }), true],
+    ["init container requests cGPU", bound({ initContainers: [{ name: "i", resources: cgpuLimits }], containers: [{ name: "a" }] }), true],
+    ["cGPU but not bound (the binding is checked)", pod({ containers: [{ name: "a", resources: cgpuLimits }] }), false],
+    ["cGPU, empty nodeName", pod({ nodeName: "", containers: [{ name: "a", resources: cgpuLimits }] }), false],
+    ["no resources at all", bound({ containers: [{ name: "a" }] }), false],
+    ["empty resources", bound({ containers: [{ name: "a", resources: {} }] }), false],
+    ["whole GPUs (nvidia.com/gpu)", bound({ containers: [{ name: "a", resources: { limits: { "nvidia.com/gpu": "1" } } }] }), false],
+    ["CPU only, init containers too", bound({ initContainers: [{ name: "i" }], containers: [{ name: "a", resources: { requests: { cpu: "1" } } }] }), false],
+  ];
+  for (const [name, object, called] of podCases) {
+    test(`pods: ${name} -> ${called ? "sent" : "skipped"}`, () => {
+      const objects = rendered.default();
+      assert.equal(webhookCalled(webhook(objects, "pods.cgpu-guard.io"), { object }), called);
+      assert.equal(webhookCalled(webhook(objects, "bindings.cgpu-guard.io"), { object }), true,
+        "bindings are always sent");
+    });
+  }
+
+  const node = (labels) => ({ apiVersion: "v1", kind: "Node", metadata: { name: "n", ...(labels && { labels }) } });
+  const nodeCases = [
+    ["CREATE with ack.node.gpu.schedule=cgpu", null, node({ "ack.node.gpu.schedule": "cgpu" }), true],
+    ["CREATE with ack.node.gpu.schedule=core_mem", null, node({ "ack.node.gpu.schedule": "core_mem" }), true],
+    ["CREATE with cgpu=true", null, node({ cgpu: "true" }), true],
+    ["CREATE with ack.node.gpu.schedule=share (not cGPU isolation)", null, node({ "ack.node.gpu.schedule": "share" }), false],
+    ["CREATE without labels", null, node(), false],
+    ["UPDATE turning cGPU on", node({ a: "b" }), node({ a: "b", "ack.node.gpu.schedule": "cgpu" }), true],
+    ["UPDATE turning cGPU on, no labels before", node(), node({ cgpu: "true" }), true],
+    ["UPDATE removing cgpu.disable.isolation", node({ cgpu: "true", "cgpu.disable.isolation": "true" }), node({ cgpu: "true" }), true],
+    ["UPDATE of a cGPU node (cordon, labels)", node({ cgpu: "true" }), node({ cgpu: "true", x: "y" }), false],
+    ["UPDATE with cgpu.disable.isolation=true", node(), node({ cgpu: "true", "cgpu.disable.isolation": "true" }), false],
+    ["UPDATE of a plain node", node({ a: "b" }), node({ a: "c" }), false],
+  ];
+  for (const [name, oldObject, object, called] of nodeCases) {
+    test(`nodes: ${name} -> ${called ? "sent" : "skipped"}`, () => {
+      assert.equal(webhookCalled(webhook(rendered.default(), "nodes.cgpu-guard.io"), { object, oldObject }), called);
+    });
+  }
+
+  test("the nodes condition uses the built-in rules' cGPU labels", () => {
+    const withRulesFile = helmTemplate({
+      args: ["--set-file", `rules.override=${join(root, "rules/cgpu-rules.yaml")}`],
+    }).objects;
+    assert.deepEqual(webhook(withRulesFile, "nodes.cgpu-guard.io").matchConditions,
+      webhook(rendered.default(), "nodes.cgpu-guard.io").matchConditions,
+      "charts/cgpu-guard/templates/_helpers.tpl's labels differ from rules/cgpu-rules.yaml's cgpu_enabled_labels");
+  });
+  test("a rules override with other cGPU labels changes the nodes condition", () => {
+    const override = "cgpu_enabled_labels:\n  - {key: example.com/sharing, value: cgpu}\n" +
+      "isolation_disabled_label: {key: example.com/no-isolation, value: \"yes\"}\n";
+    const dir = mkdtempSync(join(tmpdir(), "cgpu-guard-rules-"));
+    let objects;
+    try {
+      writeFileSync(join(dir, "rules.yaml"), override);
+      objects = helmTemplate({ args: ["--set-file", `rules.override=${join(dir, "rules.yaml")}`] }).objects;
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+    const hook = webhook(objects, "nodes.cgpu-guard.io");
+    assert.equal(webhookCalled(hook, { object: node({ "example.com/sharing": "cgpu" }) }), true);
+    assert.equal(webhookCalled(hook, { object: node({ "ack.node.gpu.schedule": "cgpu" }) }), false);
+    assert.equal(webhookCalled(hook, { object: node({ "example.com/sharing": "cgpu", "example.com/no-isolation": "yes" }) }), false);
+  });
+  test("auto: left out below Kubernetes 1.28, kept from 1.28", () => {
+    const old = helmTemplate({ args: ["--kube-version", "1.27.9"] }).objects;
+    assertWebhooks(old, { namespace: "cgpu-guard", matchConditions: false });
+    const beta = helmTemplate({ args: ["--kube-version", "1.28.0"] }).objects;
+    assertWebhooks(beta, { namespace: "cgpu-guard", matchConditions: true });
+    const forced = helmTemplate({ args: ["--kube-version", "1.27.9", "--set", "webhook.matchConditions=enabled"] }).objects;
+    assertWebhooks(forced, { namespace: "cgpu-guard", matchConditions: true });
+  });
+});
+
+describe("server flags", () => {
+  // `cgpu-guard serve --help` of the build: every flag has a value in the chart, and the chart's
+  // defaults are the server's.
+  const outOfCluster = new Set(["cluster-state", "kubeconfig", "context"]);
+  const help = once(() => {
+    const result = run(binaryPath, ["serve", "--help"]);
+    assert.equal(result.status, 0, `${binaryPath} serve --help failed: ${result.stderr}`);
+    const flags = new Map();
+    for (const line of result.stdout.split("\n")) {
+      const match = /^\s+(?:-\w, )?--([a-z-]+)(?: [A-Z]+)?\s+(.*)$/.exec(line);
+      if (!match || match[1] === "help") continue;
+      const literal = /\(default ([^)]*)\)\s*$/.exec(match[2]);
+      flags.set(match[1], literal ? literal[1].split(";")[0].trim() : null);
+    }
+    assert.ok(flags.size > 20, `parsed only ${flags.size} flags from serve --help`);
+    return flags;
+  });
+
+  test("every serve flag is set by the chart (or runs only outside a cluster)", () => {
+    const defaults = serverArgs(rendered.default());
+    const custom = serverArgs(rendered.custom());
+    const missing = [...help().keys()].filter(
+      (flag) => !outOfCluster.has(flag) && !defaults.has(flag) && !custom.has(flag));
+    assert.deepEqual(missing, [], "flags of `cgpu-guard serve` with no value in charts/cgpu-guard " +
+      "(add one to values.yaml, values.schema.json and templates/deployment.yaml)");
+    for (const flag of outOfCluster) {
+      assert.ok(help().has(flag), `--${flag} is no longer a serve flag: drop it from the exclusions`);
+      assert.ok(!defaults.has(flag) && !custom.has(flag), `--${flag} is for running outside a cluster`);
+    }
+  });
+  test("the chart's defaults are the server's", () => {
+    const args = serverArgs(rendered.default());
+    for (const [flag, value] of help()) {
+      if (outOfCluster.has(flag) || value === null) continue;
+      assert.equal(args.get(flag), value, `--${flag}: the chart passes ${args.get(flag)}, the server's default is ${value}`);
+    }
+    assert.equal(args.has("max-pods-per-gpu"), false, "no --max-pods-per-gpu: the rules' limit");
+    assert.equal(args.has("rules"), false, "no --rules: the built-in rules");
+  });
+});
+
+describe("deploy/", () => {
+  const committedText = once(() => readFileSync(join(root, "deploy/cgpu-guard.yaml"), "utf8"));
+  const objects = once(() => parseDocuments(committedText()));
+
+  test("deploy/cgpu-guard.yaml is what scripts/render-deploy.sh renders now", () => {
+    const dir = mkdtempSync(join(tmpdir(), "cgpu-guard-deploy-"));
+    try {
+      const result = run("bash", [join(root, "scripts/render-deploy.sh"), dir]);
+      assert.equal(result.status, 0, `scripts/render-deploy.sh failed:\n${result.stderr}`);
+      const fresh = join(dir, "cgpu-guard.yaml");
+      const diff = run("diff", ["-u", join(root, "deploy/cgpu-guard.yaml"), fresh]);
+      assert.equal(diff.status, 0,
+        "deploy/ is out of date with charts/cgpu-guard; run scripts/render-deploy.sh\n" +
+        diff.stdout.split("\n").slice(0, 80).join("\n"));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+  test("every object passes the Kubernetes schemas", async () => {
+    await assertValidObjects(objects());
+  });
+  test("a restricted Namespace first, then the chart's objects with an external Secret", () => {
+    assert.equal(objects()[0].kind, "Namespace", "the Namespace comes first (kubectl applies in order)");
+    assert.equal(objects()[0].metadata.labels["pod-security.kubernetes.io/enforce"], "restricted");
+    const namespace = objects()[0].metadata.name;
+    assert.deepEqual(kinds(objects()), [
+      "ClusterRole", "ClusterRoleBinding", "Deployment", "Namespace", "PodDisruptionBudget",
+      "Service", "ServiceAccount", "ValidatingWebhookConfiguration",
+    ]);
+    for (const o of objects()) {
+      if (!["Namespace", "ClusterRole", "ClusterRoleBinding", "ValidatingWebhookConfiguration"].includes(o.kind)) {
+        assert.equal(o.metadata.namespace, namespace, `${o.kind} is in namespace ${namespace}`);
+      }
+    }
+    assertDeployment(objects(), { namespace, replicas: 2 });
+    assertServiceAndPdb(objects());
+    assertLeastPrivilege(objects(), { namespace });
+    const config = assertWebhooks(objects(), { namespace });
+    for (const w of config.webhooks) {
+      assert.equal(w.clientConfig.caBundle, undefined, "caBundle is left to deploy/tls.sh");
+    }
+  });
+  test("deploy/tls.sh makes the Secret the Deployment mounts, for <svc>.<ns>.svc", async () => {
+    const { tlsSecretName } = assertDeployment(objects(), { namespace: "cgpu-guard", replicas: 2 });
+    const { secret, caBundle } = tlsScript([]);
+    await assertValidObjects([secret]);
+    assert.equal(secret.metadata.name, tlsSecretName);
+    assert.equal(secret.metadata.namespace, "cgpu-guard");
+    assert.equal(secret.type, "kubernetes.io/tls");
+    assertServingCertificate(secret.data, caBundle, serviceDnsName(objects()));
+    assert.equal(caBundle, secret.data["ca.crt"], "caBundle is the new CA");
+    const config = findOne(objects(), "ValidatingWebhookConfiguration");
+    assert.equal(config.metadata.name, "cgpu-guard", "tls.sh patches the configuration named cgpu-guard");
+  });
+});
+
+describe("the built server with the chart's certificates", () => {
+  // The server on loopback with a certificate as the chart or deploy/tls.sh makes it, and a
+  // client that trusts caBundle and checks the Service's name, as the API server does.
+  function freePort() {
+    return new Promise((resolve, reject) => {
+      const server = createServer();
+      server.once("error", reject);
+      server.listen(0, "127.0.0.1", () => {
+        const { port } = server.address();
+        server.close(() => resolve(port));
+      });
+    });
+  }
+  function ready(port, deadline) {
+    return new Promise((resolve, reject) => {
+      const attempt = () => {
+        get({ host: "127.0.0.1", port, path: "/readyz", timeout: 1000, agent: false }, (res) => {
+          res.resume();
+          if (res.statusCode === 200) resolve();
+          else retry(new Error(`/readyz ${res.statusCode}`));
+        }).on("error", retry);
+      };
+      const retry = (error) => (Date.now() > deadline ? reject(error) : setTimeout(attempt, 50));
+      attempt();
+    });
+  }
+  function review(port, host, caPem) {
+    const uid = "8c1e7a4e-0000-4000-8000-000000000001";
+    const body = JSON.stringify({
+      apiVersion: "admission.k8s.io/v1",
+      kind: "AdmissionReview",
+      request: {
+        uid,
+        kind: { group: "", version: "v1", kind: "Node" },
+        resource: { group: "", version: "v1", resource: "nodes" },
+        operation: "CREATE",
+        name: "plain-node",
+        object: { apiVersion: "v1", kind: "Node", metadata: { name: "plain-node" } },
+      },
+    });
+    return new Promise((resolve, reject) => {
+      const req = request({
+        host: "127.0.0.1", port, path: "/validate?timeout=3s", method: "POST", ca: caPem, agent: false,
+        servername: host, checkServerIdentity: (_, cert) => checkServerIdentity(host, cert),
+        headers: { "Content-Type": "application/json", "Content-Length": Buffer.byteLength(body) },
+        timeout: 5000,
+      }, (res) => {
+        let data = "";
+        res.setEncoding("utf8");
+        res.on("data", (chunk) => { data += chunk; });
+        res.on("end", () => resolve({ status: res.statusCode, review: JSON.parse(data), uid }));
+      });
+      req.on("error", reject);
+      req.on("timeout", () => req.destroy(new Error("no answer in 5s")));
+      req.end(body);
+    });
+  }
+  async function withServer(data, host, check) {
+    const dir = mkdtempSync(join(tmpdir(), "cgpu-guard-serve-"));
+    const [port, metricsPort] = [await freePort(), await freePort()];
+    writeFileSync(join(dir, "tls.crt"), Buffer.from(data["tls.crt"], "base64"), { mode: 0o600 });
+    writeFileSync(join(dir, "tls.key"), Buffer.from(data["tls.key"], "base64"), { mode: 0o600 });
+    writeFileSync(join(dir, "cluster.json"), '{"apiVersion":"v1","kind":"List","items":[]}');
+    const server = spawn(binaryPath, [
+      "serve", `--listen=127.0.0.1:${port}`, `--metrics-listen=127.0.0.1:${metricsPort}`,
+      `--tls-cert=${join(dir, "tls.crt")}`, `--tls-key=${join(dir, "tls.key")}`,
+      `--cluster-state=${join(dir, "cluster.json")}`, "--shutdown-delay=0s",
+    ], { stdio: ["ignore", "ignore", "pipe"] });
+    let stderr = "";
+    server.stderr.on("data", (chunk) => { stderr += chunk; });
+    const exited = new Promise((resolve) => server.on("exit", resolve));
+    try {
+      await Promise.race([
+        ready(metricsPort, Date.now() + 10000),
+        exited.then((code) => { throw new Error(`cgpu-guard exited ${code}: ${stderr}`); }),
+      ]);
+      await check(port, Buffer.from(data["ca.crt"], "base64").toString());
+    } finally {
+      server.kill("SIGTERM");
+      const timer = setTimeout(() => server.kill("SIGKILL"), 5000);
+      await exited;
+      clearTimeout(timer);
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+  async function assertServed(data, host) {
+    await withServer(data, host, async (port, caPem) => {
+      const { status, review: answer, uid } = await review(port, host, caPem);
+      assert.equal(status, 200);
+      assert.equal(answer.response.uid, uid);
+      assert.equal(answer.response.allowed, true);
+      await assert.rejects(review(port, `other.${host}`, caPem), /altnames|Hostname\/IP does not match/,
+        "a client checking another name refuses the certificate");
+    });
+  }
+
+  test("chart-generated (RSA) certificate for cgpu-guard.cgpu-guard.svc", async () => {
+    await assertServed(findOne(rendered.default(), "Secret").data, "cgpu-guard.cgpu-guard.svc");
+  });
+  test("deploy/tls.sh (ECDSA) certificate for cgpu-guard.cgpu-guard.svc", async () => {
+    await assertServed(tlsScript([]).secret.data, "cgpu-guard.cgpu-guard.svc");
+  });
+});

@@ -1,0 +1,241 @@
+// Helpers for the deployment tests: running helm, parsing what it renders, checking objects
+// against the Kubernetes schemas (kubernetes-models), evaluating CEL, reading certificates.
+//
+// helm and kubectl come from scripts/install-deps.sh (.local/tools/bin); HELM and KUBECTL
+// override them. The npm packages are tests/deploy/node_modules (npm ci, same script).
+
+import { spawnSync } from "node:child_process";
+import { X509Certificate } from "node:crypto";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
+
+import { run as celRun } from "@bufbuild/cel";
+import yaml from "js-yaml";
+
+const here = dirname(fileURLToPath(import.meta.url));
+export const root = resolve(here, "../..");
+export const chartDir = join(root, "charts/cgpu-guard");
+const tools = join(root, ".local/tools/bin");
+export const helmPath = process.env.HELM || join(tools, "helm");
+export const kubectlPath = process.env.KUBECTL || join(tools, "kubectl");
+export const binaryPath = process.env.CGPU_GUARD_BINARY || join(root, "build/cgpu-guard");
+
+for (const [what, path] of [["helm", helmPath], ["kubectl", kubectlPath]]) {
+  if (!existsSync(path)) {
+    throw new Error(`${what} not found at ${path}: run scripts/install-deps.sh`);
+  }
+}
+
+// helm keeps a cache and config under $HOME; give it a throwaway one.
+const helmHome = mkdtempSync(join(tmpdir(), "cgpu-guard-helm-"));
+process.on("exit", () => rmSync(helmHome, { recursive: true, force: true }));
+const helmEnv = {
+  ...process.env,
+  HELM_CACHE_HOME: join(helmHome, "cache"),
+  HELM_CONFIG_HOME: join(helmHome, "config"),
+  HELM_DATA_HOME: join(helmHome, "data"),
+};
+
+export function run(command, args, options = {}) {
+  const result = spawnSync(command, args, {
+    encoding: "utf8",
+    env: helmEnv,
+    cwd: root,
+    maxBuffer: 64 << 20,
+    ...options,
+  });
+  if (result.error) throw result.error;
+  return result;
+}
+
+function describeRun(command, args, result) {
+  return `${command} ${args.join(" ")} exited ${result.status}:\n${result.stderr}${result.stdout}`;
+}
+
+// `helm template RELEASE charts/cgpu-guard -n NAMESPACE ARGS...` -> the objects it renders.
+export function helmTemplate({ release = "cgpu-guard", namespace = "cgpu-guard", args = [] } = {}) {
+  const full = ["template", release, chartDir, "--namespace", namespace, ...args];
+  const result = run(helmPath, full);
+  if (result.status !== 0) throw new Error(describeRun("helm", full, result));
+  return { text: result.stdout, objects: parseDocuments(result.stdout) };
+}
+
+// The same, expected to fail: returns helm's error output.
+export function helmTemplateError({ release = "x", namespace = "x", args = [] } = {}) {
+  const full = ["template", release, chartDir, "--namespace", namespace, ...args];
+  const result = run(helmPath, full);
+  if (result.status === 0) {
+    throw new Error(`helm ${full.join(" ")} succeeded but should have failed`);
+  }
+  return result.stderr;
+}
+
+export function helmLint(args = []) {
+  const full = ["lint", "--strict", chartDir, ...args];
+  const result = run(helmPath, full);
+  if (result.status !== 0) throw new Error(describeRun("helm", full, result));
+  return result.stdout;
+}
+
+export function parseDocuments(text) {
+  return yaml.loadAll(text).filter((doc) => doc !== null && doc !== undefined);
+}
+
+export function findAll(objects, kind) {
+  return objects.filter((o) => o.kind === kind);
+}
+
+export function findOne(objects, kind) {
+  const found = findAll(objects, kind);
+  if (found.length !== 1) {
+    throw new Error(`expected exactly one ${kind}, found ${found.length}`);
+  }
+  return found[0];
+}
+
+// --- Kubernetes schemas ---------------------------------------------------------------------
+
+const nodeModules = join(here, "node_modules");
+const schemaFiles = {
+  "v1/Namespace": ["kubernetes-models", "IoK8sApiCoreV1Namespace"],
+  "v1/ServiceAccount": ["kubernetes-models", "IoK8sApiCoreV1ServiceAccount"],
+  "v1/Service": ["kubernetes-models", "IoK8sApiCoreV1Service"],
+  "v1/Secret": ["kubernetes-models", "IoK8sApiCoreV1Secret"],
+  "v1/ConfigMap": ["kubernetes-models", "IoK8sApiCoreV1ConfigMap"],
+  "apps/v1/Deployment": ["kubernetes-models", "IoK8sApiAppsV1Deployment"],
+  "policy/v1/PodDisruptionBudget": ["kubernetes-models", "IoK8sApiPolicyV1PodDisruptionBudget"],
+  "rbac.authorization.k8s.io/v1/ClusterRole": ["kubernetes-models", "IoK8sApiRbacV1ClusterRole"],
+  "rbac.authorization.k8s.io/v1/ClusterRoleBinding": [
+    "kubernetes-models",
+    "IoK8sApiRbacV1ClusterRoleBinding",
+  ],
+  "admissionregistration.k8s.io/v1/ValidatingWebhookConfiguration": [
+    "kubernetes-models",
+    "IoK8sApiAdmissionregistrationV1ValidatingWebhookConfiguration",
+  ],
+  "cert-manager.io/v1/Certificate": [
+    "@kubernetes-models/cert-manager",
+    "ComGithubCertManagerCertManagerPkgApisCertmanagerV1Certificate",
+  ],
+  "cert-manager.io/v1/Issuer": [
+    "@kubernetes-models/cert-manager",
+    "ComGithubCertManagerCertManagerPkgApisCertmanagerV1Issuer",
+  ],
+  "monitoring.coreos.com/v1/ServiceMonitor": [
+    "@kubernetes-models/prometheus-operator",
+    "ComGithubPrometheusOperatorPrometheusOperatorPkgApisMonitoringV1ServiceMonitor",
+  ],
+};
+
+const validators = new Map();
+async function validatorFor(apiVersion, kind) {
+  const key = `${apiVersion}/${kind}`;
+  if (!validators.has(key)) {
+    const file = schemaFiles[key];
+    if (!file) return null;
+    const url = pathToFileURL(join(nodeModules, file[0], "_schemas", `${file[1]}.js`));
+    validators.set(key, (await import(url.href)).validate);
+  }
+  return validators.get(key);
+}
+
+// Wraps `value` so that the schema validator's reads are recorded: a key of an object that the
+// validator neither read nor iterated is a field the schema does not have (kubectl's
+// --validate=strict "unknown field"). kubernetes-models' validators ignore unknown fields.
+function tracked(value, path, records, proxies) {
+  if (value === null || typeof value !== "object") return value;
+  if (proxies.has(value)) return proxies.get(value);
+  const record = { path, value, read: new Set(), iterated: false };
+  records.push(record);
+  const proxy = new Proxy(value, {
+    get(target, key, receiver) {
+      if (typeof key === "string") record.read.add(key);
+      const child = Reflect.get(target, key, receiver);
+      return typeof key === "string" && Object.hasOwn(target, key)
+        ? tracked(child, `${path}.${key}`, records, proxies)
+        : child;
+    },
+    has(target, key) {
+      if (typeof key === "string") record.read.add(key);
+      return Reflect.has(target, key);
+    },
+    ownKeys(target) {
+      record.iterated = true;
+      return Reflect.ownKeys(target);
+    },
+  });
+  proxies.set(value, proxy);
+  return proxy;
+}
+
+// Problems of one object, as "Kind/name: message" strings; empty when it is valid.
+export async function schemaProblems(object) {
+  const where = `${object.kind}/${object.metadata?.name}`;
+  const validate = await validatorFor(object.apiVersion, object.kind);
+  if (!validate) {
+    return [`${where}: no schema for ${object.apiVersion} ${object.kind} in tests/deploy/lib.mjs`];
+  }
+  const records = [];
+  const ok = validate(tracked(object, "", records, new WeakMap()));
+  const problems = [];
+  if (!ok) {
+    for (const error of validate.errors) {
+      problems.push(`${where}: ${error.instancePath || "/"} ${error.message} ${JSON.stringify(error.params)}`);
+    }
+  }
+  for (const record of records) {
+    if (Array.isArray(record.value) || record.iterated) continue;
+    for (const key of Object.keys(record.value)) {
+      if (!record.read.has(key)) problems.push(`${where}: unknown field ${record.path}.${key}`);
+    }
+  }
+  return problems;
+}
+
+// --- names ----------------------------------------------------------------------------------
+
+export const dns1123Label = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+export const dns1123Subdomain = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+export const labelValue = /^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$/;
+
+// --- CEL ------------------------------------------------------------------------------------
+
+// JSON as the API server hands it to matchConditions: objects become maps, integers ints.
+function toCel(value) {
+  if (Array.isArray(value)) return value.map(toCel);
+  if (value !== null && typeof value === "object") {
+    return new Map(Object.entries(value).map(([k, v]) => [k, toCel(v)]));
+  }
+  if (typeof value === "number" && Number.isInteger(value)) return BigInt(value);
+  return value;
+}
+
+// Evaluates a matchCondition expression; throws unless it yields a boolean (an evaluation
+// error would make the API server apply failurePolicy to the request).
+export function evalCondition(expression, { object, oldObject = null }) {
+  const result = celRun(expression, { object: toCel(object), oldObject: toCel(oldObject) });
+  if (typeof result !== "boolean") {
+    throw new Error(`CEL ${expression}\ngave ${String(result?.message ?? result)}`);
+  }
+  return result;
+}
+
+// Whether the API server sends the request to the webhook: every matchCondition true.
+export function webhookCalled(webhook, vars) {
+  return (webhook.matchConditions ?? []).every((c) => evalCondition(c.expression, vars));
+}
+
+// --- certificates ---------------------------------------------------------------------------
+
+export function certificateFromBase64(b64) {
+  return new X509Certificate(Buffer.from(b64, "base64"));
+}
+
+export function dnsNames(certificate) {
+  return (certificate.subjectAltName ?? "")
+    .split(", ")
+    .filter((san) => san.startsWith("DNS:"))
+    .map((san) => san.slice(4));
+}
