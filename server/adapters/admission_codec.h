@@ -2,16 +2,19 @@
 //
 // Decoding is a pure function: the same bytes always give the same DecodedReview or the same
 // ReviewDecodeError, whose message names exactly what is wrong ("request.uid must be a string,
-// got number"). Encoding is the one place that echoes the request's uid and apiVersion/kind into
-// the response, as the API server demands. Nothing here throws; all functions are thread-safe.
+// got number"). It parses with simdjson (one reused parser per thread) and reads request.object
+// and request.oldObject straight into the object views the facts need, so no JSON tree outlives
+// the call. Encoding is the one place that echoes the request's uid and apiVersion/kind into the
+// response, as the API server demands; it writes the JSON text directly. Nothing here throws; all
+// functions are thread-safe.
 #pragma once
 
-#include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
 #include <variant>
 #include <vector>
 
+#include "adapters/object_views.h"
 #include "core/admission_request.h"
 #include "core/decision.h"
 
@@ -24,10 +27,10 @@ std::string_view ToString(ReviewApiVersion version);  // "admission.k8s.io/v1", 
 struct DecodedReview {
   ReviewApiVersion api_version = ReviewApiVersion::kV1;
   AdmissionRequest request;
-  // request.object / request.oldObject as sent (null when absent). Kept as JSON here; fact
-  // extraction turns them into plain structs before the policy sees anything.
-  nlohmann::json object;
-  nlohmann::json old_object;
+  // request.object / request.oldObject, read into the view ObjectKindFor(request) names (a pod,
+  // a Binding or a node); fact extraction turns views into facts before the policy sees anything.
+  ReviewObject object;
+  ReviewObject old_object;
 };
 
 struct ReviewDecodeError {
@@ -37,8 +40,8 @@ struct ReviewDecodeError {
 
 using ReviewDecodeResult = std::variant<DecodedReview, ReviewDecodeError>;
 
-// JSON nesting deeper than this is refused before parsing. Pods, nodes and bindings nest about
-// 10 levels; the bound keeps a hostile body from exhausting the stack in later tree walks.
+// JSON nesting deeper than this is refused. Pods, nodes and bindings nest about 10 levels; the
+// bound keeps a hostile body from costing parser memory or stack in later tree walks.
 inline constexpr int kMaxJsonDepth = 128;
 
 ReviewDecodeResult DecodeAdmissionReview(std::string_view body);
@@ -51,6 +54,12 @@ int JsonNestingDepth(std::string_view text, int limit);
 // callers answer it with EncodeStatusError instead.
 std::string EncodeAdmissionResponse(ReviewApiVersion version, std::string_view uid,
                                     const Decision& decision);
+
+// `text` as a JSON string literal, quotes included, appended to `out`: '"', '\\' and control
+// characters escaped as nlohmann::json does, other characters as they are, and each invalid UTF-8
+// sequence replaced by U+FFFD (byte for byte what nlohmann's dump with error_handler_t::replace
+// writes).
+void AppendJsonString(std::string& out, std::string_view text);
 
 // A metav1.Status body for HTTP error answers. The API server's client decodes it, so its message
 // shows up in "failed calling webhook" errors instead of a bare status code.

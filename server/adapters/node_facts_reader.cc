@@ -1,41 +1,28 @@
 #include "adapters/node_facts_reader.h"
 
+#include "adapters/nlohmann_view.h"
+#include "adapters/object_view_reader.h"
+
 namespace cgpu {
 namespace {
 
-using nlohmann::json;
-
-// A string member of an object, or "" when anything on the way is missing or not a string.
-std::string StringAt(const json& object, std::initializer_list<const char*> path) {
-  const json* current = &object;
-  for (const char* key : path) {
-    if (!current->is_object()) return "";
-    auto it = current->find(key);
-    if (it == current->end()) return "";
-    current = &*it;
-  }
-  return current->is_string() ? current->get<std::string>() : "";
+std::string Label(const NodeObject& node, const std::string& key) {
+  return std::string(node.Label(key));
 }
 
-std::string Label(const json& labels, const std::string& key) {
-  if (!labels.is_object()) return "";
-  auto it = labels.find(key);
-  return it != labels.end() && it->is_string() ? it->get<std::string>() : "";
-}
-
-VersionFact LabelVersion(const json& labels, const std::string& key) {
+VersionFact LabelVersion(const NodeObject& node, const std::string& key) {
   VersionFact fact;
   fact.source = "label " + key;
-  fact.raw = Label(labels, key);
+  fact.raw = Label(node, key);
   if (fact.present()) fact.value = Version::Parse(fact.raw);
   return fact;
 }
 
-VersionFact DriverVersion(const json& labels, const FactSources& sources) {
-  VersionFact fact = LabelVersion(labels, sources.driver_version_label);
+VersionFact DriverVersion(const NodeObject& node, const FactSources& sources) {
+  VersionFact fact = LabelVersion(node, sources.driver_version_label);
   if (fact.present()) return fact;
   const std::string& prefix = sources.gfd_driver_label_prefix;
-  const std::string major = Label(labels, prefix + ".major");
+  const std::string major = Label(node, prefix + ".major");
   if (major.empty()) {
     fact.source = "label " + sources.driver_version_label + " (or " + prefix + ".major/minor/rev)";
     return fact;
@@ -43,7 +30,7 @@ VersionFact DriverVersion(const json& labels, const FactSources& sources) {
   fact.source = "labels " + prefix + ".major/minor/rev";
   fact.raw = major;
   for (const char* part : {".minor", ".rev"}) {
-    const std::string value = Label(labels, prefix + part);
+    const std::string value = Label(node, prefix + part);
     if (value.empty()) break;
     fact.raw += "." + value;
   }
@@ -76,42 +63,53 @@ StatusOr<NodeFactsReader> NodeFactsReader::Create(FactSources sources, const Rul
                          table.isolation_disabled_label);
 }
 
-NodeFacts NodeFactsReader::Read(const json& node) const {
-  NodeFacts facts;
-  facts.name = StringAt(node, {"metadata", "name"});
-  const json empty = json::object();
-  const json* labels = &empty;
-  if (auto metadata = node.find("metadata"); metadata != node.end() && metadata->is_object()) {
-    if (auto found = metadata->find("labels"); found != metadata->end() && found->is_object()) {
-      labels = &*found;
+bool NodeFactsReader::IsContainerOs(const std::string& os_image) const {
+  {
+    std::lock_guard<std::mutex> lock(os_image_memo_->mu);
+    if (auto it = os_image_memo_->matches.find(os_image); it != os_image_memo_->matches.end()) {
+      return it->second;
     }
   }
+  const bool matches = std::regex_search(os_image, container_os_);  // outside the lock: slow
+  std::lock_guard<std::mutex> lock(os_image_memo_->mu);
+  if (os_image_memo_->matches.size() >= OsImageMemo::kMaxEntries) os_image_memo_->matches.clear();
+  os_image_memo_->matches.emplace(os_image, matches);
+  return matches;
+}
+
+NodeFacts NodeFactsReader::Read(const nlohmann::json& node) const {
+  return Read(ReadNodeObject(NlohmannView(node)));
+}
+
+NodeFacts NodeFactsReader::Read(const NodeObject& node) const {
+  NodeFacts facts;
+  facts.name = node.name;
 
   for (const LabelMatch& match : cgpu_enabled_labels_) {
-    if (Label(*labels, match.key) == match.value) {
+    if (node.Label(match.key) == match.value) {
       facts.cgpu_enabled = true;
       facts.cgpu_enabled_by = match.key + "=" + match.value;
       break;
     }
   }
   if (facts.cgpu_enabled &&
-      Label(*labels, isolation_disabled_label_.key) == isolation_disabled_label_.value) {
+      node.Label(isolation_disabled_label_.key) == isolation_disabled_label_.value) {
     facts.cgpu_enabled = false;
     facts.cgpu_enabled_by = isolation_disabled_label_.key + "=" + isolation_disabled_label_.value +
                             " turns isolation off";
   }
 
-  facts.cgpu_version = LabelVersion(*labels, sources_.cgpu_version_label);
+  facts.cgpu_version = LabelVersion(node, sources_.cgpu_version_label);
   if (!sources_.assume_cgpu_version.empty()) {
     facts.cgpu_version.source = "--cgpu-version";
     facts.cgpu_version.raw = sources_.assume_cgpu_version;
     facts.cgpu_version.value = Version::Parse(sources_.assume_cgpu_version);
   }
-  facts.driver_version = DriverVersion(*labels, sources_);
-  facts.toolkit_version = LabelVersion(*labels, sources_.toolkit_version_label);
+  facts.driver_version = DriverVersion(node, sources_);
+  facts.toolkit_version = LabelVersion(node, sources_.toolkit_version_label);
 
   facts.kernel_version.source = "status.nodeInfo.kernelVersion";
-  facts.kernel_version.raw = StringAt(node, {"status", "nodeInfo", "kernelVersion"});
+  facts.kernel_version.raw = node.kernel_version;
   if (facts.kernel_version.present()) {
     facts.kernel_version.value = Version::ParsePrefix(facts.kernel_version.raw);
   }
@@ -124,7 +122,7 @@ NodeFacts NodeFactsReader::Read(const json& node) const {
 
   facts.instance_type_source = "label " + sources_.instance_type_labels.front();
   for (const std::string& key : sources_.instance_type_labels) {
-    facts.instance_type = Label(*labels, key);
+    facts.instance_type = Label(node, key);
     if (!facts.instance_type.empty()) {
       facts.instance_type_source = "label " + key;
       break;
@@ -132,16 +130,15 @@ NodeFacts NodeFactsReader::Read(const json& node) const {
   }
   if (!facts.instance_type.empty()) facts.instance_family = InstanceFamily(facts.instance_type);
 
-  facts.os_image = StringAt(node, {"status", "nodeInfo", "osImage"});
-  facts.container_optimized_os =
-      !facts.os_image.empty() && std::regex_search(facts.os_image, container_os_);
+  facts.os_image = node.os_image;
+  facts.container_optimized_os = !facts.os_image.empty() && IsContainerOs(facts.os_image);
 
-  if (std::optional<int> max_pods = SmallCount(Label(*labels, sources_.max_pods_per_gpu_label))) {
+  if (std::optional<int> max_pods = SmallCount(Label(node, sources_.max_pods_per_gpu_label))) {
     facts.max_pods_per_gpu = max_pods;
   }
-  facts.gpu_count = SmallCount(StringAt(node, {"status", "capacity", "aliyun.com/gpu-count"}));
+  facts.gpu_count = SmallCount(node.gpu_count);
   if (!facts.gpu_count)
-    facts.gpu_count = SmallCount(Label(*labels, "aliyun.accelerator/nvidia_count"));
+    facts.gpu_count = SmallCount(Label(node, "aliyun.accelerator/nvidia_count"));
   return facts;
 }
 

@@ -1,4 +1,5 @@
-// NodeFactsReader: a Kubernetes Node object (JSON) into NodeFacts.
+// NodeFactsReader: a Kubernetes Node object (its NodeObject view, or JSON through it) into
+// NodeFacts.
 //
 // Which labels hold which fact is configurable (FactSources), because no ACK label reports the
 // installed cGPU, driver or toolkit version: cgpu-guard's node agent writes its own keys, and
@@ -7,11 +8,15 @@
 // the rules turn that into `unknown`. Create() once; Read() is const and thread-safe.
 #pragma once
 
+#include <memory>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <regex>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
+#include "adapters/object_views.h"
 #include "core/node_facts.h"
 #include "core/rule_table.h"
 #include "core/status.h"
@@ -42,9 +47,19 @@ class NodeFactsReader {
   // Fails when the OS pattern is not a valid regular expression.
   static StatusOr<NodeFactsReader> Create(FactSources sources, const RuleTable& table);
 
-  NodeFacts Read(const nlohmann::json& node) const;
+  NodeFacts Read(const NodeObject& node) const;
+  NodeFacts Read(const nlohmann::json& node) const;  // Read(ReadNodeObject(node))
 
  private:
+  // What container_os_ said about each OS image seen. A case-insensitive std::regex search costs
+  // microseconds (a locale lookup per character) and a cluster runs a handful of OS images, so
+  // answers are remembered; copies of a reader share them. Forgotten all at once past kMaxEntries.
+  struct OsImageMemo {
+    static constexpr size_t kMaxEntries = 64;
+    std::mutex mu;
+    std::unordered_map<std::string, bool> matches;  // guarded by mu
+  };
+
   NodeFactsReader(FactSources sources, std::regex container_os, std::vector<LabelMatch> enabled,
                   LabelMatch disabled)
       : sources_(std::move(sources)),
@@ -52,10 +67,14 @@ class NodeFactsReader {
         cgpu_enabled_labels_(std::move(enabled)),
         isolation_disabled_label_(std::move(disabled)) {}
 
+  bool IsContainerOs(const std::string& os_image) const;
+
+  // Constant after construction.
   FactSources sources_;
   std::regex container_os_;
   std::vector<LabelMatch> cgpu_enabled_labels_;
   LabelMatch isolation_disabled_label_;
+  std::shared_ptr<OsImageMemo> os_image_memo_ = std::make_shared<OsImageMemo>();
 };
 
 }  // namespace cgpu

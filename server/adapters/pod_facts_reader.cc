@@ -1,26 +1,19 @@
 #include "adapters/pod_facts_reader.h"
 
+#include <simdjson.h>
+
 #include <algorithm>
 #include <cctype>
 
 #include "adapters/admission_codec.h"
+#include "adapters/nlohmann_view.h"
+#include "adapters/object_view_reader.h"
 
 namespace cgpu {
 namespace {
 
-using nlohmann::json;
-
 // A GPU index: a plain decimal number below this. Real nodes have at most 16 GPUs.
 constexpr int kMaxGpuIndex = 1024;
-
-const json& Member(const json& object, const char* key) {
-  static const json kNull;
-  if (!object.is_object()) return kNull;
-  auto it = object.find(key);
-  return it == object.end() ? kNull : *it;
-}
-
-std::string String(const json& value) { return value.is_string() ? value.get<std::string>() : ""; }
 
 std::optional<int> GpuIndex(std::string_view text) {
   while (!text.empty() && text.front() == ' ') text.remove_prefix(1);
@@ -39,6 +32,19 @@ void Normalise(std::vector<int>& indices) {
   indices.erase(std::unique(indices.begin(), indices.end()), indices.end());
 }
 
+// Calls f(key, value) for each member of `object` but the ones a later member of the same key
+// overrides, as a map-building parser would. Annotation objects are tiny, so quadratic is fine.
+template <typename F>
+void ForEachLastMember(const simdjson::dom::object& object, F&& f) {
+  for (auto it = object.begin(); it != object.end(); ++it) {
+    bool overridden = false;
+    for (auto later = it; !overridden && ++later != object.end();) {
+      overridden = later.key() == it.key();
+    }
+    if (!overridden && !f(it.key(), it.value())) return;
+  }
+}
+
 GpuAssignment FromAllocation(const std::string& text) {
   GpuAssignment gpus;
   gpus.source = std::string("annotation ") + kGpuAllocationAnnotation;
@@ -49,21 +55,37 @@ GpuAssignment FromAllocation(const std::string& text) {
     return gpus;
   };
   if (JsonNestingDepth(text, 4) > 4) return fail("nested too deeply");
-  const json allocation = json::parse(text, nullptr, /*allow_exceptions=*/false);
-  if (allocation.is_discarded() || !allocation.is_object()) {
+  // One parser per thread keeps its buffers between calls; parse() copies the text into its own
+  // padded buffer. Error codes only: nothing here throws.
+  thread_local simdjson::dom::parser parser;
+  simdjson::dom::object allocation;
+  if (parser.parse(text.data(), text.size()).get_object().get(allocation) != simdjson::SUCCESS) {
     return fail("expected {\"<container>\":{\"<gpu>\":<GiB>}}");
   }
-  for (const auto& [container, per_gpu] : allocation.items()) {
-    if (!per_gpu.is_object()) return fail("container " + container + " has no GPU map");
-    for (const auto& [gpu, amount] : per_gpu.items()) {
+  std::string why;
+  ForEachLastMember(allocation, [&](std::string_view container, simdjson::dom::element per_gpu) {
+    simdjson::dom::object gpu_map;
+    if (per_gpu.get_object().get(gpu_map) != simdjson::SUCCESS) {
+      why = "container " + std::string(container) + " has no GPU map";
+      return false;
+    }
+    ForEachLastMember(gpu_map, [&](std::string_view gpu, simdjson::dom::element amount) {
       std::optional<int> index = GpuIndex(gpu);
-      if (!index) return fail("\"" + gpu + "\" is not a GPU index");
-      if (!amount.is_number() || amount.get<double>() < 0) {
-        return fail("GPU " + gpu + " has no amount");
+      if (!index) {
+        why = "\"" + std::string(gpu) + "\" is not a GPU index";
+        return false;
+      }
+      double value = 0;
+      if (!amount.is_number() || amount.get_double().get(value) != simdjson::SUCCESS || value < 0) {
+        why = "GPU " + std::string(gpu) + " has no amount";
+        return false;
       }
       gpus.indices.push_back(*index);
-    }
-  }
+      return true;
+    });
+    return why.empty();
+  });
+  if (!why.empty()) return fail(why);
   Normalise(gpus.indices);
   return gpus;
 }
@@ -88,19 +110,6 @@ GpuAssignment FromIndex(const std::string& text) {
   return gpus;
 }
 
-bool RequestsCgpu(const json& containers) {
-  if (!containers.is_array()) return false;
-  for (const json& container : containers) {
-    const json& resources = Member(container, "resources");
-    for (const char* kind : {"limits", "requests"}) {
-      const json& amounts = Member(resources, kind);
-      if (!amounts.is_object()) continue;
-      if (amounts.contains(kGpuMemResource) || amounts.contains(kGpuCoreResource)) return true;
-    }
-  }
-  return false;
-}
-
 PodPhase Phase(const std::string& phase) {
   if (phase == "Running") return PodPhase::kRunning;
   if (phase == "Succeeded") return PodPhase::kSucceeded;
@@ -111,42 +120,46 @@ PodPhase Phase(const std::string& phase) {
 
 }  // namespace
 
-GpuAssignment ReadGpuAssignment(const json& annotations) {
-  if (const std::string allocation = String(Member(annotations, kGpuAllocationAnnotation));
-      !allocation.empty()) {
-    return FromAllocation(allocation);
-  }
-  if (const std::string index = String(Member(annotations, kGpuIndexAnnotation)); !index.empty()) {
-    return FromIndex(index);
-  }
+GpuAssignment GpuAssignmentFrom(const GpuAnnotations& annotations) {
+  if (!annotations.allocation.empty()) return FromAllocation(annotations.allocation);
+  if (!annotations.index.empty()) return FromIndex(annotations.index);
   return {};
 }
 
-PodFacts ReadPodFacts(const json& pod) {
+GpuAssignment ReadGpuAssignment(const nlohmann::json& annotations) {
+  return GpuAssignmentFrom(ReadGpuAnnotations(NlohmannView(annotations)));
+}
+
+PodFacts PodFactsFrom(const PodObject& pod) {
   PodFacts facts;
-  const json& metadata = Member(pod, "metadata");
-  facts.namespace_name = String(Member(metadata, "namespace"));
-  facts.name = String(Member(metadata, "name"));
-  facts.uid = String(Member(metadata, "uid"));
-  const json& spec = Member(pod, "spec");
-  facts.node_name = String(Member(spec, "nodeName"));
-  facts.phase = Phase(String(Member(Member(pod, "status"), "phase")));
-  facts.shares_gpu =
-      RequestsCgpu(Member(spec, "containers")) || RequestsCgpu(Member(spec, "initContainers"));
-  facts.gpus = ReadGpuAssignment(Member(metadata, "annotations"));
+  facts.namespace_name = pod.namespace_name;
+  facts.name = pod.name;
+  facts.uid = pod.uid;
+  facts.node_name = pod.node_name;
+  facts.phase = Phase(pod.phase);
+  facts.shares_gpu = pod.requests_cgpu;
+  facts.gpus = GpuAssignmentFrom(pod.gpu_annotations);
   return facts;
 }
 
-BindingFacts ReadBindingFacts(const json& binding, const std::string& request_namespace,
+PodFacts ReadPodFacts(const nlohmann::json& pod) {
+  return PodFactsFrom(ReadPodObject(NlohmannView(pod)));
+}
+
+BindingFacts BindingFactsFrom(const BindingObject& binding, const std::string& request_namespace,
                               const std::string& request_name) {
   BindingFacts facts;
-  const json& metadata = Member(binding, "metadata");
-  facts.pod_namespace =
-      request_namespace.empty() ? String(Member(metadata, "namespace")) : request_namespace;
-  facts.pod_name = request_name.empty() ? String(Member(metadata, "name")) : request_name;
-  facts.node = String(Member(Member(binding, "target"), "name"));
-  facts.gpus = ReadGpuAssignment(Member(metadata, "annotations"));
+  facts.pod_namespace = request_namespace.empty() ? binding.namespace_name : request_namespace;
+  facts.pod_name = request_name.empty() ? binding.name : request_name;
+  facts.node = binding.target_name;
+  facts.gpus = GpuAssignmentFrom(binding.gpu_annotations);
   return facts;
+}
+
+BindingFacts ReadBindingFacts(const nlohmann::json& binding, const std::string& request_namespace,
+                              const std::string& request_name) {
+  return BindingFactsFrom(ReadBindingObject(NlohmannView(binding)), request_namespace,
+                          request_name);
 }
 
 }  // namespace cgpu

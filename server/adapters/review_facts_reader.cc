@@ -10,31 +10,43 @@ ReviewFacts ReviewFactsReader::Read(const DecodedReview& review) const {
   const AdmissionRequest& request = facts.request;
   if (!request.resource.group.empty()) return facts;  // only core-group pods and nodes matter
 
-  const bool has_object = review.object.is_object();
-  const bool has_old = review.old_object.is_object();
-  if (request.resource.resource == "pods" && request.sub_resource == "binding") {
-    if (!has_object) {
-      facts.object_error = "the pods/binding request carries no Binding object";
-      return facts;
-    }
-    facts.binding = ReadBindingFacts(review.object, request.namespace_name, request.name);
-    if (facts.binding->node.empty()) {
-      facts.object_error = "the Binding has no target.name (the node)";
-      facts.binding.reset();
-    }
-  } else if (request.resource.resource == "pods" && request.sub_resource.empty()) {
-    if (has_object) facts.pod = ReadPodFacts(review.object);
-    if (has_old) facts.old_pod = ReadPodFacts(review.old_object);
-    // On CREATE with generateName the object may carry no name; the request's namespace holds.
-    if (facts.pod && facts.pod->namespace_name.empty()) {
-      facts.pod->namespace_name = request.namespace_name;
-    }
-  } else if (request.resource.resource == "nodes") {
-    if (has_object) facts.node = nodes_.Read(review.object);
-    if (has_old) facts.old_node = nodes_.Read(review.old_object);
+  // The codec read each object into the view this same function names.
+  const ObjectKind kind =
+      ObjectKindFor(request.resource.group, request.resource.resource, request.sub_resource);
+  const auto* pod = std::get_if<PodObject>(&review.object.view);
+  const auto* old_pod = std::get_if<PodObject>(&review.old_object.view);
+  const auto* binding = std::get_if<BindingObject>(&review.object.view);
+  const auto* node = std::get_if<NodeObject>(&review.object.view);
+  const auto* old_node = std::get_if<NodeObject>(&review.old_object.view);
+  switch (kind) {
+    case ObjectKind::kBinding:
+      if (binding == nullptr) {
+        facts.object_error = "the pods/binding request carries no Binding object";
+        return facts;
+      }
+      facts.binding = BindingFactsFrom(*binding, request.namespace_name, request.name);
+      if (facts.binding->node.empty()) {
+        facts.object_error = "the Binding has no target.name (the node)";
+        facts.binding.reset();
+      }
+      break;
+    case ObjectKind::kPod:
+      if (pod != nullptr) facts.pod = PodFactsFrom(*pod);
+      if (old_pod != nullptr) facts.old_pod = PodFactsFrom(*old_pod);
+      // On CREATE with generateName the object may carry no name; the request's namespace holds.
+      if (facts.pod && facts.pod->namespace_name.empty()) {
+        facts.pod->namespace_name = request.namespace_name;
+      }
+      break;
+    case ObjectKind::kNode:
+      if (node != nullptr) facts.node = nodes_.Read(*node);
+      if (old_node != nullptr) facts.old_node = nodes_.Read(*old_node);
+      break;
+    case ObjectKind::kNone:
+      break;
   }
-  if (request.operation != Operation::kDelete && !has_object &&
-      (facts.request.resource.resource == "pods" || facts.request.resource.resource == "nodes") &&
+  if (request.operation != Operation::kDelete && !review.object.present &&
+      (request.resource.resource == "pods" || request.resource.resource == "nodes") &&
       facts.object_error.empty()) {
     facts.object_error = "request.object is missing or not an object";
   }

@@ -2,6 +2,11 @@
 
 #include <gtest/gtest.h>
 
+#include <sstream>
+
+#include "adapters/admission_codec.h"
+#include "adapters/embedded_rules.h"
+#include "adapters/review_facts_reader.h"
 #include "cluster/cluster_objects.h"
 
 namespace cgpu {
@@ -9,7 +14,10 @@ namespace {
 
 using nlohmann::json;
 using testing::GpuScheme;
+using testing::MakeBinding;
+using testing::MakeNode;
 using testing::MakePod;
+using testing::MakeReview;
 using testing::PodSpec;
 
 TEST(PodFactsReaderTest, ReadsABoundCgpuPodWithEitherScheme) {
@@ -110,6 +118,127 @@ TEST(PodFactsReaderTest, BindingNamesPodNodeAndGpus) {
   EXPECT_EQ(from_metadata.PodKey(), "default/web-1");
   EXPECT_FALSE(from_metadata.gpus.known());
   EXPECT_TRUE(ReadBindingFacts(json::object(), "ns", "p").node.empty());
+}
+
+// The admission codec reads objects from its simdjson document, the informers from nlohmann::json;
+// both go through the same object views, so the facts must come out the same.
+
+std::string Describe(const GpuAssignment& gpus) {
+  std::ostringstream out;
+  for (int index : gpus.indices) out << index << ",";
+  out << " source=" << gpus.source << " error=" << gpus.error;
+  return out.str();
+}
+
+std::string Describe(const PodFacts& pod) {
+  std::ostringstream out;
+  out << pod.Key() << " uid=" << pod.uid << " node=" << pod.node_name
+      << " phase=" << static_cast<int>(pod.phase) << " shares=" << pod.shares_gpu << " "
+      << Describe(pod.gpus);
+  return out.str();
+}
+
+std::string Describe(const VersionFact& fact) {
+  return fact.raw + "@" + fact.source + (fact.value ? "+" : "-");
+}
+
+std::string Describe(const NodeFacts& node) {
+  std::ostringstream out;
+  out << node.name << " cgpu=" << node.cgpu_enabled << " by=" << node.cgpu_enabled_by << " "
+      << Describe(node.cgpu_version) << " " << Describe(node.driver_version) << " "
+      << Describe(node.toolkit_version) << " " << Describe(node.kernel_version) << " "
+      << Describe(node.ai_installer_version) << " type=" << node.instance_type << "@"
+      << node.instance_type_source << " family=" << node.instance_family.value_or("-")
+      << " os=" << node.os_image << " cos=" << node.container_optimized_os
+      << " max=" << node.max_pods_per_gpu.value_or(-1) << " gpus=" << node.gpu_count.value_or(-1);
+  return out.str();
+}
+
+ReviewFacts DecodeFacts(const std::string& review) {
+  static const ReviewFactsReader reader(
+      NodeFactsReader::Create(FactSources{}, EmbeddedRules()).value());
+  ReviewDecodeResult decoded = DecodeAdmissionReview(review);
+  if (const auto* error = std::get_if<ReviewDecodeError>(&decoded)) {
+    ADD_FAILURE() << error->message;
+    return {};
+  }
+  return reader.Read(std::get<DecodedReview>(decoded));
+}
+
+TEST(ReviewFactsParityTest, PodsReadAlikeFromBothLibraries) {
+  std::vector<json> pods;
+  for (GpuScheme scheme :
+       {GpuScheme::kIndexAnnotation, GpuScheme::kAllocationAnnotation, GpuScheme::kNone}) {
+    pods.push_back(MakePod({.name = "a", .node = "n", .gpus = {1, 3}, .scheme = scheme}));
+  }
+  pods.push_back(MakePod({.name = "b", .gpus = {0}, .containers = 3, .phase = "Pending"}));
+  pods.push_back(MakePod({.name = "c", .node = "n", .phase = "Succeeded", .cgpu = false}));
+  json garbled = MakePod({.name = "d", .node = "n", .gpus = {2}});
+  garbled["metadata"]["annotations"]["scheduler.framework.gpushare.allocation"] =
+      R"({"0":{"x":1}})";
+  pods.push_back(garbled);
+  json repeated = MakePod({.name = "e", .node = "n", .gpus = {2}});
+  repeated["metadata"]["annotations"]["scheduler.framework.gpushare.allocation"] =
+      R"({"0":{"1":"bad"},"0":{"4":1},"1":{"5":1,"5":-1,"5":2}})";
+  pods.push_back(repeated);
+  for (const json& pod : pods) {
+    const ReviewFacts facts = DecodeFacts(MakeReview(
+        "u", "pods", "", "UPDATE", pod["metadata"]["name"].get<std::string>(), pod, pod));
+    ASSERT_TRUE(facts.pod && facts.old_pod) << pod.dump();
+    EXPECT_EQ(Describe(*facts.pod), Describe(ReadPodFacts(pod)));
+    EXPECT_EQ(Describe(*facts.old_pod), Describe(ReadPodFacts(pod)));
+  }
+  // Repeated keys in the allocation annotation: the last of each counts.
+  EXPECT_EQ(ReadPodFacts(repeated).gpus.indices, (std::vector<int>{4, 5}));
+}
+
+TEST(ReviewFactsParityTest, BindingsReadAlikeFromBothLibraries) {
+  for (const json& binding : {MakeBinding("p", "gpu-1", {2, 0}), MakeBinding("p", "gpu-1")}) {
+    const ReviewFacts facts =
+        DecodeFacts(MakeReview("u", "pods", "binding", "CREATE", "p", binding));
+    ASSERT_TRUE(facts.binding);
+    const BindingFacts expected = ReadBindingFacts(binding, "default", "p");
+    EXPECT_EQ(facts.binding->PodKey(), expected.PodKey());
+    EXPECT_EQ(facts.binding->node, expected.node);
+    EXPECT_EQ(Describe(facts.binding->gpus), Describe(expected.gpus));
+  }
+  const ReviewFacts no_target =
+      DecodeFacts(MakeReview("u", "pods", "binding", "CREATE", "p", json{{"target", nullptr}}));
+  EXPECT_FALSE(no_target.binding);
+  EXPECT_EQ(no_target.object_error, "the Binding has no target.name (the node)");
+}
+
+TEST(ReviewFactsParityTest, NodesReadAlikeFromBothLibraries) {
+  const NodeFactsReader reader = NodeFactsReader::Create(FactSources{}, EmbeddedRules()).value();
+  std::vector<json> nodes = {MakeNode({.name = "n1"}), MakeNode({.name = "n2", .schedule = ""}),
+                             MakeNode({.name = "n3", .cgpu_version = "1.5.x", .driver = ""})};
+  json odd = MakeNode({.name = "n4"});
+  odd["metadata"]["labels"]["ack.node.gpu.max-pod"] = "12";
+  odd["metadata"]["labels"]["nvidia.com/cuda.driver.major"] = "550";
+  odd["metadata"]["labels"]["cgpu-guard.io/container-toolkit-version"] = 1;
+  odd["status"]["nodeInfo"]["osImage"] = "ContainerOS 3.2";
+  nodes.push_back(odd);
+  for (const json& node : nodes) {
+    const ReviewFacts facts = DecodeFacts(MakeReview(
+        "u", "nodes", "status", "UPDATE", node["metadata"]["name"].get<std::string>(), node, node));
+    ASSERT_TRUE(facts.node && facts.old_node) << node.dump();
+    EXPECT_EQ(Describe(*facts.node), Describe(reader.Read(node)));
+    EXPECT_EQ(Describe(*facts.old_node), Describe(reader.Read(node)));
+  }
+}
+
+TEST(ReviewFactsParityTest, ObjectsMissingOrOfTheWrongTypeSaySo) {
+  for (const json& object : {json(nullptr), json("pod"), json::array()}) {
+    const ReviewFacts pod = DecodeFacts(MakeReview("u", "pods", "", "CREATE", "p", object));
+    EXPECT_FALSE(pod.pod);
+    EXPECT_EQ(pod.object_error, "request.object is missing or not an object");
+    const ReviewFacts exec = DecodeFacts(MakeReview("u", "pods", "exec", "CONNECT", "p", object));
+    EXPECT_EQ(exec.object_error, "request.object is missing or not an object");
+    const ReviewFacts binding =
+        DecodeFacts(MakeReview("u", "pods", "binding", "CREATE", "p", object));
+    EXPECT_EQ(binding.object_error, "the pods/binding request carries no Binding object");
+  }
+  EXPECT_EQ(DecodeFacts(MakeReview("u", "pods", "", "DELETE", "p", nullptr)).object_error, "");
 }
 
 }  // namespace

@@ -110,6 +110,23 @@ INSTANTIATE_TEST_SUITE_P(
                     "missing-request", "AdmissionReview has no request"}),
     [](const ::testing::TestParamInfo<RefusalCase>& info) { return info.param.label; });
 
+// Whatever the body, the answer is a 400 whose metav1.Status is valid JSON, even when the parser's
+// message quotes the offending bytes (invalid UTF-8 is replaced, control characters escaped).
+TEST(ReviewHandlerTest, HostileBodiesGetAValidStatusBody) {
+  std::string truncated = kPodCreate.substr(0, kPodCreate.size() / 2);
+  for (const std::string& body :
+       {truncated, std::string("{\"apiVersion\":\"\xff\xfe\x01\"}"), std::string("\x00\x01\x02", 3),
+        std::string("{\"a\":\"\xed\xa0\x80\"}"), std::string(100000, '['),
+        std::string("{\"apiVersion\":1e999}"), std::string("nul")}) {
+    ReviewOutcome outcome = Call("POST", "application/json", body);
+    EXPECT_EQ(outcome.http_status, 400) << body.substr(0, 40);
+    EXPECT_FALSE(outcome.request.has_value());
+    json status = json::parse(outcome.body);  // throws, failing the test, if not valid JSON
+    EXPECT_EQ(status["code"], 400);
+    EXPECT_FALSE(outcome.bad_request_reason.empty());
+  }
+}
+
 TEST(ContentTypeTest, Forms) {
   EXPECT_TRUE(IsJsonContentType("application/json"));
   EXPECT_TRUE(IsJsonContentType("Application/JSON; charset=utf-8"));
