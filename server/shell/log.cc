@@ -1,8 +1,12 @@
 #include "shell/log.h"
 
+#include <unistd.h>
+
+#include <condition_variable>
 #include <cstdio>
 #include <ctime>
 #include <mutex>
+#include <thread>
 
 namespace cgpu {
 namespace {
@@ -18,7 +22,96 @@ std::string Timestamp() {
   return text;
 }
 
+// The one writer of stderr. Callers append to `pending_`; the writer swaps it out and writes it
+// in one go, so a burst of requests costs one system call, not one each.
+class LogWriter {
+ public:
+  static constexpr size_t kMaxQueuedBytes = 8 << 20;
+
+  LogWriter() : thread_([this] { Loop(); }) {}
+  ~LogWriter() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stopping_ = true;
+    }
+    wake_.notify_all();
+    thread_.join();
+  }
+
+  void Append(std::string_view line) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (pending_.size() + line.size() > kMaxQueuedBytes) {
+        ++dropped_;
+        return;
+      }
+      pending_.append(line);
+    }
+    wake_.notify_one();
+  }
+
+  void Flush() {
+    std::unique_lock<std::mutex> lock(mu_);
+    const uint64_t target = appended_generation_ + 1;
+    flush_requested_ = true;
+    wake_.notify_one();
+    written_.wait(lock, [&] { return written_generation_ >= target || stopping_; });
+  }
+
+ private:
+  void Loop() {
+    std::string batch;
+    std::unique_lock<std::mutex> lock(mu_);
+    while (true) {
+      wake_.wait(lock, [&] { return !pending_.empty() || stopping_ || flush_requested_; });
+      batch.swap(pending_);
+      const size_t dropped = dropped_;
+      dropped_ = 0;
+      const bool stop = stopping_ && batch.empty();
+      flush_requested_ = false;
+      const uint64_t generation = ++appended_generation_;
+      lock.unlock();
+      if (dropped > 0) {
+        batch += "{\"ts\":\"" + Timestamp() + "\",\"level\":\"error\",\"msg\":\"log lines dropped: " +
+                 "stderr could not keep up\",\"dropped\":" + std::to_string(dropped) + "}\n";
+      }
+      WriteAll(batch);
+      batch.clear();
+      lock.lock();
+      written_generation_ = generation;
+      written_.notify_all();
+      if (stop) return;
+    }
+  }
+
+  static void WriteAll(std::string_view text) {
+    while (!text.empty()) {
+      const ssize_t n = ::write(STDERR_FILENO, text.data(), text.size());
+      if (n <= 0) return;  // stderr is gone: nothing sensible left to do with the lines
+      text.remove_prefix(static_cast<size_t>(n));
+    }
+  }
+
+  std::mutex mu_;
+  std::condition_variable wake_;
+  std::condition_variable written_;
+  std::string pending_;               // guarded by mu_
+  size_t dropped_ = 0;                // guarded by mu_
+  bool stopping_ = false;             // guarded by mu_
+  bool flush_requested_ = false;      // guarded by mu_
+  uint64_t appended_generation_ = 0;  // guarded by mu_: batches taken by the writer
+  uint64_t written_generation_ = 0;   // guarded by mu_: batches written
+  std::thread thread_;                // last: starts after the members it uses exist
+};
+
+LogWriter& Writer() {
+  static LogWriter writer;  // destroyed at exit, after writing what is queued
+  return writer;
+}
+
 }  // namespace
+
+void FlushLogs() { Writer().Flush(); }
 
 void LogJson(std::string_view level, nlohmann::ordered_json fields) {
   nlohmann::ordered_json line = {{"ts", Timestamp()}, {"level", level}};
@@ -26,9 +119,7 @@ void LogJson(std::string_view level, nlohmann::ordered_json fields) {
   line.update(fields);
   std::string text = line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   text += '\n';
-  static std::mutex mu;
-  std::lock_guard<std::mutex> lock(mu);
-  std::fwrite(text.data(), 1, text.size(), stderr);
+  Writer().Append(text);
 }
 
 void LogInfo(std::string_view message, nlohmann::ordered_json fields) {

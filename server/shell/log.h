@@ -1,7 +1,11 @@
 // Structured logging: one JSON object per line on stderr.
 //
-// Lines are built whole and written with one call under a lock, so lines from different threads
-// never interleave. FormatDecisionLine is pure so its shape can be tested.
+// Lines are built whole by the calling thread and handed to one writer thread, which writes
+// whatever has queued up with a single write: a request never waits for stderr, and lines from
+// different threads never interleave. If stderr cannot keep up, lines past a bound (8 MiB
+// queued) are dropped and the drop is reported in a later line rather than blocking requests.
+// FlushLogs() (also run at exit) writes everything queued. FormatDecisionLine is pure so its
+// shape can be tested.
 #pragma once
 
 #include <chrono>
@@ -19,6 +23,8 @@ void LogInfo(std::string_view message,
              nlohmann::ordered_json fields = nlohmann::ordered_json::object());
 void LogError(std::string_view message,
               nlohmann::ordered_json fields = nlohmann::ordered_json::object());
+// Blocks until every line queued so far is written.
+void FlushLogs();
 
 // The fields of the one log line per answered review: uid, resource, operation,
 // namespace/name, verdict, reason, latency (or the bad-request reason and HTTP status).
