@@ -22,11 +22,14 @@ std::string Timestamp() {
   return text;
 }
 
-// The one writer of stderr. Callers append to `pending_`; the writer swaps it out and writes it
-// in one go, so a burst of requests costs one system call, not one each.
+// The one writer of stderr. Callers append to `pending_`; every 20 ms (sooner when 64 KiB have
+// queued) the writer swaps it out and writes it in one go, so a burst of requests costs one
+// system call and no context switch per request.
 class LogWriter {
  public:
   static constexpr size_t kMaxQueuedBytes = 8 << 20;
+  static constexpr size_t kEagerWriteBytes = 64 << 10;
+  static constexpr std::chrono::milliseconds kWriteInterval{20};
 
   LogWriter() : thread_([this] { Loop(); }) {}
   ~LogWriter() {
@@ -39,6 +42,7 @@ class LogWriter {
   }
 
   void Append(std::string_view line) {
+    bool wake = false;
     {
       std::lock_guard<std::mutex> lock(mu_);
       if (pending_.size() + line.size() > kMaxQueuedBytes) {
@@ -46,8 +50,11 @@ class LogWriter {
         return;
       }
       pending_.append(line);
+      wake = pending_.size() >= kEagerWriteBytes;
     }
-    wake_.notify_one();
+    // Waking the writer for every line would cost a context switch per request; it wakes by
+    // itself every kWriteInterval, or at once when a burst has filled a good buffer.
+    if (wake) wake_.notify_one();
   }
 
   void Flush() {
@@ -63,7 +70,9 @@ class LogWriter {
     std::string batch;
     std::unique_lock<std::mutex> lock(mu_);
     while (true) {
-      wake_.wait(lock, [&] { return !pending_.empty() || stopping_ || flush_requested_; });
+      wake_.wait_for(lock, kWriteInterval, [&] {
+        return pending_.size() >= kEagerWriteBytes || stopping_ || flush_requested_;
+      });
       batch.swap(pending_);
       const size_t dropped = dropped_;
       dropped_ = 0;

@@ -1,7 +1,7 @@
 // Structured logging: one JSON object per line on stderr.
 //
 // Lines are built whole by the calling thread and handed to one writer thread, which writes
-// whatever has queued up with a single write: a request never waits for stderr, and lines from
+// whatever has queued up (at most 20 ms' worth) with a single write: a request never waits for stderr, and lines from
 // different threads never interleave. If stderr cannot keep up, lines past a bound (8 MiB
 // queued) are dropped and the drop is reported in a later line rather than blocking requests.
 // FlushLogs() (also run at exit) writes everything queued. FormatDecisionLine is pure so its
