@@ -15,6 +15,7 @@ build_packages=(
   googletest libgtest-dev libgmock-dev libbenchmark-dev
   prometheus            # promtool, for checking the /metrics exposition
   curl
+  wrk nginx-light       # bench/run: load generator and the TLS baseline it compares against
   unzip                 # helm and kubectl ship in a zip inside an npm package
 )
 runtime_packages=(

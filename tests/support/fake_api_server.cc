@@ -299,7 +299,10 @@ int64_t FakeApiServer::Record(const std::string& resource, const std::string& ty
     if (type == "DELETED") {
       objects.erase(KeyOf(object));
     } else {
-      objects[KeyOf(object)] = object;
+      json item = object;
+      item.erase("kind");  // list items carry no type meta on the wire
+      item.erase("apiVersion");
+      objects[KeyOf(object)] = std::make_shared<const Stored>(Stored{object, item.dump()});
     }
   }
   events_.push_back(Event{version, resource, type, std::move(object), std::move(old_object), ""});
@@ -318,7 +321,7 @@ int64_t FakeApiServer::Add(const std::string& resource, json object) {
   auto& objects = store_[resource];
   const auto existing = objects.find(KeyOf(object));
   if (existing != objects.end()) {
-    json old = existing->second;
+    json old = existing->second->object;
     return Record(resource, "MODIFIED", std::move(object), std::move(old));
   }
   return Record(resource, "ADDED", std::move(object), json());
@@ -330,7 +333,7 @@ int64_t FakeApiServer::Update(const std::string& resource, json object) {
     auto& objects = store_[resource];
     const auto existing = objects.find(KeyOf(object));
     if (existing != objects.end()) {
-      json old = existing->second;
+      json old = existing->second->object;
       for (const char* kept : {"uid", "creationTimestamp"}) {
         if (!object["metadata"].contains(kept) && old["metadata"].contains(kept)) {
           object["metadata"][kept] = old["metadata"][kept];
@@ -348,7 +351,7 @@ int64_t FakeApiServer::Delete(const std::string& resource, const std::string& na
   auto& objects = store_[resource];
   const auto existing = objects.find(namespace_name.empty() ? name : namespace_name + "/" + name);
   if (existing == objects.end()) return 0;
-  json object = existing->second;
+  json object = existing->second->object;
   return Record(resource, "DELETED", std::move(object), json());
 }
 
@@ -360,7 +363,7 @@ std::optional<json> FakeApiServer::Find(const std::string& resource, const std::
   const auto found =
       objects->second.find(namespace_name.empty() ? name : namespace_name + "/" + name);
   if (found == objects->second.end()) return std::nullopt;
-  return found->second;
+  return found->second->object;
 }
 
 int64_t FakeApiServer::resource_version() const {
@@ -587,10 +590,10 @@ void FakeApiServer::HandleList(const Target& target, const httplib::Request& req
     snapshot.resource_version = resource_version_;
     for (const auto& [key, object] : store_[target.resource]) {
       if (!target.namespace_name.empty() &&
-          StringAt(object, "metadata", "namespace") != target.namespace_name) {
+          StringAt(object->object, "metadata", "namespace") != target.namespace_name) {
         continue;
       }
-      if (selector.Matches(object)) snapshot.items.push_back(object);
+      if (selector.Matches(object->object)) snapshot.items.push_back(object);
     }
     id = next_snapshot_++;
     snapshots_[id] = std::move(snapshot);
@@ -598,27 +601,22 @@ void FakeApiServer::HandleList(const Target& target, const httplib::Request& req
   const Snapshot& snapshot = snapshots_[id];
   const size_t end =
       limit == 0 ? snapshot.items.size() : std::min(snapshot.items.size(), offset + limit);
-  json items = json::array();
-  for (size_t i = offset; i < end; ++i) {
-    json item = snapshot.items[i];
-    item.erase("kind");  // list items carry no type meta on the wire
-    item.erase("apiVersion");
-    items.push_back(std::move(item));
-  }
   json metadata = {{"resourceVersion", std::to_string(snapshot.resource_version)}};
   if (end < snapshot.items.size()) {
     metadata["continue"] = std::to_string(id) + "/" + std::to_string(end) + "+=";
     metadata["remainingItemCount"] = snapshot.items.size() - end;
-  } else {
-    snapshots_.erase(id);
   }
+  // Items are spliced in as stored: a page of 500 pods costs a copy, not a serialisation.
+  std::string body = R"({"kind":")" + Kind(target.resource) +
+                     R"(List","apiVersion":"v1","metadata":)" + metadata.dump() + R"(,"items":[)";
+  for (size_t i = offset; i < end; ++i) {
+    if (i > offset) body += ',';
+    body += snapshot.items[i]->list_item;
+  }
+  body += "]}";
+  if (end >= snapshot.items.size()) snapshots_.erase(id);
   response.status = 200;
-  response.set_content(json{{"kind", Kind(target.resource) + "List"},
-                            {"apiVersion", "v1"},
-                            {"metadata", std::move(metadata)},
-                            {"items", std::move(items)}}
-                           .dump(),
-                       "application/json");
+  response.set_content(std::move(body), "application/json");
 }
 
 void FakeApiServer::HandleWatch(const Target& target, const httplib::Request& request,
@@ -646,9 +644,10 @@ void FakeApiServer::HandleWatch(const Target& target, const httplib::Request& re
     if (version_text.empty() || version_text == "0") {
       // "Any version": the current state as synthetic ADDED events, then what follows.
       for (const auto& [key, object] : store_[watch->resource]) {
-        if (!in_scope(object)) continue;
+        if (!in_scope(object->object)) continue;
         watch->initial_lines.push_back(
-            json{{"type", "ADDED"}, {"object", WithTypeMeta(watch->resource, object)}}.dump() +
+            json{{"type", "ADDED"}, {"object", WithTypeMeta(watch->resource, object->object)}}
+                .dump() +
             "\n");
       }
       watch->next_event = events_.size();
@@ -769,7 +768,8 @@ void FakeApiServer::HandleGet(const Target& target, httplib::Response& response)
     return;
   }
   response.status = 200;
-  response.set_content(WithTypeMeta(target.resource, found->second).dump(), "application/json");
+  response.set_content(WithTypeMeta(target.resource, found->second->object).dump(),
+                       "application/json");
 }
 
 void FakeApiServer::HandlePatch(const Target& target, const httplib::Request& request,
@@ -787,7 +787,7 @@ void FakeApiServer::HandlePatch(const Target& target, const httplib::Request& re
     Answer(response, 404, target.resource + " \"" + target.name + "\" not found");
     return;
   }
-  json old = found->second;
+  json old = found->second->object;
   json updated = old;
   try {
     if (content_type == "application/merge-patch+json" ||
@@ -812,7 +812,7 @@ void FakeApiServer::HandlePatch(const Target& target, const httplib::Request& re
   }
   Record(target.resource, "MODIFIED", updated, std::move(old));
   response.status = 200;
-  response.set_content(WithTypeMeta(target.resource, objects[target.key()]).dump(),
+  response.set_content(WithTypeMeta(target.resource, objects[target.key()]->object).dump(),
                        "application/json");
 }
 

@@ -149,9 +149,14 @@ class FakeApiServer {
     bool dropped = false;
     std::chrono::steady_clock::time_point deadline;
   };
+  // An object as stored, with its list-item form (no kind/apiVersion) serialized once.
+  struct Stored {
+    nlohmann::json object;
+    std::string list_item;
+  };
   struct Snapshot {
     int64_t resource_version = 0;
-    std::vector<nlohmann::json> items;
+    std::vector<std::shared_ptr<const Stored>> items;  // shared with store_: no copies
   };
   struct Fault {
     RequestKind kind;
@@ -185,7 +190,9 @@ class FakeApiServer {
   int64_t compacted_ = 0;  // watches from versions below this are 410
   bool expired_as_http_410_ = false;
   bool paused_ = false;
-  std::map<std::string, std::map<std::string, nlohmann::json>> store_;  // resource -> key -> obj
+  // resource -> key -> object. Objects are immutable once stored (a change stores a new one), so
+  // a list snapshot of 100,000 objects shares them instead of copying.
+  std::map<std::string, std::map<std::string, std::shared_ptr<const Stored>>> store_;
   std::vector<Event> events_;
   std::vector<std::shared_ptr<WatchStream>> watches_;
   std::map<int64_t, Snapshot> snapshots_;  // continue token id -> list snapshot
