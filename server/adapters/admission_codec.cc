@@ -10,6 +10,7 @@
 
 #include "adapters/nlohmann_view.h"
 #include "adapters/object_view_reader.h"
+#include "adapters/simdjson_view.h"
 
 namespace cgpu {
 namespace {
@@ -59,73 +60,6 @@ namespace {
 // 15 bytes per byte of capacity) for the next call; a larger one gets a parser of its own, freed
 // at once, so that a rare huge object does not pin megabytes in each of the worker threads.
 constexpr size_t kKeptParserCapacity = 64 * 1024;
-
-// A JsonView (object_view_reader.h) on an element of a simdjson DOM document.
-class SimdjsonView {
- public:
-  SimdjsonView() = default;
-  explicit SimdjsonView(dom::element element) : element_(element), exists_(true) {}
-
-  bool exists() const { return exists_; }
-  bool is_null() const { return exists_ && element_.is_null(); }
-  bool is_object() const { return exists_ && element_.is_object(); }
-
-  std::string_view TypeName() const {
-    if (!exists_) return {};
-    switch (element_.type()) {
-      case dom::element_type::ARRAY:
-        return "array";
-      case dom::element_type::OBJECT:
-        return "object";
-      case dom::element_type::STRING:
-        return "string";
-      case dom::element_type::BOOL:
-        return "boolean";
-      case dom::element_type::NULL_VALUE:
-        return "null";
-      default:
-        return "number";
-    }
-  }
-
-  std::optional<bool> Bool() const {
-    bool value = false;
-    if (!exists_ || element_.get_bool().get(value) != simdjson::SUCCESS) return std::nullopt;
-    return value;
-  }
-
-  SimdjsonView Member(std::string_view key) const {
-    SimdjsonView found;
-    ForEachMember([&](std::string_view name, const SimdjsonView& value) {
-      if (name == key) found = value;
-    });
-    return found;
-  }
-
-  std::string_view String() const {
-    std::string_view text;
-    if (!exists_ || element_.get_string().get(text) != simdjson::SUCCESS) return {};
-    return text;
-  }
-
-  template <typename F>
-  void ForEachMember(F&& f) const {
-    dom::object object;
-    if (!exists_ || element_.get_object().get(object) != simdjson::SUCCESS) return;
-    for (dom::key_value_pair field : object) f(field.key, SimdjsonView(field.value));
-  }
-
-  template <typename F>
-  void ForEachElement(F&& f) const {
-    dom::array array;
-    if (!exists_ || element_.get_array().get(array) != simdjson::SUCCESS) return;
-    for (dom::element element : array) f(SimdjsonView(element));
-  }
-
- private:
-  dom::element element_;
-  bool exists_ = false;
-};
 
 // The members of `object` named by `keys`, in that order, in one pass: the last occurrence of a
 // repeated key wins, as with Member(). Keys not present (or `object` not an object) are missing.

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "adapters/nlohmann_view.h"
+#include "adapters/object_view_reader.h"
 #include "adapters/pod_facts_reader.h"
 
 namespace cgpu {
@@ -11,6 +13,10 @@ ClusterCache::ClusterCache(const RuleTable& rules, NodeFactsReader node_reader,
     : rules_(rules), node_reader_(std::move(node_reader)), options_(std::move(options)) {}
 
 void ClusterCache::UpsertNode(const nlohmann::json& node) {
+  UpsertNode(ReadNodeObject(NlohmannView(node)));
+}
+
+void ClusterCache::UpsertNode(const NodeObject& node) {
   // Reading and judging happen outside the lock: they are the expensive part.
   NodeEntry entry{node_reader_.Read(node), {}, true};
   if (entry.facts.name.empty()) return;
@@ -36,6 +42,8 @@ void ClusterCache::EndNodeResync() {
 }
 
 void ClusterCache::UpsertPod(const nlohmann::json& pod) { UpsertPodFacts(ReadPodFacts(pod)); }
+
+void ClusterCache::UpsertPod(PodObject pod) { UpsertPodFacts(PodFactsFrom(std::move(pod))); }
 
 void ClusterCache::UpsertPodFacts(const PodFacts& pod) {
   if (pod.name.empty()) return;

@@ -47,11 +47,15 @@ class ClusterCache {
   ClusterCache(const RuleTable& rules, NodeFactsReader node_reader, ClusterCacheOptions options);
 
   // ---- Feeding: from the informers' thread(s) or a state file ----
+  // Nodes and pods come as JSON (state files, tests) or as object views already read from it
+  // (the informers, which parse with simdjson and build no JSON tree).
   void UpsertNode(const nlohmann::json& node);
+  void UpsertNode(const NodeObject& node);
   void DeleteNode(const std::string& name);
   void BeginNodeResync();
   void EndNodeResync();  // nodes not upserted since BeginNodeResync are gone
   void UpsertPod(const nlohmann::json& pod);
+  void UpsertPod(PodObject pod);
   void UpsertPodFacts(const PodFacts& pod);
   void DeletePod(const std::string& pod_key);
   void BeginPodResync();

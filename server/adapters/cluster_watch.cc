@@ -1,19 +1,12 @@
 #include "adapters/cluster_watch.h"
 
+#include "adapters/object_view_reader.h"
 #include "adapters/pod_facts_reader.h"
 
 namespace cgpu {
 namespace {
 
 using nlohmann::json;
-
-std::string MetadataString(const json& object, const char* key) {
-  const json* metadata =
-      object.is_object() && object.contains("metadata") ? &object["metadata"] : nullptr;
-  if (metadata == nullptr || !metadata->is_object()) return "";
-  auto it = metadata->find(key);
-  return it != metadata->end() && it->is_string() ? it->get<std::string>() : "";
-}
 
 // Names in paths are DNS labels and subdomains; anything else is refused rather than escaped.
 bool SafePathSegment(const std::string& text) {
@@ -30,12 +23,22 @@ json ParseBody(const std::string& body) {
 
 }  // namespace
 
-void PodWatchHandler::OnDelete(const json& pod) {
-  cache_.DeletePod(MetadataString(pod, "namespace") + "/" + MetadataString(pod, "name"));
+void PodWatchHandler::OnObject(const SimdjsonView& pod) { cache_.UpsertPod(ReadPodObject(pod)); }
+
+void PodWatchHandler::OnDelete(const SimdjsonView& pod) {
+  const SimdjsonView metadata = pod.Member("metadata");
+  std::string key(metadata.Member("namespace").String());
+  key += '/';
+  key += metadata.Member("name").String();
+  cache_.DeletePod(key);
 }
 
-void NodeWatchHandler::OnDelete(const json& node) {
-  cache_.DeleteNode(MetadataString(node, "name"));
+void NodeWatchHandler::OnObject(const SimdjsonView& node) {
+  cache_.UpsertNode(ReadNodeObject(node));
+}
+
+void NodeWatchHandler::OnDelete(const SimdjsonView& node) {
+  cache_.DeleteNode(std::string(node.Member("metadata").Member("name").String()));
 }
 
 ClusterReads LiveClusterReads(const KubeClient& client) {

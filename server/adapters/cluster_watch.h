@@ -2,9 +2,10 @@
 // the live reads the admission controller may make on the request path.
 //
 // Each handler is driven by one Informer thread (see adapters/informer.h): a (re)list sweeps
-// away what the list no longer holds and marks the collection synced. LiveClusterReads builds
-// ClusterReads over a KubeClient; give it a client with short timeouts, since the API server
-// waits for the webhook while those reads run.
+// away what the list no longer holds and marks the collection synced. Objects are read from the
+// informer's simdjson views straight into object views and facts, with no JSON tree between.
+// LiveClusterReads builds ClusterReads over a KubeClient; give it a client with short timeouts,
+// since the API server waits for the webhook while those reads run.
 #pragma once
 
 #include "adapters/admission_controller.h"
@@ -18,8 +19,8 @@ class PodWatchHandler : public WatchHandler {
  public:
   explicit PodWatchHandler(ClusterCache& cache) : cache_(cache) {}
   void OnListStart() override { cache_.BeginPodResync(); }
-  void OnObject(const nlohmann::json& pod) override { cache_.UpsertPod(pod); }
-  void OnDelete(const nlohmann::json& pod) override;
+  void OnObject(const SimdjsonView& pod) override;
+  void OnDelete(const SimdjsonView& pod) override;
   void OnListEnd() override {
     cache_.EndPodResync();
     cache_.MarkPodsSynced();
@@ -33,8 +34,8 @@ class NodeWatchHandler : public WatchHandler {
  public:
   explicit NodeWatchHandler(ClusterCache& cache) : cache_(cache) {}
   void OnListStart() override { cache_.BeginNodeResync(); }
-  void OnObject(const nlohmann::json& node) override { cache_.UpsertNode(node); }
-  void OnDelete(const nlohmann::json& node) override;
+  void OnObject(const SimdjsonView& node) override;
+  void OnDelete(const SimdjsonView& node) override;
   void OnListEnd() override {
     cache_.EndNodeResync();
     cache_.MarkNodesSynced();

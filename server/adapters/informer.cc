@@ -6,7 +6,6 @@
 namespace cgpu {
 namespace {
 
-using nlohmann::json;
 using Clock = std::chrono::steady_clock;
 
 // A watch that delivered nothing and closed sooner than this counts as a failure for back-off,
@@ -14,20 +13,42 @@ using Clock = std::chrono::steady_clock;
 // same with its "very short watch" check).
 constexpr auto kHealthyWatch = std::chrono::seconds(1);
 
-std::string StringAt(const json& object, const char* outer, const char* inner) {
-  if (!object.is_object()) return "";
-  const auto a = object.find(outer);
-  if (a == object.end() || !a->is_object()) return "";
-  const auto b = a->find(inner);
-  return b != a->end() && b->is_string() ? b->get<std::string>() : "";
+std::string StringAt(const SimdjsonView& object, const char* outer, const char* inner) {
+  return std::string(object.Member(outer).Member(inner).String());
+}
+
+// Parses `text` into `parser`'s document, which `document` then views. With `padded` (the
+// caller's buffer has SIMDJSON_PADDING readable bytes past the end) the text is parsed in place;
+// otherwise it is first copied into the parser's own padded buffer, kept for the next call. The
+// parser grows a quarter beyond what is needed, so that pages of slightly varying size do not
+// reallocate it each time. Error codes only.
+simdjson::error_code Parse(simdjson::dom::parser& parser, std::string_view text, bool padded,
+                           SimdjsonView& document) {
+  if (parser.capacity() < text.size()) {
+    if (auto code = parser.allocate(text.size() + text.size() / 4); code != simdjson::SUCCESS) {
+      return code;
+    }
+  }
+  simdjson::dom::element root;
+  auto code = parser.parse(text.data(), text.size(), /*realloc_if_needed=*/!padded).get(root);
+  if (code == simdjson::SUCCESS) document = SimdjsonView(root);
+  return code;
+}
+
+// A std::string is padded when its spare capacity covers the padding (simdjson's own rule).
+simdjson::error_code Parse(simdjson::dom::parser& parser, const std::string& text,
+                           SimdjsonView& document) {
+  return Parse(parser, text, text.capacity() - text.size() >= simdjson::SIMDJSON_PADDING, document);
 }
 
 // "HTTP 403: pods is forbidden: User ... cannot list ..." from a metav1.Status body, or its text.
 std::string DescribeHttpError(int status, const std::string& body) {
   std::string detail;
-  const json parsed = json::parse(body, nullptr, false);
-  if (parsed.is_object() && parsed.contains("message") && parsed["message"].is_string()) {
-    detail = parsed["message"].get<std::string>();
+  simdjson::dom::parser parser;
+  SimdjsonView parsed;
+  if (Parse(parser, body, parsed) == simdjson::SUCCESS &&
+      parsed.Member("message").TypeName() == "string") {
+    detail = parsed.Member("message").String();
   } else {
     detail = body.substr(0, 200);
   }
@@ -145,6 +166,9 @@ Informer::Outcome Informer::List() {
   std::string continue_token;
   std::string list_version;
   bool started = false;
+  // One parser for all the pages of this list, freed when it is done: it holds ~15 bytes per byte
+  // of the largest page, which the watch's small events do not need.
+  simdjson::dom::parser parser;
   do {
     std::string query = "limit=" + std::to_string(options_.page_size);
     if (!continue_token.empty()) query += "&continue=" + EscapeQueryValue(continue_token);
@@ -161,22 +185,28 @@ Informer::Outcome Informer::List() {
     if (response->status != 200) {
       return Fail(Outcome::kRetry, "list: " + DescribeHttpError(response->status, response->body));
     }
-    json page = json::parse(response->body, nullptr, false);
-    response->body.clear();
-    if (!page.is_object() || !page.contains("items") ||
-        !(page["items"].is_array() || page["items"].is_null())) {
+    SimdjsonView page;
+    if (Parse(parser, response->body, page) != simdjson::SUCCESS || !page.is_object()) {
+      return Fail(Outcome::kRetry, "list: the answer is not a Kubernetes list");
+    }
+    const SimdjsonView items = page.Member("items");
+    if (!items.is_array() && !items.is_null()) {
       return Fail(Outcome::kRetry, "list: the answer is not a Kubernetes list");
     }
     if (!started) {
       handler_.OnListStart();
       started = true;
     }
-    if (page["items"].is_array()) {
-      for (const json& item : page["items"]) {
-        if (!item.is_object()) return Fail(Outcome::kRetry, "list: an item is not an object");
-        handler_.OnObject(item);
+    bool all_objects = true;
+    items.ForEachElement([&](const SimdjsonView& item) {
+      if (!all_objects) return;
+      if (!item.is_object()) {
+        all_objects = false;
+        return;
       }
-    }
+      handler_.OnObject(item);
+    });
+    if (!all_objects) return Fail(Outcome::kRetry, "list: an item is not an object");
     list_version = StringAt(page, "metadata", "resourceVersion");
     continue_token = StringAt(page, "metadata", "continue");
     if (!continue_token.empty() && cancel_.cancelled()) return Outcome::kCancelled;
@@ -199,9 +229,11 @@ Informer::Outcome Informer::Watch() {
   std::string error_body;
   Outcome event_outcome = Outcome::kStreamEnded;  // replaced when an event stops the stream
   int delivered = 0;
+  simdjson::dom::parser parser;  // reused for every event of this stream
   Clock::time_point opened_at = Clock::now();
   const Status result = client_.Stream(
-      path, [&](std::string_view line) { return HandleEvent(line, event_outcome, delivered); },
+      path,
+      [&](std::string_view line) { return HandleEvent(line, parser, event_outcome, delivered); },
       &status, &error_body, &cancel_,
       [&](int code) {
         if (code != 200) return;
@@ -228,31 +260,33 @@ Informer::Outcome Informer::Watch() {
 
 // One line of a watch: {"type": ..., "object": {...}}. Returns false to end the stream, with
 // `outcome` saying what to do next.
-bool Informer::HandleEvent(std::string_view line, Outcome& outcome, int& delivered) {
-  json event = json::parse(line, nullptr, false);
-  if (!event.is_object() || !event.contains("type") || !event["type"].is_string() ||
-      !event.contains("object") || !event["object"].is_object()) {
+bool Informer::HandleEvent(std::string_view line, simdjson::dom::parser& parser, Outcome& outcome,
+                           int& delivered) {
+  SimdjsonView event;
+  const bool parsed = Parse(parser, line, /*padded=*/false, event) == simdjson::SUCCESS;
+  const SimdjsonView type = event.Member("type");
+  const SimdjsonView object = event.Member("object");
+  if (!parsed || !event.is_object() || type.TypeName() != "string" || !object.is_object()) {
     outcome = Fail(Outcome::kRelist, "watch: malformed event: " + std::string(line.substr(0, 200)));
     return false;
   }
-  const json* object = &event["object"];
-  const std::string kind = event["type"].get<std::string>();
+  const std::string kind(type.String());
   try {
     if (kind == "ADDED" || kind == "MODIFIED") {
-      handler_.OnObject(*object);
+      handler_.OnObject(object);
     } else if (kind == "DELETED") {
-      handler_.OnDelete(*object);
+      handler_.OnDelete(object);
     } else if (kind == "BOOKMARK") {
       ++stats_.bookmarks;
       ++delivered;
-      SetResourceVersion(StringAt(*object, "metadata", "resourceVersion"));
+      SetResourceVersion(StringAt(object, "metadata", "resourceVersion"));
       return true;
     } else if (kind == "ERROR") {
-      const auto code = object->find("code");
-      const std::string message = object->contains("message") && (*object)["message"].is_string()
-                                      ? (*object)["message"].get<std::string>()
-                                      : object->dump().substr(0, 200);
-      if (code != object->end() && code->is_number_integer() && code->get<int>() == 410) {
+      const SimdjsonView message_value = object.Member("message");
+      const std::string message = message_value.TypeName() == "string"
+                                      ? std::string(message_value.String())
+                                      : object.Json().substr(0, 200);
+      if (object.Member("code").Int() == 410) {
         stats_.SetLastError(options_.collection_path + ": watch: " + message + " (listing again)");
         outcome = Outcome::kGone;
       } else {
@@ -274,7 +308,7 @@ bool Informer::HandleEvent(std::string_view line, Outcome& outcome, int& deliver
   }
   ++stats_.events;
   ++delivered;
-  SetResourceVersion(StringAt(*object, "metadata", "resourceVersion"));
+  SetResourceVersion(StringAt(object, "metadata", "resourceVersion"));
   return true;
 }
 

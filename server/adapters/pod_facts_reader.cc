@@ -142,6 +142,18 @@ PodFacts PodFactsFrom(const PodObject& pod) {
   return facts;
 }
 
+PodFacts PodFactsFrom(PodObject&& pod) {
+  PodFacts facts;
+  facts.namespace_name = std::move(pod.namespace_name);
+  facts.name = std::move(pod.name);
+  facts.uid = std::move(pod.uid);
+  facts.node_name = std::move(pod.node_name);
+  facts.phase = Phase(pod.phase);
+  facts.shares_gpu = pod.requests_cgpu;
+  facts.gpus = GpuAssignmentFrom(pod.gpu_annotations);
+  return facts;
+}
+
 PodFacts ReadPodFacts(const nlohmann::json& pod) {
   return PodFactsFrom(ReadPodObject(NlohmannView(pod)));
 }

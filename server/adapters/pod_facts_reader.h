@@ -22,6 +22,7 @@
 namespace cgpu {
 
 PodFacts PodFactsFrom(const PodObject& pod);
+PodFacts PodFactsFrom(PodObject&& pod);            // the same, moving the strings
 PodFacts ReadPodFacts(const nlohmann::json& pod);  // PodFactsFrom(ReadPodObject(pod))
 
 GpuAssignment GpuAssignmentFrom(const GpuAnnotations& annotations);

@@ -421,3 +421,101 @@ TEST_F(ControllerTest, SixtyFourConcurrentBindingsForAFreedSlotAllowExactlyOne) 
 
 }  // namespace
 }  // namespace cgpu
+
+namespace cgpu {
+namespace {
+
+// Cluster-state text is read item by item with simdjson when it is a plain JSON list, as a whole
+// simdjson document when it is another JSON shape, and through nlohmann (YAML, refusals)
+// otherwise: every path must leave the cache in the same state, and refusals keep their words.
+class ClusterStateLoadTest : public ::testing::Test {
+ protected:
+  static ClusterStats Load(const std::string& text) {
+    ClusterCache cache(EmbeddedRules(), Reader(), {});
+    StatusOr<ClusterStateCounts> counts = LoadClusterState(text, cache);
+    EXPECT_TRUE(counts.ok()) << counts.status().message() << "\n" << text.substr(0, 300);
+    EXPECT_TRUE(cache.synced());
+    return cache.Stats(PolicyOptions{});
+  }
+  static std::string Error(const std::string& text) {
+    ClusterCache cache(EmbeddedRules(), Reader(), {});
+    StatusOr<ClusterStateCounts> counts = LoadClusterState(text, cache);
+    EXPECT_FALSE(counts.ok()) << text;
+    EXPECT_FALSE(cache.synced());
+    return counts.ok() ? "" : counts.status().message();
+  }
+  static void ExpectSame(const ClusterStats& a, const ClusterStats& b, const std::string& what) {
+    EXPECT_EQ(a.nodes, b.nodes) << what;
+    EXPECT_EQ(a.cgpu_nodes, b.cgpu_nodes) << what;
+    EXPECT_EQ(a.pods, b.pods) << what;
+    EXPECT_EQ(a.max_pods_on_a_gpu, b.max_pods_on_a_gpu) << what;
+    EXPECT_EQ(a.gpus_in_use, b.gpus_in_use) << what;
+  }
+};
+
+std::vector<json> SomeObjects() {
+  std::vector<json> objects = {MakeNode({.name = "gpu-1"}), MakeNode({.name = "gpu-2"})};
+  for (int i = 0; i < 5; ++i) {
+    objects.push_back(MakePod({.name = "p" + std::to_string(i), .node = "gpu-1", .gpus = {i % 2}}));
+  }
+  json odd = MakePod({.name = "odd", .node = "gpu-2", .gpus = {0}});
+  odd["metadata"]["annotations"] = json::array();
+  odd["status"] = 3.5;
+  objects.push_back(odd);
+  objects.push_back({{"kind", "ConfigMap"}, {"metadata", {{"name", "skipped"}}}});
+  objects.push_back(7);  // not an object: skipped
+  return objects;
+}
+
+TEST_F(ClusterStateLoadTest, EveryPathLoadsTheSameCache) {
+  const std::vector<json> objects = SomeObjects();
+  const json list = {{"apiVersion", "v1"}, {"kind", "List"}, {"items", objects}};
+  const ClusterStats compact = Load(list.dump());
+  EXPECT_EQ(compact.nodes, 2u);
+  EXPECT_EQ(compact.pods, 6u);
+  EXPECT_EQ(compact.max_pods_on_a_gpu, 3);
+  ExpectSame(Load(list.dump(2)), compact, "pretty");
+  // kind after items, numbers and nulls at the top: what kubectl prints, and odder.
+  const std::string reordered =
+      R"({"items": )" + json(objects).dump() +
+      R"(, "n": 12, "z": null, "t": true, "kind": "List", "m": {"a": [1]}})";
+  ExpectSame(Load(reordered), compact, "reordered");
+  // An escaped key forces the whole-document path.
+  ExpectSame(Load(R"({"k\u0069nd": "List", )" + reordered.substr(1)), compact, "escaped");
+  // YAML goes through nlohmann.
+  std::string yaml = "kind: List\nitems:\n";
+  for (const json& object : objects) yaml += "- " + object.dump() + "\n";
+  ExpectSame(Load(yaml), compact, "yaml");
+}
+
+TEST_F(ClusterStateLoadTest, TypedListsSingleObjectsAndEmptyLists) {
+  json pods = json::array();
+  for (int i = 0; i < 3; ++i) {
+    json pod = MakePod({.name = "p" + std::to_string(i), .node = "gpu-1", .gpus = {1}});
+    pod.erase("kind");  // a PodList's items may omit their kind
+    pods.push_back(pod);
+  }
+  EXPECT_EQ(Load(json{{"kind", "PodList"}, {"items", pods}}.dump()).pods, 3u);
+  EXPECT_EQ(Load(MakeNode({.name = "gpu-1"}).dump()).nodes, 1u);
+  EXPECT_EQ(Load(R"({"kind": "NodeList", "items": null})").nodes, 0u);
+  EXPECT_EQ(Load(R"({"kind": "List", "items": []})").nodes, 0u);
+  EXPECT_EQ(Load(R"({"kind": "List"})").nodes, 0u);
+}
+
+TEST_F(ClusterStateLoadTest, RefusalsAreWordedAsBeforeAndLeaveTheCacheAlone) {
+  const std::string list = MakeList(SomeObjects());
+  EXPECT_EQ(Error(list.substr(0, list.size() - 3)), "input looks like JSON but does not parse");
+  EXPECT_EQ(Error(list + " x"), "input looks like JSON but does not parse");
+  EXPECT_EQ(Error(R"({"kind": "List", "items": [{"a": tru}]})"),
+            "input looks like JSON but does not parse");
+  EXPECT_EQ(Error(R"({"kind": "List", "items": {}})"), "List.items must be a list");
+  EXPECT_EQ(Error(R"({"kind": "Secret"})"),
+            "expected a Node, Pod, NodeList, PodList or List, got kind \"Secret\"");
+  std::string deep = R"({"kind": "List", "items": [{"kind": "Pod", "x": )";
+  for (int i = 0; i < kMaxJsonDepth; ++i) deep += "[";
+  for (int i = 0; i < kMaxJsonDepth; ++i) deep += "]";
+  EXPECT_EQ(Error(deep + "}]}"), "input is nested more than 128 levels deep");
+}
+
+}  // namespace
+}  // namespace cgpu

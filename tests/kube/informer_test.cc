@@ -9,6 +9,7 @@
 #include <map>
 #include <set>
 
+#include "adapters/object_view_reader.h"
 #include "support/fake_api_server.h"
 
 namespace cgpu {
@@ -37,20 +38,22 @@ class Recorder : public WatchHandler {
     seen_.clear();
     listing_ = true;
   }
-  void OnObject(const json& object) override {
+  void OnObject(const SimdjsonView& object) override {
     std::lock_guard<std::mutex> lock(mu_);
     if (throw_on_next_object_) {
       throw_on_next_object_ = false;
       throw std::runtime_error("handler bug");
     }
-    const std::string name = object["metadata"]["name"];
-    log_.push_back("object " + name + " " + object.value(json::json_pointer("/status/phase"), ""));
-    objects_[name] = object;
+    // Copied: the view is only valid during the call.
+    const std::string name(object.Member("metadata").Member("name").String());
+    const std::string phase(object.Member("status").Member("phase").String());
+    log_.push_back("object " + name + " " + phase);
+    objects_[name] = object.Json();
     if (listing_) seen_.insert(name);
   }
-  void OnDelete(const json& object) override {
+  void OnDelete(const SimdjsonView& object) override {
     std::lock_guard<std::mutex> lock(mu_);
-    const std::string name = object["metadata"]["name"];
+    const std::string name(object.Member("metadata").Member("name").String());
     log_.push_back("delete " + name);
     objects_.erase(name);
   }
@@ -84,7 +87,7 @@ class Recorder : public WatchHandler {
 
  private:
   mutable std::mutex mu_;
-  std::map<std::string, json> objects_;
+  std::map<std::string, std::string> objects_;  // name -> the object's JSON text
   std::set<std::string> seen_;
   bool listing_ = false;
   bool throw_on_next_object_ = false;
@@ -366,6 +369,125 @@ TEST_F(InformerTest, MalformedEventIsCountedAndRelists) {
   EXPECT_EQ(recorder_.names(), (std::set<std::string>{"a"}));
   server_.Add("pods", Pod("b"));
   ASSERT_TRUE(WaitUntil([&] { return recorder_.names().count("b") == 1; }));
+}
+
+// Each of these lines is not a watch event: the informer counts it, lists again, and watches on.
+TEST_F(InformerTest, MalformedEventsOfEveryShapeRelist) {
+  server_.Add("pods", Pod("a"));
+  StartAndSync();
+  const std::vector<std::string> lines = {
+      "not json at all",
+      "[]",
+      R"({"type":"ADDED"})",
+      R"({"type":7,"object":{"metadata":{"name":"x"}}})",
+      R"({"type":"ADDED","object":"a string"})",
+      R"({"type":"ADDED","object":null})",
+      R"({"type":"ADDED","object":{"metadata":{"name":"x"}}} trailing)",
+      "{\"type\":\"ADDED\",\"object\":{\"metadata\":{\"name\":\"\xff\"}}}",  // bad UTF-8
+  };
+  int64_t lists = 1;
+  for (const std::string& line : lines) {
+    server_.InjectWatchLine(line);
+    ++lists;
+    ASSERT_TRUE(WaitUntil([&] {
+      return informer_->stats().lists == lists && informer_->watching();
+    })) << line;
+    EXPECT_NE(informer_->stats().last_error().find("malformed event"), std::string::npos) << line;
+  }
+  EXPECT_EQ(informer_->stats().errors, static_cast<int64_t>(lines.size()));
+  EXPECT_EQ(recorder_.names(), (std::set<std::string>{"a"}));
+  EXPECT_EQ(recorder_.count("object x "), 0);
+}
+
+TEST_F(InformerTest, UnknownEventTypeRelists) {
+  StartAndSync();
+  server_.InjectWatchLine(R"({"type":"SURPRISE","object":{"metadata":{"name":"x"}}})");
+  ASSERT_TRUE(WaitUntil([&] { return informer_->stats().lists == 2 && informer_->watching(); }));
+  EXPECT_NE(informer_->stats().last_error().find("unknown event type \"SURPRISE\""),
+            std::string::npos);
+}
+
+TEST_F(InformerTest, ErrorEventWithCode410AsTheOnlyStatusFieldRelists) {
+  StartAndSync();
+  server_.InjectWatchLine(R"({"type":"ERROR","object":{"code":410}})");
+  ASSERT_TRUE(WaitUntil([&] { return informer_->stats().relists == 1 && informer_->watching(); }));
+  EXPECT_EQ(informer_->stats().errors, 0);
+  // No message: the Status itself is quoted.
+  EXPECT_NE(informer_->stats().last_error().find(R"({"code":410} (listing again))"),
+            std::string::npos)
+      << informer_->stats().last_error();
+}
+
+TEST_F(InformerTest, ErrorEventWhose410IsNotAnIntegerIsAnError) {
+  StartAndSync();
+  server_.InjectWatchLine(R"({"type":"ERROR","object":{"code":"410","message":"odd"}})");
+  ASSERT_TRUE(WaitUntil([&] { return Watches().size() == 2 && informer_->watching(); }));
+  EXPECT_EQ(informer_->stats().relists, 0);
+  EXPECT_EQ(informer_->stats().errors, 1);
+  EXPECT_EQ(server_.CountRequests(RequestKind::kList), 1);
+}
+
+// A handler may read its views with the one-traversal readers; fields of odd JSON types read as
+// empty, as they do from nlohmann::json.
+class PodObjectRecorder : public WatchHandler {
+ public:
+  void OnListStart() override {}
+  void OnObject(const SimdjsonView& object) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    PodObject pod = ReadPodObject(object);
+    pods_[pod.name] = std::move(pod);
+  }
+  void OnDelete(const SimdjsonView& object) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    pods_.erase(ReadPodObject(object).name);
+  }
+  void OnListEnd() override {}
+  std::optional<PodObject> Find(const std::string& name) const {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = pods_.find(name);
+    return it == pods_.end() ? std::nullopt : std::optional<PodObject>(it->second);
+  }
+
+ private:
+  mutable std::mutex mu_;
+  std::map<std::string, PodObject> pods_;
+};
+
+TEST_F(InformerTest, HandlerReadsObjectViewsFromListsAndEvents) {
+  json cgpu = Pod("cgpu", "node-b", "Pending");
+  cgpu["metadata"]["uid"] = "u-1";
+  cgpu["metadata"]["annotations"] = {{kGpuIndexAnnotation, "3"}};
+  cgpu["spec"]["containers"] = {
+      {{"name", "c"}, {"resources", {{"limits", {{kGpuMemResource, 4}}}}}}};
+  json odd = {{"metadata", {{"name", "odd"}, {"namespace", 7}, {"annotations", "not a map"}}},
+              {"spec", {{"nodeName", nullptr}, {"containers", {{"a", "b"}}}}},
+              {"status", {{"phase", {"Running"}}}}};
+  server_.Add("pods", cgpu);
+  PodObjectRecorder pods;
+  informer_ = std::make_unique<Informer>(*client_, options_, pods);
+  informer_->Start();
+  ASSERT_TRUE(WaitUntil([&] { return informer_->synced() && informer_->watching(); }));
+  server_.Add("pods", odd);
+  ASSERT_TRUE(WaitUntil([&] { return pods.Find("odd").has_value(); }));
+
+  const PodObject listed = pods.Find("cgpu").value();
+  EXPECT_EQ(listed.namespace_name, "default");
+  EXPECT_EQ(listed.uid, "u-1");
+  EXPECT_EQ(listed.node_name, "node-b");
+  EXPECT_EQ(listed.phase, "Pending");
+  EXPECT_TRUE(listed.requests_cgpu);
+  EXPECT_EQ(listed.gpu_annotations.index, "3");
+
+  const PodObject watched = pods.Find("odd").value();
+  EXPECT_EQ(watched.namespace_name, "");
+  EXPECT_EQ(watched.node_name, "");
+  EXPECT_EQ(watched.phase, "");
+  EXPECT_FALSE(watched.requests_cgpu);
+  EXPECT_EQ(watched.gpu_annotations.index, "");
+  EXPECT_EQ(informer_->stats().errors, 0);
+
+  server_.Delete("pods", "cgpu", "default");
+  ASSERT_TRUE(WaitUntil([&] { return !pods.Find("cgpu").has_value(); }));
 }
 
 TEST_F(InformerTest, ErrorEventOtherThanGoneWatchesAgainWithoutAList) {

@@ -155,6 +155,38 @@ TEST_F(ClusterWatchTest, BindingsAreJudgedOnWatchedStateAndLiveReads) {
   api_.ResumeWatches();
 }
 
+// Objects whose fields have odd JSON types are read through the informer's views as the
+// nlohmann readers read them: the odd field is empty, nothing throws, nothing is counted wrong.
+TEST_F(ClusterWatchTest, OddlyTypedObjectsReadAsEmptyFields) {
+  api_.Add("nodes", MakeNode({.name = "gpu-1"}));
+  json odd_node = MakeNode({.name = "gpu-2"});
+  odd_node["metadata"]["labels"] = json::array({"not", "a", "map"});
+  odd_node["status"] = "not an object";
+  api_.Add("nodes", odd_node);
+  AddPods("gpu-1", 0, 2);
+  json odd_pod = MakePod({.name = "odd", .node = "gpu-1", .gpus = {0}});
+  odd_pod["metadata"]["annotations"] = 42;  // no GPU index: the one-GPU rule does not apply
+  odd_pod["status"]["phase"] = json::array();
+  api_.Add("pods", odd_pod);
+  json nameless = MakePod({.name = "x", .node = "gpu-1", .gpus = {0}});
+  nameless["metadata"]["name"] = 1;
+  api_.Add("pods", nameless);
+  Start();
+  EXPECT_EQ(PodsOnGpu("gpu-1", 0), 2);
+  EXPECT_EQ(cache_.NodeIsCgpu("gpu-2"), std::optional<bool>(false));
+  EXPECT_TRUE(cache_.FindPod("default/odd").has_value());
+  EXPECT_EQ(cache_.Stats(PolicyOptions{}).pods, 3u);  // the nameless pod is not kept
+
+  json odd_again = odd_pod;
+  odd_again["spec"]["containers"] = "nothing";
+  api_.Update("pods", odd_again);
+  api_.Delete("pods", "p-0-0", "default");
+  EXPECT_TRUE(WaitUntil([&] { return PodsOnGpu("gpu-1", 0) == 1; })) << PodsOnGpu("gpu-1", 0);
+  EXPECT_TRUE(WaitUntil([&] { return !cache_.FindPod("default/odd")->shares_gpu; }));
+  EXPECT_EQ(pod_informer_->stats().errors, 0);
+  EXPECT_EQ(node_informer_->stats().errors, 0);
+}
+
 TEST_F(ClusterWatchTest, NotSyncedUntilBothCollectionsListed) {
   api_.FailNext(3, 500, testing::RequestKind::kList);
   api_.Add("nodes", MakeNode({.name = "gpu-1"}));
