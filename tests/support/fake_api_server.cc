@@ -21,20 +21,6 @@ using namespace std::chrono_literals;
 constexpr auto kWatchPoll = 20ms;
 constexpr auto kDefaultWatchTimeout = std::chrono::seconds(1800);
 
-X509* ParseCert(const std::string& pem) {
-  BIO* bio = BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size()));
-  X509* cert = PEM_read_bio_X509(bio, nullptr, nullptr, nullptr);
-  BIO_free(bio);
-  return cert;
-}
-
-EVP_PKEY* ParseKey(const std::string& pem) {
-  BIO* bio = BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size()));
-  EVP_PKEY* key = PEM_read_bio_PrivateKey(bio, nullptr, nullptr, nullptr);
-  BIO_free(bio);
-  return key;
-}
-
 std::string TakeBio(BIO* bio) {
   char* data = nullptr;
   const long length = BIO_get_mem_data(bio, &data);

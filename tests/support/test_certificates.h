@@ -2,6 +2,9 @@
 // and raw handshakes that report what the server presented or why it refused.
 #pragma once
 
+#include <openssl/evp.h>
+#include <openssl/x509.h>
+
 #include <string>
 
 namespace cgpu::testing {
@@ -34,6 +37,10 @@ struct HandshakeResult {
 // protocols and only the server can refuse them.
 HandshakeResult Handshake(int port, int min_version = 0, int max_version = 0,
                           const std::string& ciphers = "");
+
+// PEM to OpenSSL objects (nullptr when the text is not PEM); the caller frees them.
+X509* ParseCert(const std::string& pem);
+EVP_PKEY* ParseKey(const std::string& pem);
 
 std::string MakeTempDir();
 void WriteFile(const std::string& path, const std::string& content);
