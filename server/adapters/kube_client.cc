@@ -348,13 +348,27 @@ StatusOr<KubeResponse> KubeClient::Get(const std::string& path_and_query) const 
 
 StatusOr<KubeResponse> KubeClient::Get(const std::string& path_and_query,
                                        StreamCancel* cancel) const {
-  KubeResponse response;
-  bool too_large = false;
   Exchange exchange;
   exchange.method = "GET";
   exchange.path = path_and_query;
-  exchange.read_timeout = options_.read_timeout;
   exchange.cancel = cancel;
+  return Collect(std::move(exchange));
+}
+
+StatusOr<KubeResponse> KubeClient::Patch(const std::string& path, const std::string& content_type,
+                                         const std::string& body) const {
+  Exchange exchange;
+  exchange.method = "PATCH";
+  exchange.path = path;
+  exchange.content_type = content_type;
+  exchange.body = body;
+  return Collect(std::move(exchange));
+}
+
+StatusOr<KubeResponse> KubeClient::Collect(Exchange exchange) const {
+  KubeResponse response;
+  bool too_large = false;
+  exchange.read_timeout = options_.read_timeout;
   exchange.status_out = &response.status;
   exchange.on_data = [&](const char* data, size_t length) {
     if (response.body.size() + length > options_.max_response_bytes) {
@@ -366,33 +380,9 @@ StatusOr<KubeResponse> KubeClient::Get(const std::string& path_and_query,
   };
   if (Status status = Send(exchange); !status.ok()) return status;
   if (too_large) {
-    return Unavailable("GET " + path_and_query + ": response larger than " +
+    return Unavailable(exchange.method + " " + exchange.path + ": response larger than " +
                        std::to_string(options_.max_response_bytes) + " bytes");
   }
-  return response;
-}
-
-StatusOr<KubeResponse> KubeClient::Patch(const std::string& path, const std::string& content_type,
-                                         const std::string& body) const {
-  KubeResponse response;
-  bool too_large = false;
-  Exchange exchange;
-  exchange.method = "PATCH";
-  exchange.path = path;
-  exchange.content_type = content_type;
-  exchange.body = body;
-  exchange.read_timeout = options_.read_timeout;
-  exchange.status_out = &response.status;
-  exchange.on_data = [&](const char* data, size_t length) {
-    if (response.body.size() + length > options_.max_response_bytes) {
-      too_large = true;
-      return false;
-    }
-    response.body.append(data, length);
-    return true;
-  };
-  if (Status status = Send(exchange); !status.ok()) return status;
-  if (too_large) return Unavailable("PATCH " + path + ": response too large");
   return response;
 }
 

@@ -110,6 +110,8 @@ class KubeClient {
   struct TlsMaterial;
 
   Status Send(const Exchange& exchange) const;
+  // Send with the answer's body collected (up to max_response_bytes): Get and Patch.
+  StatusOr<KubeResponse> Collect(Exchange exchange) const;
   StatusOr<std::string> CurrentToken() const;
 
   const KubeConfig config_;

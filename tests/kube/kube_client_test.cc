@@ -248,6 +248,27 @@ TEST(KubeClientTest, PatchAppliesAMergePatch) {
   EXPECT_EQ((*server.Find("pods", "p", "ns"))["metadata"]["annotations"]["a"], "b");
 }
 
+TEST(KubeClientTest, AnswersPastTheSizeLimitAreRefusedNotBuffered) {
+  FakeApiServer server;
+  for (int i = 0; i < 20; ++i) server.Add("nodes", Node("node-" + std::to_string(i)));
+  KubeClientOptions options = Options();
+  options.max_response_bytes = 512;
+  KubeClient client(ConfigFor(server), options);
+  StatusOr<KubeResponse> list = client.Get("/api/v1/nodes");
+  ASSERT_FALSE(list.ok());
+  EXPECT_EQ(list.status().message(), "GET /api/v1/nodes: response larger than 512 bytes");
+  StatusOr<KubeResponse> patched =
+      client.Patch("/api/v1/nodes/node-0", "application/merge-patch+json", "{}");
+  EXPECT_TRUE(patched.ok()) << patched.status().message();  // one node fits
+  options.max_response_bytes = 16;
+  StatusOr<KubeResponse> too_big =
+      KubeClient(ConfigFor(server), options)
+          .Patch("/api/v1/nodes/node-0", "application/merge-patch+json", "{}");
+  ASSERT_FALSE(too_big.ok());
+  EXPECT_EQ(too_big.status().message(),
+            "PATCH /api/v1/nodes/node-0: response larger than 16 bytes");
+}
+
 TEST(KubeClientTest, StreamDeliversLinesAsTheyArrive) {
   FakeApiServer server;
   KubeClient client(ConfigFor(server), Options());

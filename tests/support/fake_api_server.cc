@@ -21,36 +21,6 @@ using namespace std::chrono_literals;
 constexpr auto kWatchPoll = 20ms;
 constexpr auto kDefaultWatchTimeout = std::chrono::seconds(1800);
 
-std::string TakeBio(BIO* bio) {
-  char* data = nullptr;
-  const long length = BIO_get_mem_data(bio, &data);
-  std::string pem(data, static_cast<size_t>(length));
-  BIO_free(bio);
-  return pem;
-}
-
-std::string CertToPem(X509* cert) {
-  BIO* bio = BIO_new(BIO_s_mem());
-  PEM_write_bio_X509(bio, cert);
-  return TakeBio(bio);
-}
-
-std::string KeyToPem(EVP_PKEY* key) {
-  BIO* bio = BIO_new(BIO_s_mem());
-  PEM_write_bio_PrivateKey(bio, key, nullptr, nullptr, 0, nullptr, nullptr);
-  return TakeBio(bio);
-}
-
-void AddExtension(X509* cert, X509* issuer, int nid, const char* value) {
-  X509V3_CTX context;
-  X509V3_set_ctx_nodb(&context);
-  X509V3_set_ctx(&context, issuer, cert, nullptr, nullptr, 0);
-  X509_EXTENSION* extension = X509V3_EXT_conf_nid(nullptr, &context, nid, value);
-  if (extension == nullptr) throw std::runtime_error("bad extension");
-  X509_add_ext(cert, extension, -1);
-  X509_EXTENSION_free(extension);
-}
-
 std::string Kind(const std::string& resource) {
   static const std::map<std::string, std::string> kKinds = {
       {"pods", "Pod"}, {"nodes", "Node"}, {"namespaces", "Namespace"}, {"bindings", "Binding"}};
@@ -183,31 +153,6 @@ bool FakeApiServer::Selector::Matches(const json& object) const {
   return std::all_of(equals.begin(), equals.end(), [&](const auto& term) {
     return FieldValue(object, term.first) == term.second;
   });
-}
-
-ServingPair MakeClientPair(const TestCa& ca, const std::string& common_name) {
-  X509* ca_cert = ParseCert(ca.cert_pem);
-  EVP_PKEY* ca_key = ParseKey(ca.key_pem);
-  EVP_PKEY* key = EVP_EC_gen("P-256");
-  X509* cert = X509_new();
-  X509_set_version(cert, 2);
-  static long serial = 1000;
-  ASN1_INTEGER_set(X509_get_serialNumber(cert), serial++);
-  X509_gmtime_adj(X509_getm_notBefore(cert), -60);
-  X509_gmtime_adj(X509_getm_notAfter(cert), 86400L * 30);
-  X509_set_pubkey(cert, key);
-  X509_NAME_add_entry_by_txt(X509_get_subject_name(cert), "CN", MBSTRING_ASC,
-                             reinterpret_cast<const unsigned char*>(common_name.c_str()), -1, -1,
-                             0);
-  X509_set_issuer_name(cert, X509_get_subject_name(ca_cert));
-  AddExtension(cert, ca_cert, NID_ext_key_usage, "clientAuth");
-  X509_sign(cert, ca_key, EVP_sha256());
-  ServingPair pair{CertToPem(cert), KeyToPem(key)};
-  X509_free(cert);
-  EVP_PKEY_free(key);
-  X509_free(ca_cert);
-  EVP_PKEY_free(ca_key);
-  return pair;
 }
 
 bool WaitUntil(const std::function<bool()>& condition, std::chrono::milliseconds timeout) {

@@ -55,9 +55,6 @@ struct FakeApiServerOptions {
   std::string client_ca_pem;
 };
 
-// A client certificate (extendedKeyUsage clientAuth) signed by `ca`.
-ServingPair MakeClientPair(const TestCa& ca, const std::string& common_name);
-
 // Polls `condition` every few milliseconds until it holds or `timeout` passes; returns whether it
 // held. Tests wait with this instead of sleeping a guessed time.
 bool WaitUntil(const std::function<bool()>& condition,

@@ -176,4 +176,29 @@ void WriteServingFiles(const std::string& dir, const TestCa& ca, const std::stri
   WriteFile(dir + "/tls.key", pair.key_pem);
 }
 
+ServingPair MakeClientPair(const TestCa& ca, const std::string& common_name) {
+  X509* ca_cert = ParseCert(ca.cert_pem);
+  EVP_PKEY* ca_key = ParseKey(ca.key_pem);
+  EVP_PKEY* key = NewKey();
+  X509* cert = X509_new();
+  X509_set_version(cert, 2);
+  static long serial = 1000;
+  ASN1_INTEGER_set(X509_get_serialNumber(cert), serial++);
+  X509_gmtime_adj(X509_getm_notBefore(cert), -60);
+  X509_gmtime_adj(X509_getm_notAfter(cert), 86400L * 30);
+  X509_set_pubkey(cert, key);
+  X509_NAME_add_entry_by_txt(X509_get_subject_name(cert), "CN", MBSTRING_ASC,
+                             reinterpret_cast<const unsigned char*>(common_name.c_str()), -1, -1,
+                             0);
+  X509_set_issuer_name(cert, X509_get_subject_name(ca_cert));
+  AddExtension(cert, ca_cert, NID_ext_key_usage, "clientAuth");
+  X509_sign(cert, ca_key, EVP_sha256());
+  ServingPair pair{ToPem(cert), ToPem(key)};
+  X509_free(cert);
+  EVP_PKEY_free(key);
+  X509_free(ca_cert);
+  EVP_PKEY_free(ca_key);
+  return pair;
+}
+
 }  // namespace cgpu::testing

@@ -25,6 +25,9 @@ TestCa MakeTestCa(const std::string& common_name = "cgpu-guard test CA");
 // (negative: already expired).
 ServingPair MakeServingPair(const TestCa& ca, const std::string& common_name, int days = 30);
 
+// A client certificate (extendedKeyUsage clientAuth) signed by `ca`.
+ServingPair MakeClientPair(const TestCa& ca, const std::string& common_name);
+
 struct HandshakeResult {
   bool ok = false;
   std::string peer_common_name;  // CN of the certificate the server presented
