@@ -8,42 +8,17 @@
 #include <sstream>
 
 #include "adapters/embedded_rules.h"
+#include "support/fixtures.h"
 
 namespace cgpu {
 namespace {
 
-const std::string kRulesPath = std::string(CGPU_SOURCE_DIR) + "/rules/cgpu-rules.yaml";
+using testing::EditedRules;
+using testing::kRulesPath;
+using testing::LineOf;
+using testing::RulesFileText;
+
 constexpr char kSource[] = "test-rules.yaml";
-
-std::string RealRulesText() {
-  std::ifstream in(kRulesPath, std::ios::binary);
-  std::ostringstream text;
-  text << in.rdbuf();
-  EXPECT_FALSE(text.str().empty()) << "cannot read " << kRulesPath;
-  return text.str();
-}
-
-// The real rules with `from` (which must occur exactly once) replaced by `to`: each bad-input
-// test changes one thing in an otherwise valid file.
-std::string Edited(const std::string& from, const std::string& to) {
-  std::string text = RealRulesText();
-  const size_t at = text.find(from);
-  if (at == std::string::npos || text.find(from, at + 1) != std::string::npos) {
-    ADD_FAILURE() << "\"" << from << "\" does not occur exactly once in " << kRulesPath;
-    return text;
-  }
-  return text.replace(at, from.size(), to);
-}
-
-// 1-based line of the first occurrence of `needle` in `text`.
-int LineOf(const std::string& text, const std::string& needle) {
-  const size_t at = text.find(needle);
-  if (at == std::string::npos) {
-    ADD_FAILURE() << "\"" << needle << "\" not in the text";
-    return -1;
-  }
-  return 1 + static_cast<int>(std::count(text.begin(), text.begin() + at, '\n'));
-}
 
 std::string ErrorOf(const std::string& text) {
   StatusOr<RuleTable> table = LoadRules(text, kSource);
@@ -121,7 +96,7 @@ TEST(RulesLoaderTest, RealFileLoadsWithTheSeedTables) {
 }
 
 TEST(RulesLoaderTest, EmbeddedRulesAreTheFileAsBuilt) {
-  EXPECT_EQ(EmbeddedRulesYaml(), RealRulesText());
+  EXPECT_EQ(EmbeddedRulesYaml(), RulesFileText());
   StatusOr<RuleTable> loaded = LoadRulesFile(kRulesPath);
   ASSERT_TRUE(loaded.ok()) << loaded.status().message();
   const RuleTable& embedded = EmbeddedRules();
@@ -146,13 +121,13 @@ TEST(RulesLoaderTest, EmbeddedRulesAreTheFileAsBuilt) {
 }
 
 TEST(RulesLoaderTest, SourceNameIsUsedInMessages) {
-  StatusOr<RuleTable> table = LoadRules(Edited("max: 20", "max: 0"), "override.yaml");
+  StatusOr<RuleTable> table = LoadRules(EditedRules("max: 20", "max: 0"), "override.yaml");
   ASSERT_FALSE(table.ok());
   EXPECT_EQ(table.status().message().rfind("override.yaml:", 0), 0u) << table.status().message();
 }
 
 TEST(RulesLoaderTest, MalformedYamlNamesTheLine) {
-  const std::string text = Edited("  max: 20", "  max: [20");
+  const std::string text = EditedRules("  max: 20", "  max: [20");
   // yaml-cpp notices the unclosed list where the next key begins; its own words follow.
   const std::string prefix = std::string(kSource) + ":" +
                              std::to_string(LineOf(text, "  symptom:")) + ": not valid YAML: ";
@@ -163,14 +138,14 @@ TEST(RulesLoaderTest, MalformedYamlNamesTheLine) {
 
 TEST(RulesLoaderTest, UnterminatedQuoteIsInvalidYaml) {
   const std::string message =
-      ErrorOf(Edited("{key: cgpu, value: \"true\"}", "{key: cgpu, value: \"true}"));
+      ErrorOf(EditedRules("{key: cgpu, value: \"true\"}", "{key: cgpu, value: \"true}"));
   EXPECT_EQ(message.rfind(std::string(kSource) + ":", 0), 0u) << message;
   EXPECT_NE(message.find("not valid YAML"), std::string::npos) << message;
 }
 
 TEST(RulesLoaderTest, UnknownKeyNamesPathAndKnownKeys) {
-  const std::string text = Edited("        not_supported: [535, 550, 560, 565, 570, 575]",
-                                  "        not_suported: [535, 550, 560, 565, 570, 575]");
+  const std::string text = EditedRules("        not_supported: [535, 550, 560, 565, 570, 575]",
+                                       "        not_suported: [535, 550, 560, 565, 570, 575]");
   EXPECT_EQ(ErrorOf(text),
             Located(LineOf(text, "not_suported"), "rules.driver.rows[1].not_suported",
                     "unknown key (expected one of: cgpu, not_supported, supported)"));
@@ -178,7 +153,7 @@ TEST(RulesLoaderTest, UnknownKeyNamesPathAndKnownKeys) {
 
 TEST(RulesLoaderTest, UnknownTopLevelKey) {
   const std::string text =
-      Edited("schema: cgpu-guard/rules/v1\n", "schema: cgpu-guard/rules/v1\nmax_pods: 20\n");
+      EditedRules("schema: cgpu-guard/rules/v1\n", "schema: cgpu-guard/rules/v1\nmax_pods: 20\n");
   const std::string message = ErrorOf(text);
   EXPECT_EQ(message.rfind(Located(LineOf(text, "max_pods:"), "(top).max_pods", "unknown key"), 0),
             0u)
@@ -187,12 +162,12 @@ TEST(RulesLoaderTest, UnknownTopLevelKey) {
 
 TEST(RulesLoaderTest, KeyGivenTwiceIsAnError) {
   // yaml-cpp would keep the first and silently drop the override's second value.
-  const std::string text = Edited("  max: 20\n", "  max: 20\n  max: 3\n");
+  const std::string text = EditedRules("  max: 20\n", "  max: 20\n  max: 3\n");
   EXPECT_EQ(ErrorOf(text), Located(LineOf(text, "  max: 3"), "pods_per_gpu.max", "is given twice"));
 }
 
 TEST(RulesLoaderTest, MissingKeyNamesTheMappingThatLacksIt) {
-  const std::string text = Edited("    fixed_by_ai_installer: 1.12.6\n", "");
+  const std::string text = EditedRules("    fixed_by_ai_installer: 1.12.6\n", "");
   // The line is the mapping's first line: the key has none of its own.
   const int line = LineOf(text, "  container_os:") + 1;
   EXPECT_EQ(ErrorOf(text),
@@ -200,26 +175,27 @@ TEST(RulesLoaderTest, MissingKeyNamesTheMappingThatLacksIt) {
 }
 
 TEST(RulesLoaderTest, MissingRequiredList) {
-  const std::string text = Edited("        supported: [\"460\", \"470 <= 470.161.03\"]\n", "");
+  const std::string text = EditedRules("        supported: [\"460\", \"470 <= 470.161.03\"]\n", "");
   const std::string message = ErrorOf(text);
   const int line = LineOf(text, "      - cgpu: 0.8.13 - 1.0.3");
   EXPECT_EQ(message, Located(line, "rules.driver.rows[2].supported", "is required"));
 }
 
 TEST(RulesLoaderTest, NullValueCountsAsMissing) {
-  const std::string text = Edited("  max: 20", "  max: ~");
+  const std::string text = EditedRules("  max: 20", "  max: ~");
   EXPECT_EQ(ErrorOf(text), Located(LineOf(text, "  max: ~"), "pods_per_gpu.max", "is required"));
 }
 
 TEST(RulesLoaderTest, BadVersion) {
-  const std::string text = Edited("fixed_by_ai_installer: 1.12.6", "fixed_by_ai_installer: 1.x");
+  const std::string text =
+      EditedRules("fixed_by_ai_installer: 1.12.6", "fixed_by_ai_installer: 1.x");
   EXPECT_EQ(ErrorOf(text),
             Located(LineOf(text, "fixed_by_ai_installer: 1.x"),
                     "rules.container_os.fixed_by_ai_installer", "\"1.x\" is not a version"));
 }
 
 TEST(RulesLoaderTest, BadVersionInARange) {
-  const std::string text = Edited("- cgpu: 1.5.3 - 1.5.20", "- cgpu: 1.x - 1.5.20");
+  const std::string text = EditedRules("- cgpu: 1.5.3 - 1.5.20", "- cgpu: 1.x - 1.5.20");
   const std::string message = ErrorOf(text);
   EXPECT_EQ(message.rfind(Located(LineOf(text, "1.x - 1.5.20"), "rules.driver.rows[0].cgpu",
                                   "\"1.x - 1.5.20\" is not a version range"),
@@ -229,7 +205,7 @@ TEST(RulesLoaderTest, BadVersionInARange) {
 }
 
 TEST(RulesLoaderTest, InvertedRangeIsRejected) {
-  const std::string text = Edited("- cgpu: 1.5.9 - 1.5.20", "- cgpu: 1.5.20 - 1.5.9");
+  const std::string text = EditedRules("- cgpu: 1.5.9 - 1.5.20", "- cgpu: 1.5.20 - 1.5.9");
   const std::string message = ErrorOf(text);
   EXPECT_EQ(message.rfind(Located(LineOf(text, "1.5.20 - 1.5.9"), "rules.kernel.rows[0].cgpu",
                                   "\"1.5.20 - 1.5.9\" is not a version range"),
@@ -239,8 +215,8 @@ TEST(RulesLoaderTest, InvertedRangeIsRejected) {
 }
 
 TEST(RulesLoaderTest, InvertedRangeInSupportedList) {
-  const std::string text = Edited("supported: [\"<= 1.10\", \"1.11 - 1.17\"]",
-                                  "supported: [\"<= 1.10\", \"1.17 - 1.11\"]");
+  const std::string text = EditedRules("supported: [\"<= 1.10\", \"1.11 - 1.17\"]",
+                                       "supported: [\"<= 1.10\", \"1.17 - 1.11\"]");
   const std::string message = ErrorOf(text);
   EXPECT_NE(message.find(":" + std::to_string(LineOf(text, "1.17 - 1.11")) +
                          ": rules.container_toolkit.rows[0].supported[1]: "),
@@ -261,7 +237,7 @@ TEST(RulesLoaderTest, OverlappingRowsAreRejectedInEachTable) {
       {"- cgpu: 1.5.3 - 1.5.8", "- cgpu: 1.5.3 - 1.5.9", "rules.kernel.rows[1].cgpu", "row 0"},
   };
   for (const Case& c : cases) {
-    const std::string text = Edited(c.from, c.to);
+    const std::string text = EditedRules(c.from, c.to);
     const std::string message = ErrorOf(text);
     EXPECT_EQ(message.rfind(Located(LineOf(text, c.to), c.path, ""), 0), 0u) << message;
     EXPECT_NE(message.find("overlaps " + c.overlapped + " ("), std::string::npos) << message;
@@ -269,19 +245,19 @@ TEST(RulesLoaderTest, OverlappingRowsAreRejectedInEachTable) {
 }
 
 TEST(RulesLoaderTest, OverlapMessageNamesBothRanges) {
-  const std::string text = Edited("- cgpu: 1.5.3 - 1.5.8", "- cgpu: 1.5.3 - 1.5.9");
+  const std::string text = EditedRules("- cgpu: 1.5.3 - 1.5.8", "- cgpu: 1.5.3 - 1.5.9");
   EXPECT_EQ(ErrorOf(text), Located(LineOf(text, "1.5.3 - 1.5.9"), "rules.kernel.rows[1].cgpu",
                                    "1.5.3-1.5.9 overlaps row 0 (1.5.9-1.5.20)"));
 }
 
 TEST(RulesLoaderTest, OpenRangesAndPrefixBoundsOverlap) {
   // "<= 0.8.17" reaches down into nothing but up into row 3 (0.8.17).
-  std::string message = ErrorOf(Edited("- cgpu: 0.8.10 - 0.8.13", "- cgpu: <= 0.8.17"));
+  std::string message = ErrorOf(EditedRules("- cgpu: 0.8.10 - 0.8.13", "- cgpu: <= 0.8.17"));
   EXPECT_NE(message.find("rules.kernel.rows[4].cgpu: <=0.8.17 overlaps row 3 (0.8.17)"),
             std::string::npos)
       << message;
   // An upper bound "1.5" admits every 1.5.x, so it meets the row from 1.5.3.
-  message = ErrorOf(Edited("- cgpu: 1.0.5 - 1.5.2", "- cgpu: 1.0.5 - 1.5"));
+  message = ErrorOf(EditedRules("- cgpu: 1.0.5 - 1.5.2", "- cgpu: 1.0.5 - 1.5"));
   EXPECT_NE(message.find("rules.driver.rows[1].cgpu: 1.0.5-1.5 overlaps row 0"), std::string::npos)
       << message;
 }
@@ -289,19 +265,20 @@ TEST(RulesLoaderTest, OpenRangesAndPrefixBoundsOverlap) {
 TEST(RulesLoaderTest, AdjacentRowsDoNotOverlap) {
   // 1.0.4 and 1.0.5 touch but share no version; the real file has such rows too.
   StatusOr<RuleTable> table =
-      LoadRules(Edited("- cgpu: 0.8.13 - 1.0.3", "- cgpu: 0.8.13 - 1.0.4"), kSource);
+      LoadRules(EditedRules("- cgpu: 0.8.13 - 1.0.3", "- cgpu: 0.8.13 - 1.0.4"), kSource);
   EXPECT_TRUE(table.ok()) << table.status().message();
 }
 
 TEST(RulesLoaderTest, WrongSchema) {
-  const std::string text = Edited("schema: cgpu-guard/rules/v1", "schema: cgpu-guard/rules/v2");
+  const std::string text =
+      EditedRules("schema: cgpu-guard/rules/v1", "schema: cgpu-guard/rules/v2");
   EXPECT_EQ(ErrorOf(text),
             Located(LineOf(text, "schema:"), "schema",
                     "\"cgpu-guard/rules/v2\" is not supported (expected cgpu-guard/rules/v1)"));
 }
 
 TEST(RulesLoaderTest, MissingSchema) {
-  const std::string text = Edited("schema: cgpu-guard/rules/v1\n", "");
+  const std::string text = EditedRules("schema: cgpu-guard/rules/v1\n", "");
   // The top-level mapping starts at its first key.
   EXPECT_EQ(ErrorOf(text), Located(LineOf(text, "pods_per_gpu:"), "(top).schema", "is required"));
 }
@@ -319,45 +296,46 @@ TEST(RulesLoaderTest, TopLevelMustBeAMapping) {
 
 TEST(RulesLoaderTest, BadIntegersForMax) {
   for (const std::string bad : {"20x", "0", "1001", "-1", "2.5", "99999999999"}) {
-    const std::string text = Edited("  max: 20", "  max: " + bad);
+    const std::string text = EditedRules("  max: 20", "  max: " + bad);
     EXPECT_EQ(ErrorOf(text), Located(LineOf(text, "  max: "), "pods_per_gpu.max",
                                      "\"" + bad + "\" is not a whole number from 1 to 1000"));
   }
-  StatusOr<RuleTable> table = LoadRules(Edited("  max: 20", "  max: 1000"), kSource);
+  StatusOr<RuleTable> table = LoadRules(EditedRules("  max: 20", "  max: 1000"), kSource);
   ASSERT_TRUE(table.ok()) << table.status().message();
   EXPECT_EQ(table->max_pods_per_gpu, 1000);
 }
 
 TEST(RulesLoaderTest, ListWhereAValueBelongs) {
-  const std::string text = Edited("  max: 20", "  max: [20]");
+  const std::string text = EditedRules("  max: 20", "  max: [20]");
   EXPECT_EQ(ErrorOf(text),
             Located(LineOf(text, "[20]"), "pods_per_gpu.max", "expected a single value"));
 }
 
 TEST(RulesLoaderTest, EmptyText) {
-  const std::string text = Edited("  remedy: keep at most 20 pods on each GPU", "  remedy: \"\"");
+  const std::string text =
+      EditedRules("  remedy: keep at most 20 pods on each GPU", "  remedy: \"\"");
   EXPECT_EQ(ErrorOf(text),
             Located(LineOf(text, "remedy: \"\""), "pods_per_gpu.remedy", "must not be empty"));
 }
 
 TEST(RulesLoaderTest, ValueWhereAListBelongs) {
   const std::string text =
-      Edited("        supported: [gn6i, gn6e, gn6v, gn6t, ebmgn6i, ebmgn6t, ebmgn6e]",
-             "        supported: gn6i");
+      EditedRules("        supported: [gn6i, gn6e, gn6v, gn6t, ebmgn6i, ebmgn6t, ebmgn6e]",
+                  "        supported: gn6i");
   EXPECT_EQ(ErrorOf(text), Located(LineOf(text, "supported: gn6i"),
                                    "rules.instance_family.rows[5].supported", "expected a list"));
 }
 
 TEST(RulesLoaderTest, ValueWhereAMappingBelongs) {
   const std::string text =
-      Edited("isolation_disabled_label: {key: cgpu.disable.isolation, value: \"true\"}",
-             "isolation_disabled_label: cgpu.disable.isolation=true");
+      EditedRules("isolation_disabled_label: {key: cgpu.disable.isolation, value: \"true\"}",
+                  "isolation_disabled_label: cgpu.disable.isolation=true");
   EXPECT_EQ(ErrorOf(text), Located(LineOf(text, "isolation_disabled_label:"),
                                    "isolation_disabled_label", "expected a mapping"));
 }
 
 TEST(RulesLoaderTest, LabelNeedsKeyAndValue) {
-  const std::string text = Edited("{key: cgpu, value: \"true\"}", "{key: cgpu}");
+  const std::string text = EditedRules("{key: cgpu, value: \"true\"}", "{key: cgpu}");
   EXPECT_EQ(ErrorOf(text),
             Located(LineOf(text, "{key: cgpu}"), "cgpu_enabled_labels[2].value", "is required"));
 }
@@ -379,8 +357,8 @@ TEST(RulesLoaderTest, BadDriverSeries) {
        "\"470 <= 510.108.03\": the bound must be a version of the 470 series"},
   };
   for (const Case& c : cases) {
-    const std::string text = Edited("        supported: [\"460\", \"470\", \"510\"",
-                                    "        supported: [\"460\", " + c.entry + ", \"510\"");
+    const std::string text = EditedRules("        supported: [\"460\", \"470\", \"510\"",
+                                         "        supported: [\"460\", " + c.entry + ", \"510\"");
     EXPECT_EQ(ErrorOf(text),
               Located(LineOf(text, c.entry), "rules.driver.rows[0].supported[1]", c.what));
   }
@@ -388,8 +366,8 @@ TEST(RulesLoaderTest, BadDriverSeries) {
 
 TEST(RulesLoaderTest, DriverSeriesFormsThatLoad) {
   StatusOr<RuleTable> table =
-      LoadRules(Edited("        supported: [\"460\", \"470\", \"510\"",
-                       "        supported: [\"460\", \"470<=470.82.01\", \"510\""),
+      LoadRules(EditedRules("        supported: [\"460\", \"470\", \"510\"",
+                            "        supported: [\"460\", \"470<=470.82.01\", \"510\""),
                 kSource);
   ASSERT_TRUE(table.ok()) << table.status().message();
   ASSERT_TRUE(table->driver[0].supported[1].max.has_value());
@@ -397,8 +375,8 @@ TEST(RulesLoaderTest, DriverSeriesFormsThatLoad) {
 }
 
 TEST(RulesLoaderTest, BadNotSupportedSeriesNumber) {
-  const std::string text = Edited("        not_supported: [535, 550, 560, 565, 570, 575]",
-                                  "        not_supported: [535x, 550, 560, 565, 570, 575]");
+  const std::string text = EditedRules("        not_supported: [535, 550, 560, 565, 570, 575]",
+                                       "        not_supported: [535x, 550, 560, 565, 570, 575]");
   EXPECT_EQ(ErrorOf(text), Located(LineOf(text, "535x"), "rules.driver.rows[1].not_supported[0]",
                                    "\"535x\" is not a whole number from 1 to 100000"));
 }
@@ -407,8 +385,8 @@ TEST(RulesLoaderTest, LoadRulesFileReadsAFileAndNamesItsPath) {
   const std::string dir = ::testing::TempDir();
   const std::string good = dir + "/cgpu-guard-rules-good.yaml";
   const std::string bad = dir + "/cgpu-guard-rules-bad.yaml";
-  std::ofstream(good) << Edited("  max: 20", "  max: 7");
-  std::ofstream(bad) << Edited("  max: 20", "  max: seven");
+  std::ofstream(good) << EditedRules("  max: 20", "  max: 7");
+  std::ofstream(bad) << EditedRules("  max: 20", "  max: seven");
   StatusOr<RuleTable> table = LoadRulesFile(good);
   ASSERT_TRUE(table.ok()) << table.status().message();
   EXPECT_EQ(table->max_pods_per_gpu, 7);
@@ -418,7 +396,7 @@ TEST(RulesLoaderTest, LoadRulesFileReadsAFileAndNamesItsPath) {
   ASSERT_FALSE(table.ok());
   EXPECT_EQ(
       table.status().message().rfind(
-          bad + ":" + std::to_string(LineOf(RealRulesText(), "  max: 20")) + ": pods_per_gpu.max: ",
+          bad + ":" + std::to_string(LineOf(RulesFileText(), "  max: 20")) + ": pods_per_gpu.max: ",
           0),
       0u)
       << table.status().message();

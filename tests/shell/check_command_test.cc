@@ -21,9 +21,11 @@ namespace cgpu {
 namespace {
 
 using nlohmann::json;
+using testing::EditedRules;
+using testing::kRulesPath;
+using testing::LineOf;
 
 const std::string kAckNodes = std::string(CGPU_TEST_FIXTURES) + "/nodes/ack-nodes.json";
-const std::string kRulesPath = std::string(CGPU_SOURCE_DIR) + "/rules/cgpu-rules.yaml";
 
 struct RunResult {
   int exit_code = -1;
@@ -90,26 +92,6 @@ std::string WriteTemp(const std::string& name, const std::string& content) {
   const std::string path = ScratchDir() + "/" + std::to_string(++counter) + "-" + name;
   testing::WriteFile(path, content);
   return path;
-}
-
-// The real rules with `from` (which must occur exactly once) replaced by `to`.
-std::string EditedRules(const std::string& from, const std::string& to) {
-  std::string text = ReadAll(kRulesPath);
-  const size_t at = text.find(from);
-  if (at == std::string::npos || text.find(from, at + 1) != std::string::npos) {
-    ADD_FAILURE() << "\"" << from << "\" does not occur exactly once in " << kRulesPath;
-    return text;
-  }
-  return text.replace(at, from.size(), to);
-}
-
-int LineOf(const std::string& text, const std::string& needle) {
-  const size_t at = text.find(needle);
-  if (at == std::string::npos) {
-    ADD_FAILURE() << "\"" << needle << "\" not in the text";
-    return -1;
-  }
-  return 1 + static_cast<int>(std::count(text.begin(), text.begin() + at, '\n'));
 }
 
 // Node name -> verdict, from the table: NODE CGPU VERDICT FINDING.

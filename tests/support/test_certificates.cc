@@ -92,14 +92,21 @@ TestCa MakeTestCa(const std::string& common_name) {
   return ca;
 }
 
-ServingPair MakeServingPair(const TestCa& ca, const std::string& common_name, int days) {
+namespace {
+
+// A leaf certificate for `common_name` signed by `ca`, with the given extended key usage and,
+// when not null, subject alternative names.
+ServingPair IssuePair(const TestCa& ca, const std::string& common_name, int days,
+                      const char* subject_alt_names, const char* key_usage) {
   X509* ca_cert = ParseCert(ca.cert_pem);
   EVP_PKEY* ca_key = ParseKey(ca.key_pem);
   EVP_PKEY* key = NewKey();
   X509* cert = NewCert(key, common_name, days);
   X509_set_issuer_name(cert, X509_get_subject_name(ca_cert));
-  AddExtension(cert, ca_cert, NID_subject_alt_name, "DNS:localhost,IP:127.0.0.1");
-  AddExtension(cert, ca_cert, NID_ext_key_usage, "serverAuth");
+  if (subject_alt_names != nullptr) {
+    AddExtension(cert, ca_cert, NID_subject_alt_name, subject_alt_names);
+  }
+  AddExtension(cert, ca_cert, NID_ext_key_usage, key_usage);
   X509_sign(cert, ca_key, EVP_sha256());
   ServingPair pair{ToPem(cert), ToPem(key)};
   X509_free(cert);
@@ -107,6 +114,16 @@ ServingPair MakeServingPair(const TestCa& ca, const std::string& common_name, in
   X509_free(ca_cert);
   EVP_PKEY_free(ca_key);
   return pair;
+}
+
+}  // namespace
+
+ServingPair MakeServingPair(const TestCa& ca, const std::string& common_name, int days) {
+  return IssuePair(ca, common_name, days, "DNS:localhost,IP:127.0.0.1", "serverAuth");
+}
+
+ServingPair MakeClientPair(const TestCa& ca, const std::string& common_name) {
+  return IssuePair(ca, common_name, 30, nullptr, "clientAuth");
 }
 
 HandshakeResult Handshake(int port, int min_version, int max_version, const std::string& ciphers) {
@@ -174,31 +191,6 @@ void WriteServingFiles(const std::string& dir, const TestCa& ca, const std::stri
   const ServingPair pair = MakeServingPair(ca, common_name);
   WriteFile(dir + "/tls.crt", pair.cert_pem);
   WriteFile(dir + "/tls.key", pair.key_pem);
-}
-
-ServingPair MakeClientPair(const TestCa& ca, const std::string& common_name) {
-  X509* ca_cert = ParseCert(ca.cert_pem);
-  EVP_PKEY* ca_key = ParseKey(ca.key_pem);
-  EVP_PKEY* key = NewKey();
-  X509* cert = X509_new();
-  X509_set_version(cert, 2);
-  static long serial = 1000;
-  ASN1_INTEGER_set(X509_get_serialNumber(cert), serial++);
-  X509_gmtime_adj(X509_getm_notBefore(cert), -60);
-  X509_gmtime_adj(X509_getm_notAfter(cert), 86400L * 30);
-  X509_set_pubkey(cert, key);
-  X509_NAME_add_entry_by_txt(X509_get_subject_name(cert), "CN", MBSTRING_ASC,
-                             reinterpret_cast<const unsigned char*>(common_name.c_str()), -1, -1,
-                             0);
-  X509_set_issuer_name(cert, X509_get_subject_name(ca_cert));
-  AddExtension(cert, ca_cert, NID_ext_key_usage, "clientAuth");
-  X509_sign(cert, ca_key, EVP_sha256());
-  ServingPair pair{ToPem(cert), ToPem(key)};
-  X509_free(cert);
-  EVP_PKEY_free(key);
-  X509_free(ca_cert);
-  EVP_PKEY_free(ca_key);
-  return pair;
 }
 
 }  // namespace cgpu::testing
