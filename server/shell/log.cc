@@ -8,6 +8,8 @@
 #include <mutex>
 #include <thread>
 
+#include "adapters/admission_codec.h"  // AppendJsonString
+
 namespace cgpu {
 namespace {
 
@@ -141,29 +143,56 @@ void LogError(std::string_view message, nlohmann::ordered_json fields) {
   LogJson("error", std::move(fields));
 }
 
-nlohmann::ordered_json FormatDecisionLine(const ReviewOutcome& outcome,
-                                          std::chrono::nanoseconds latency) {
-  nlohmann::ordered_json line = {{"msg", "decision"}};
+std::string FormatDecisionLine(const ReviewOutcome& outcome, std::chrono::nanoseconds latency) {
+  std::string line;
+  line.reserve(320);
+  line += R"({"ts":")";
+  line += Timestamp();
+  line += R"(","level":"info","msg":"decision")";
+  const auto key = [&line](std::string_view name) {
+    line += ",\"";
+    line += name;
+    line += "\":";
+  };
+  const auto text = [&](std::string_view name, std::string_view value) {
+    key(name);
+    AppendJsonString(line, value);
+  };
   if (outcome.request) {
     const AdmissionRequest& request = *outcome.request;
-    line["uid"] = request.uid;
-    line["resource"] = request.ResourcePath();
-    line["operation"] = ToString(request.operation);
-    line["namespace"] = request.namespace_name;
-    line["name"] = request.name;
-    line["verdict"] = ToString(outcome.decision.verdict);
-    line["reason"] = outcome.decision.reason;
-    if (outcome.decision.would_deny) line["wouldDeny"] = true;
-    if (!outcome.decision.message.empty()) line["message"] = outcome.decision.message;
-    if (!outcome.decision.warnings.empty()) line["warnings"] = outcome.decision.warnings;
-    if (request.dry_run) line["dryRun"] = true;
+    text("uid", request.uid);
+    text("resource", request.ResourcePath());
+    text("operation", ToString(request.operation));
+    text("namespace", request.namespace_name);
+    text("name", request.name);
+    text("verdict", ToString(outcome.decision.verdict));
+    text("reason", outcome.decision.reason);
+    if (outcome.decision.would_deny) line += R"(,"wouldDeny":true)";
+    if (!outcome.decision.message.empty()) text("message", outcome.decision.message);
+    if (!outcome.decision.warnings.empty()) {
+      key("warnings");
+      line += '[';
+      for (size_t i = 0; i < outcome.decision.warnings.size(); ++i) {
+        if (i > 0) line += ',';
+        AppendJsonString(line, outcome.decision.warnings[i]);
+      }
+      line += ']';
+    }
+    if (request.dry_run) line += R"(,"dryRun":true)";
   } else {
-    line["verdict"] = "bad-request";
-    line["reason"] = outcome.bad_request_reason;
+    text("verdict", "bad-request");
+    text("reason", outcome.bad_request_reason);
   }
-  line["httpStatus"] = outcome.http_status;
-  line["latencyMicros"] = std::chrono::duration_cast<std::chrono::microseconds>(latency).count();
+  key("httpStatus");
+  line += std::to_string(outcome.http_status);
+  key("latencyMicros");
+  line += std::to_string(std::chrono::duration_cast<std::chrono::microseconds>(latency).count());
+  line += "}\n";
   return line;
+}
+
+void LogDecision(const ReviewOutcome& outcome, std::chrono::nanoseconds latency) {
+  Writer().Append(FormatDecisionLine(outcome, latency));
 }
 
 }  // namespace cgpu

@@ -4,8 +4,9 @@
 // whatever has queued up (at most 20 ms' worth) with a single write: a request never waits for stderr, and lines from
 // different threads never interleave. If stderr cannot keep up, lines past a bound (8 MiB
 // queued) are dropped and the drop is reported in a later line rather than blocking requests.
-// FlushLogs() (also run at exit) writes everything queued. FormatDecisionLine is pure so its
-// shape can be tested.
+// FlushLogs() (also run at exit) writes everything queued. The per-review line is written
+// straight into a string (no JSON tree: it is the one line per request); FormatDecisionLine is
+// pure so its shape can be tested.
 #pragma once
 
 #include <chrono>
@@ -26,9 +27,9 @@ void LogError(std::string_view message,
 // Blocks until every line queued so far is written.
 void FlushLogs();
 
-// The fields of the one log line per answered review: uid, resource, operation,
-// namespace/name, verdict, reason, latency (or the bad-request reason and HTTP status).
-nlohmann::ordered_json FormatDecisionLine(const ReviewOutcome& outcome,
-                                          std::chrono::nanoseconds latency);
+// The one log line per answered review, newline included: ts, level, msg, then uid, resource,
+// operation, namespace/name, verdict, reason, latency (or the bad-request reason and HTTP status).
+std::string FormatDecisionLine(const ReviewOutcome& outcome, std::chrono::nanoseconds latency);
+void LogDecision(const ReviewOutcome& outcome, std::chrono::nanoseconds latency);
 
 }  // namespace cgpu

@@ -140,7 +140,7 @@ void WebhookServer::HandleValidate(const httplib::Request& request, httplib::Res
   } else {
     metrics_.RecordBadRequest(outcome.bad_request_reason);
   }
-  LogJson("info", FormatDecisionLine(outcome, latency));
+  LogDecision(outcome, latency);
 
   response.status = outcome.http_status;
   if (outcome.http_status == 405) response.set_header("Allow", "POST");

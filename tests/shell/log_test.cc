@@ -16,7 +16,14 @@ TEST(DecisionLogTest, DecidedRequestLineHasEveryField) {
   request.name = "trainer-0";
   outcome.request = request;
   outcome.decision = Deny("pods-per-gpu", "GPU 0 is full");
-  nlohmann::ordered_json line = FormatDecisionLine(outcome, std::chrono::microseconds(42));
+  outcome.decision.warnings = {"first", "second \"quoted\""};
+  const std::string text = FormatDecisionLine(outcome, std::chrono::microseconds(42));
+  ASSERT_EQ(text.back(), '\n');
+  ASSERT_EQ(text.find('\n'), text.size() - 1);  // one line
+  nlohmann::ordered_json line = nlohmann::ordered_json::parse(text);
+  EXPECT_EQ(line.begin().key(), "ts");
+  EXPECT_EQ(line["level"], "info");
+  EXPECT_EQ(line["msg"], "decision");
   EXPECT_EQ(line["uid"], "u-1");
   EXPECT_EQ(line["resource"], "pods/binding");
   EXPECT_EQ(line["operation"], "CREATE");
@@ -27,17 +34,35 @@ TEST(DecisionLogTest, DecidedRequestLineHasEveryField) {
   EXPECT_EQ(line["message"], "GPU 0 is full");
   EXPECT_EQ(line["latencyMicros"], 42);
   EXPECT_EQ(line["httpStatus"], 200);
+  EXPECT_EQ(line["warnings"], nlohmann::json::array({"first", "second \"quoted\""}));
+  EXPECT_FALSE(line.contains("dryRun"));
 }
 
 TEST(DecisionLogTest, BadRequestLineNamesTheReason) {
   ReviewOutcome outcome;
   outcome.http_status = 415;
   outcome.bad_request_reason = "unsupported-media-type";
-  nlohmann::ordered_json line = FormatDecisionLine(outcome, std::chrono::microseconds(3));
+  nlohmann::ordered_json line =
+      nlohmann::ordered_json::parse(FormatDecisionLine(outcome, std::chrono::microseconds(3)));
   EXPECT_EQ(line["verdict"], "bad-request");
   EXPECT_EQ(line["reason"], "unsupported-media-type");
   EXPECT_EQ(line["httpStatus"], 415);
   EXPECT_FALSE(line.contains("uid"));
+}
+
+TEST(DecisionLogTest, NamesFromRequestsCannotBreakTheLine) {
+  ReviewOutcome outcome;
+  AdmissionRequest request;
+  request.uid = "u\"},{\"evil\":1";
+  request.name = "tab\there\nnew line\\ \x01 caf\xc3\xa9";
+  request.resource.resource = "pods";
+  outcome.request = request;
+  const std::string text = FormatDecisionLine(outcome, std::chrono::microseconds(1));
+  EXPECT_EQ(text.find('\n'), text.size() - 1);
+  nlohmann::json line = nlohmann::json::parse(text);
+  EXPECT_EQ(line["uid"], request.uid);
+  EXPECT_EQ(line["name"], request.name);
+  EXPECT_FALSE(line.contains("evil"));
 }
 
 }  // namespace
