@@ -12,6 +12,7 @@ build_packages=(
   build-essential cmake pkg-config ca-certificates openssl
   libcpp-httplib-dev libssl-dev nlohmann-json3-dev libsimdjson-dev libyaml-cpp-dev
   prometheus-cpp-dev
+  libboost-dev          # Boost.Beast/Asio, header-only: the webhook's event-driven HTTPS server
   googletest libgtest-dev libgmock-dev libbenchmark-dev
   prometheus            # promtool, for checking the /metrics exposition
   curl

@@ -83,7 +83,7 @@ std::vector<FlagSpec> ServeFlagSpecs(ServeOptions& o) {
              o.max_body_bytes = *parsed;
              return OkStatus();
            }),
-      Flag("threads", "N", "worker threads; each open connection holds one (default 64)",
+      Flag("threads", "N", "event loops, one thread each (default 2)",
            SetInt(o.threads, 1, 4096)),
       Flag("keep-alive-max-requests", "N",
            "requests served on one connection before closing it (default 10000)",
@@ -149,7 +149,6 @@ StatusOr<ServeCommandLine> ParseServeOptions(const std::vector<std::string>& arg
   if (options.idle_timeout < std::chrono::seconds(1) ||
       options.read_timeout < std::chrono::seconds(1) ||
       options.write_timeout < std::chrono::seconds(1)) {
-    // cpp-httplib counts keep-alive idle time in whole seconds.
     return InvalidArgument("--idle-timeout, --read-timeout and --write-timeout must be >= 1s");
   }
   if (!options.cluster_state_file.empty() && !options.kubeconfig_file.empty()) {

@@ -12,10 +12,6 @@ namespace {
 
 constexpr char kJson[] = "application/json";
 
-time_t WholeSeconds(std::chrono::milliseconds duration) {
-  return static_cast<time_t>(std::chrono::duration_cast<std::chrono::seconds>(duration).count());
-}
-
 Status BindServer(httplib::Server& server, const HostPort& listen, int& port) {
   if (listen.port == 0) {
     port = server.bind_to_any_port(listen.host);
@@ -28,18 +24,15 @@ Status BindServer(httplib::Server& server, const HostPort& listen, int& port) {
                      " (address in use, not local, or not permitted)");
 }
 
-// Labels for refusals that cpp-httplib makes before any handler runs.
-std::string ServerRefusalReason(int status) {
-  switch (status) {
-    case 413:
-      return "body-too-large";
-    case 404:
-      return "not-found";
-    case 400:
-      return "malformed-http";
-    default:
-      return "http-" + std::to_string(status);
-  }
+HttpsLimits LimitsOf(const ServeOptions& options) {
+  HttpsLimits limits;
+  limits.threads = options.threads;
+  limits.max_body_bytes = options.max_body_bytes;
+  limits.keep_alive_max_requests = options.keep_alive_max_requests;
+  limits.idle_timeout = options.idle_timeout;
+  limits.read_timeout = options.read_timeout;
+  limits.write_timeout = options.write_timeout;
+  return limits;
 }
 
 }  // namespace
@@ -50,60 +43,10 @@ WebhookServer::WebhookServer(const ServeOptions& options, CertificateStore& cert
       policy_(std::move(policy)),
       read_facts_(std::move(read_facts)),
       metrics_(metrics),
-      server_(std::make_unique<httplib::SSLServer>([&certificates](SSL_CTX& context) {
-        return ConfigureServerTls(context, certificates);
-      })) {
-  const int threads = options_.threads;
-  server_->new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
-  server_->set_keep_alive_max_count(static_cast<size_t>(options_.keep_alive_max_requests));
-  server_->set_keep_alive_timeout(WholeSeconds(options_.idle_timeout));
-  server_->set_read_timeout(options_.read_timeout);
-  server_->set_write_timeout(options_.write_timeout);
-  server_->set_payload_max_length(static_cast<size_t>(options_.max_body_bytes));
-  server_->set_tcp_nodelay(true);
-
-  auto validate = [this](const httplib::Request& request, httplib::Response& response) {
-    HandleValidate(request, response);
-  };
-  // Every method reaches HandleReview, which answers all but POST with 405.
-  server_->Post("/validate", validate);
-  server_->Get("/validate", validate);
-  server_->Put("/validate", validate);
-  server_->Patch("/validate", validate);
-  server_->Delete("/validate", validate);
-  server_->Options("/validate", validate);
-
-  // Refusals cpp-httplib makes itself (413, 404, 400) get a metav1.Status body like ours.
-  server_->set_error_handler(httplib::Server::HandlerWithResponse(
-      [this](const httplib::Request& request, httplib::Response& response) {
-        if (!response.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
-        std::string message;
-        if (response.status == 413) {
-          message = "request body is larger than " + std::to_string(options_.max_body_bytes) +
-                    " bytes (--max-body-bytes)";
-        } else if (response.status == 404) {
-          message = "no such path " + request.path + "; the webhook path is /validate";
-        } else {
-          message = "request refused with HTTP " + std::to_string(response.status);
-        }
-        const std::string reason = ServerRefusalReason(response.status);
-        metrics_.RecordBadRequest(reason);
-        LogJson("info", {{"msg", "decision"},
-                         {"verdict", "bad-request"},
-                         {"reason", reason},
-                         {"httpStatus", response.status}});
-        response.set_content(EncodeStatusError(response.status, message), kJson);
-        CloseWhenDraining(response);
-        return httplib::Server::HandlerResponse::Handled;
-      }));
-}
-
-Status WebhookServer::Bind() {
-  if (!server_->is_valid()) {
-    return Internal("TLS setup failed: " + TakeOpenSslError());
-  }
-  return BindServer(*server_, options_.listen, port_);
-}
+      server_(
+          options.listen, LimitsOf(options), certificates,
+          [this](const HttpCall& call) { return HandleValidate(call); },
+          [this](HttpRefusal refusal) { return Refuse(refusal); }) {}
 
 void RunGuard::Run(httplib::Server& server) {
   entered_ = true;
@@ -121,14 +64,21 @@ void RunGuard::Stop(httplib::Server& server) {
   server.stop();
 }
 
-void WebhookServer::Run() { guard_.Run(*server_); }
-
-void WebhookServer::HandleValidate(const httplib::Request& request, httplib::Response& response) {
+HttpAnswer WebhookServer::HandleValidate(const HttpCall& call) {
+  if (call.path != "/validate") {
+    const std::string message =
+        "no such path " + std::string(call.path) + "; the webhook path is /validate";
+    metrics_.RecordBadRequest("not-found");
+    LogJson("info", {{"msg", "decision"},
+                     {"verdict", "bad-request"},
+                     {"reason", "not-found"},
+                     {"httpStatus", 404}});
+    return HttpAnswer{404, kJson, EncodeStatusError(404, message), ""};
+  }
   const auto start = std::chrono::steady_clock::now();
   metrics_.in_flight().Increment();
-  ReviewOutcome outcome = HandleReview(
-      ReviewCall{request.method, request.get_header_value("Content-Type"), request.body}, policy_,
-      read_facts_);
+  ReviewOutcome outcome = HandleReview(ReviewCall{call.method, call.content_type, call.body},
+                                       policy_, read_facts_);
   const auto latency = std::chrono::steady_clock::now() - start;
   metrics_.in_flight().Decrement();
 
@@ -141,15 +91,30 @@ void WebhookServer::HandleValidate(const httplib::Request& request, httplib::Res
     metrics_.RecordBadRequest(outcome.bad_request_reason);
   }
   LogDecision(outcome, latency);
-
-  response.status = outcome.http_status;
-  if (outcome.http_status == 405) response.set_header("Allow", "POST");
-  response.set_content(std::move(outcome.body), kJson);
-  CloseWhenDraining(response);
+  return HttpAnswer{outcome.http_status, kJson, std::move(outcome.body),
+                    outcome.http_status == 405 ? "POST" : ""};
 }
 
-void WebhookServer::CloseWhenDraining(httplib::Response& response) const {
-  if (draining_) response.set_header("Connection", "close");
+HttpAnswer WebhookServer::Refuse(HttpRefusal refusal) {
+  int status = 400;
+  std::string reason = "malformed-http";
+  std::string message = "the request is not well-formed HTTP/1.1";
+  if (refusal == HttpRefusal::kBodyTooLarge) {
+    status = 413;
+    reason = "body-too-large";
+    message = "request body is larger than " + std::to_string(options_.max_body_bytes) +
+              " bytes (--max-body-bytes)";
+  } else if (refusal == HttpRefusal::kHeadersTooLarge) {
+    status = 431;
+    reason = "headers-too-large";
+    message = "request headers are too large";
+  }
+  metrics_.RecordBadRequest(reason);
+  LogJson("info", {{"msg", "decision"},
+                   {"verdict", "bad-request"},
+                   {"reason", reason},
+                   {"httpStatus", status}});
+  return HttpAnswer{status, kJson, EncodeStatusError(status, message), ""};
 }
 
 OpsServer::OpsServer(HostPort listen, Metrics& metrics,

@@ -1,11 +1,12 @@
 // WebhookServer: HTTPS on the webhook port, POST /validate, keep-alive, drain and stop.
 //
-// Wraps cpp-httplib's SSLServer: TLS comes from a CertificateStore (hot-reloaded), each request
-// goes through HandleReview, and every answer is counted and logged once. Lifecycle:
+// Puts the admission review behind HttpsServer (the event-driven TLS core): each request goes
+// through HandleReview, refusals the core makes itself get a metav1.Status body too, and every
+// answer is counted and logged once. Lifecycle:
 //   Bind() -> Run() (blocks, on its own thread) -> BeginDrain() -> Stop() -> Run() returns.
 // While draining, answers carry "Connection: close" so clients (the API server reuses idle
-// connections) move to other replicas; Stop() closes the listener and Run() returns once every
-// connection has finished its request or its idle time. Bind/Run/Stop may be called from
+// connections) move to other replicas; Stop() closes the listener and idle connections, and
+// Run() returns once the requests in progress are answered. Bind/Run/Stop may be called from
 // different threads; BeginDrain and Stop are safe to call at any time.
 #pragma once
 
@@ -16,13 +17,14 @@
 
 #include "core/policy.h"
 #include "shell/metrics.h"
+#include "shell/https_server.h"
 #include "shell/review_handler.h"
 #include "shell/serve_options.h"
 #include "shell/tls_certificates.h"
 
 namespace cgpu {
 
-// cpp-httplib's stop() does nothing until the accept loop runs, so a Stop() that comes before
+// For the ops server (cpp-httplib). Its stop() does nothing until the accept loop runs, so a Stop() that comes before
 // Run() has started would be lost and Run() would never return. This pairs them safely: Run()
 // skips the loop when a stop came first, and Stop() waits for a loop that is starting.
 class RunGuard {
@@ -41,26 +43,24 @@ class WebhookServer {
   WebhookServer(const ServeOptions& options, CertificateStore& certificates, Policy policy,
                 Metrics& metrics, FactReader read_facts = RequestOnly);
 
-  Status Bind();
-  int port() const { return port_; }
-  void Run();
-  void BeginDrain() { draining_ = true; }
-  void Stop() { guard_.Stop(*server_); }
+  Status Bind() { return server_.Bind(); }
+  int port() const { return server_.port(); }
+  void Run() { server_.Run(); }
+  void BeginDrain() { server_.BeginDrain(); }
+  void Stop() { server_.Stop(); }
   // TLS handshakes completed since start: with keep-alive working, far fewer than requests.
-  long completed_handshakes() const { return SSL_CTX_sess_accept_good(server_->ssl_context()); }
+  long completed_handshakes() const { return server_.completed_handshakes(); }
+  long open_connections() const { return server_.open_connections(); }
 
  private:
-  void HandleValidate(const httplib::Request& request, httplib::Response& response);
-  void CloseWhenDraining(httplib::Response& response) const;
+  HttpAnswer HandleValidate(const HttpCall& call);
+  HttpAnswer Refuse(HttpRefusal refusal);
 
   const ServeOptions options_;
   const Policy policy_;
   const FactReader read_facts_;
   Metrics& metrics_;
-  std::unique_ptr<httplib::SSLServer> server_;
-  std::atomic<bool> draining_{false};
-  int port_ = 0;
-  RunGuard guard_;
+  HttpsServer server_;
 };
 
 // /metrics, /healthz and /readyz over plain HTTP, on their own port so that probes and scrapes

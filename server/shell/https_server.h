@@ -1,0 +1,96 @@
+// HttpsServer: an event-driven HTTP/1.1-over-TLS server for one kind of caller, the API server.
+//
+// Built on Boost.Beast/Asio so that a keep-alive connection costs a socket and a few buffers, not
+// a thread: `threads` event loops, one thread each, take new connections in turn; a connection
+// stays on its loop, which reads each request with one speculative read and answers with one
+// write, with no lock or thread hand-off on the way. The handler runs on the loop. It may block
+// (a live read from the API server, bounded by that client's timeouts): the other connections
+// of that loop wait meanwhile, those of the other loops do not. One shared pool of threads would
+// avoid that wait but cost a third of the throughput in wake-ups (bench/README.md).
+//
+// What it guarantees, whatever the peer does:
+// - TLS from a CertificateStore, chosen at each handshake (rotation needs no restart).
+// - A handshake, and each request once its first byte arrived, must complete within
+//   `read_timeout`; a connection idle between requests is closed after `idle_timeout`; writing an
+//   answer may not stall longer than `write_timeout`.
+// - A body over `max_body_bytes` never reaches the handler: the refusal handler answers it (413).
+//   When its Content-Length says how long it is (and it is not absurd), the body is read and
+//   thrown away first, so the client, still writing, reads the answer instead of a reset.
+// - Malformed HTTP gets the refusal handler's answer (400/431) and the connection is closed.
+// - After `keep_alive_max_requests` answers, or once BeginDrain() was called, answers carry
+//   "Connection: close".
+// - Stop() closes the listener and every connection that is not inside a request; Run() returns
+//   once the requests in progress are answered. Stop() may come before Run() or from any thread.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "core/status.h"
+#include "shell/flags.h"
+#include "shell/tls_certificates.h"
+
+namespace cgpu {
+
+struct HttpsLimits {
+  int threads = 4;
+  long long max_body_bytes = 3LL << 20;
+  int keep_alive_max_requests = 10'000;
+  std::chrono::milliseconds idle_timeout{10'000};
+  std::chrono::milliseconds read_timeout{10'000};
+  std::chrono::milliseconds write_timeout{10'000};
+};
+
+// One request as the handler sees it; the views live until the handler returns.
+struct HttpCall {
+  std::string_view method;
+  std::string_view path;  // the target without its query ("?timeout=10s" from the API server)
+  std::string_view content_type;
+  std::string_view body;
+};
+
+struct HttpAnswer {
+  int status = 200;
+  std::string content_type = "application/json";
+  std::string body;
+  std::string allow;  // the Allow header, for 405
+};
+
+// Why a request was answered without reaching the handler.
+enum class HttpRefusal {
+  kBodyTooLarge,     // 413
+  kHeadersTooLarge,  // 431
+  kMalformed,        // 400
+};
+
+class HttpsServer {
+ public:
+  using Handler = std::function<HttpAnswer(const HttpCall&)>;
+  using RefusalHandler = std::function<HttpAnswer(HttpRefusal)>;
+
+  HttpsServer(HostPort listen, HttpsLimits limits, CertificateStore& certificates,
+              Handler handler, RefusalHandler refuse);
+  ~HttpsServer();
+  HttpsServer(const HttpsServer&) = delete;
+  HttpsServer& operator=(const HttpsServer&) = delete;
+
+  Status Bind();
+  int port() const;
+  // Serves on `threads` threads (this one included) until Stop() and the last request are done.
+  void Run();
+  void BeginDrain();
+  void Stop();
+  // TLS handshakes completed since start: with keep-alive working, far fewer than requests.
+  long completed_handshakes() const;
+  // Connections open right now.
+  long open_connections() const;
+
+ private:
+  class Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace cgpu
