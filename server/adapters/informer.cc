@@ -41,20 +41,6 @@ simdjson::error_code Parse(simdjson::dom::parser& parser, const std::string& tex
   return Parse(parser, text, text.capacity() - text.size() >= simdjson::SIMDJSON_PADDING, document);
 }
 
-// "HTTP 403: pods is forbidden: User ... cannot list ..." from a metav1.Status body, or its text.
-std::string DescribeHttpError(int status, const std::string& body) {
-  std::string detail;
-  simdjson::dom::parser parser;
-  SimdjsonView parsed;
-  if (Parse(parser, body, parsed) == simdjson::SUCCESS &&
-      parsed.Member("message").TypeName() == "string") {
-    detail = parsed.Member("message").String();
-  } else {
-    detail = body.substr(0, 200);
-  }
-  return "HTTP " + std::to_string(status) + (detail.empty() ? "" : ": " + detail);
-}
-
 }  // namespace
 
 std::string InformerStats::last_error() const {

@@ -6,6 +6,7 @@
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
+#include <simdjson.h>
 
 #include <algorithm>
 #include <cctype>
@@ -463,6 +464,18 @@ std::string EscapeQueryValue(std::string_view value) {
     }
   }
   return escaped;
+}
+
+std::string DescribeHttpError(int status, const std::string& body) {
+  std::string detail = body.substr(0, 200);
+  simdjson::dom::parser parser;
+  simdjson::dom::element parsed;
+  std::string_view message;
+  if (parser.parse(body).get(parsed) == simdjson::SUCCESS &&
+      parsed["message"].get(message) == simdjson::SUCCESS) {
+    detail = std::string(message);
+  }
+  return "HTTP " + std::to_string(status) + (detail.empty() ? "" : ": " + detail);
 }
 
 }  // namespace cgpu

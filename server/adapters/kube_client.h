@@ -123,6 +123,10 @@ class KubeClient {
   mutable std::string last_token_;  // guarded by token_mu_: the last token read successfully
 };
 
+// "HTTP 403: pods is forbidden: User ... cannot list ..." from a metav1.Status body, or the
+// start of the body when it is not one.
+std::string DescribeHttpError(int status, const std::string& body);
+
 // Percent-encodes everything but RFC 3986 unreserved characters, for query values such as
 // continue tokens and field selectors.
 std::string EscapeQueryValue(std::string_view value);

@@ -141,4 +141,39 @@ StatusOr<long long> ParseByteSize(std::string_view text) {
                          std::string(text) + "\"");
 }
 
+FlagSetter SetHostPort(HostPort& target) {
+  return [&target](std::string_view value) -> Status {
+    StatusOr<HostPort> parsed = ParseHostPort(value);
+    if (!parsed.ok()) return parsed.status();
+    target = *parsed;
+    return OkStatus();
+  };
+}
+
+FlagSetter SetDuration(std::chrono::milliseconds& target) {
+  return [&target](std::string_view value) -> Status {
+    StatusOr<std::chrono::milliseconds> parsed = ParseDuration(value);
+    if (!parsed.ok()) return parsed.status();
+    target = *parsed;
+    return OkStatus();
+  };
+}
+
+FlagSetter SetInt(int& target, int min, int max) {
+  return [&target, min, max](std::string_view value) -> Status {
+    StatusOr<long long> parsed = ParseInteger(value, min, max);
+    if (!parsed.ok()) return parsed.status();
+    target = static_cast<int>(*parsed);
+    return OkStatus();
+  };
+}
+
+FlagSetter SetString(std::string& target) {
+  return [&target](std::string_view value) -> Status {
+    if (value.empty()) return InvalidArgument("must not be empty");
+    target = std::string(value);
+    return OkStatus();
+  };
+}
+
 }  // namespace cgpu

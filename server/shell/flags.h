@@ -48,6 +48,16 @@ StatusOr<std::chrono::milliseconds> ParseDuration(std::string_view text);
 
 StatusOr<long long> ParseInteger(std::string_view text, long long min, long long max);
 
+// A flag taking a value, and setters for the common kinds of value (each checks it).
+using FlagSetter = std::function<Status(std::string_view value)>;
+inline FlagSpec Flag(std::string name, std::string value_name, std::string help, FlagSetter set) {
+  return FlagSpec{std::move(name), "", std::move(value_name), std::move(help), std::move(set)};
+}
+FlagSetter SetHostPort(HostPort& target);
+FlagSetter SetDuration(std::chrono::milliseconds& target);
+FlagSetter SetInt(int& target, int min, int max);
+FlagSetter SetString(std::string& target);  // refuses an empty value
+
 // "3Mi", "512Ki", "1048576": a byte size.
 StatusOr<long long> ParseByteSize(std::string_view text);
 

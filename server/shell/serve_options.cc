@@ -3,46 +3,6 @@
 namespace cgpu {
 namespace {
 
-template <typename Setter>
-FlagSpec Flag(std::string name, std::string value_name, std::string help, Setter set) {
-  return FlagSpec{std::move(name), "", std::move(value_name), std::move(help), std::move(set)};
-}
-
-std::function<Status(std::string_view)> SetHostPort(HostPort& target) {
-  return [&target](std::string_view value) -> Status {
-    StatusOr<HostPort> parsed = ParseHostPort(value);
-    if (!parsed.ok()) return parsed.status();
-    target = *parsed;
-    return OkStatus();
-  };
-}
-
-std::function<Status(std::string_view)> SetDuration(std::chrono::milliseconds& target) {
-  return [&target](std::string_view value) -> Status {
-    StatusOr<std::chrono::milliseconds> parsed = ParseDuration(value);
-    if (!parsed.ok()) return parsed.status();
-    target = *parsed;
-    return OkStatus();
-  };
-}
-
-std::function<Status(std::string_view)> SetInt(int& target, int min, int max) {
-  return [&target, min, max](std::string_view value) -> Status {
-    StatusOr<long long> parsed = ParseInteger(value, min, max);
-    if (!parsed.ok()) return parsed.status();
-    target = static_cast<int>(*parsed);
-    return OkStatus();
-  };
-}
-
-std::function<Status(std::string_view)> SetString(std::string& target) {
-  return [&target](std::string_view value) -> Status {
-    if (value.empty()) return InvalidArgument("must not be empty");
-    target = std::string(value);
-    return OkStatus();
-  };
-}
-
 // One of a fixed set of words, e.g. --mode enforce|warn|dry-run.
 template <typename T>
 std::function<Status(std::string_view)> SetChoice(
