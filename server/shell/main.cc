@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "shell/check_command.h"
+#include "shell/node_facts_command.h"
 #include "shell/serve_command.h"
 #include "shell/version.h"
 
@@ -15,6 +16,7 @@ constexpr char kUsage[] =
     "Commands:\n"
     "  serve     run the admission webhook over HTTPS (see cgpu-guard serve --help)\n"
     "  check     check nodes (kubectl get nodes -o json) against the cGPU rules\n"
+    "  node-facts  keep this node's cGPU, driver and toolkit version labels true\n"
     "  version   print the version\n"
     "  help      show this text\n";
 
@@ -30,6 +32,7 @@ int main(int argc, char** argv) {
   args.erase(args.begin());
   if (command == "serve") return cgpu::RunServeCommand(args);
   if (command == "check") return cgpu::RunCheckCommand(args);
+  if (command == "node-facts") return cgpu::RunNodeFactsCommand(args);
   if (command == "version" || command == "--version") {
     std::cout << "cgpu-guard " << cgpu::kVersion << " (commit " << cgpu::kGitCommit << ")\n";
     return 0;

@@ -406,6 +406,8 @@ void FakeApiServer::Handle(const httplib::Request& request, httplib::Response& r
   for (const auto& [key, value] : request.params) record.params.emplace(key, value);
   record.authorization = request.get_header_value("Authorization");
   record.user_agent = request.get_header_value("User-Agent");
+  record.content_type = request.get_header_value("Content-Type");
+  record.body = request.body;
   if (request.ssl != nullptr) {
     if (X509* peer = SSL_get1_peer_certificate(request.ssl)) {
       char name[256] = {};

@@ -1,0 +1,231 @@
+#include "adapters/host_probe.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <functional>
+#include <sstream>
+
+#include "core/host_facts.h"
+
+extern char** environ;
+
+namespace cgpu {
+namespace {
+
+// Files under /proc and /sys report a size of 0 or 4096 whatever they hold: read, don't stat.
+constexpr size_t kMaxFileBytes = 1 << 20;              // a proc entry or a version file
+constexpr size_t kMaxPackageDatabaseBytes = 64 << 20;  // dpkg's status file on a busy host
+
+std::string UnderRoot(const std::string& root, const std::string& path) {
+  if (root.empty() || root == "/") return path;
+  std::string joined = root;
+  if (joined.back() == '/') joined.pop_back();
+  return joined + path;
+}
+
+StatusOr<std::string> ReadSmallFile(const std::string& path, size_t limit) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    return Unavailable(path + ": " + (errno != 0 ? std::strerror(errno) : "cannot open"));
+  }
+  std::string content;
+  char buffer[8192];
+  while (in.read(buffer, sizeof(buffer)) || in.gcount() > 0) {
+    content.append(buffer, static_cast<size_t>(in.gcount()));
+    if (content.size() > limit) return Unavailable(path + ": larger than expected");
+  }
+  return content;
+}
+
+bool IsExecutable(const std::string& path) {
+  struct stat info {};
+  return stat(path.c_str(), &info) == 0 && S_ISREG(info.st_mode) && access(path.c_str(), X_OK) == 0;
+}
+
+// The first of the usual binary directories under the host root that holds `name`.
+std::optional<std::string> FindHostTool(const std::string& root, const std::string& name) {
+  for (const char* dir : {"/usr/bin/", "/usr/local/bin/", "/bin/", "/usr/sbin/", "/sbin/"}) {
+    const std::string path = UnderRoot(root, dir + name);
+    if (IsExecutable(path)) return path;
+  }
+  return std::nullopt;
+}
+
+using TextReader = std::function<std::optional<std::string>(std::string_view)>;
+
+// One attempt: `text` (a file's content or a tool's output) read by `reader`. Records the miss
+// and returns false when it gave nothing.
+bool Try(ProbedFact& fact, const std::string& where, const StatusOr<std::string>& text,
+         const TextReader& reader) {
+  if (!text.ok()) {
+    fact.misses.push_back(text.status().message());
+    return false;
+  }
+  std::optional<std::string> value = reader(*text);
+  if (value && !IsValidLabelValue(*value)) value.reset();
+  if (!value) {
+    fact.misses.push_back(where + ": no version in what it says");
+    return false;
+  }
+  fact.value = std::move(value);
+  fact.source = where;
+  return true;
+}
+
+bool TryFile(ProbedFact& fact, const std::string& path, const TextReader& reader,
+             size_t limit = kMaxFileBytes) {
+  return Try(fact, path, ReadSmallFile(path, limit), reader);
+}
+
+bool TryTool(ProbedFact& fact, const HostProbeOptions& options, const std::string& name,
+             const std::vector<std::string>& args, const TextReader& reader) {
+  const std::optional<std::string> path = FindHostTool(options.host_root, name);
+  if (!path) {
+    fact.misses.push_back(name + ": not installed");
+    return false;
+  }
+  std::vector<std::string> argv = {*path};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return Try(fact, *path + " " + args.front(), RunTool(argv, options.command_timeout), reader);
+}
+
+ProbedFact ProbeDriver(const HostProbeOptions& options) {
+  ProbedFact fact;
+  TryFile(fact, UnderRoot(options.host_root, "/proc/driver/nvidia/version"),
+          DriverVersionFromProc) ||
+      TryTool(fact, options, "nvidia-smi",
+              {"--query-gpu=driver_version", "--format=csv,noheader"},
+              DriverVersionFromNvidiaSmi);
+  return fact;
+}
+
+ProbedFact ProbeCgpu(const HostProbeOptions& options) {
+  ProbedFact fact;
+  TryFile(fact, UnderRoot(options.host_root, options.cgpu_proc_file), CgpuVersionFromText) ||
+      TryFile(fact, UnderRoot(options.host_root, "/sys/module/" + options.cgpu_module + "/version"),
+              CgpuVersionFromText);
+  return fact;
+}
+
+bool TryRpmDatabase(ProbedFact& fact, const HostProbeOptions& options) {
+  const std::string database = UnderRoot(options.host_root, "/var/lib/rpm");
+  struct stat info {};
+  if (stat(database.c_str(), &info) != 0 || !S_ISDIR(info.st_mode)) {
+    fact.misses.push_back(database + ": no RPM database");
+    return false;
+  }
+  if (options.rpm_command.empty()) {
+    fact.misses.push_back(database + ": reading RPM databases is turned off");
+    return false;
+  }
+  for (const char* package : {"nvidia-container-toolkit", "libnvidia-container-tools"}) {
+    if (Try(fact, "RPM package " + std::string(package) + " in " + database,
+            RunTool({options.rpm_command, "--dbpath", database, "-q", "--queryformat",
+                     "%{VERSION}\n", package},
+                    options.command_timeout),
+            ToolkitVersionFromRpmQuery)) {
+      return true;
+    }
+  }
+  return false;
+}
+
+ProbedFact ProbeToolkit(const HostProbeOptions& options) {
+  ProbedFact fact;
+  TryTool(fact, options, "nvidia-ctk", {"--version"}, ToolkitVersionFromCtk) ||
+      TryFile(fact, UnderRoot(options.host_root, "/var/lib/dpkg/status"),
+              ToolkitVersionFromDpkgStatus, kMaxPackageDatabaseBytes) ||
+      TryRpmDatabase(fact, options) ||
+      TryTool(fact, options, "nvidia-container-cli", {"--version"}, ToolkitVersionFromCli);
+  return fact;
+}
+
+}  // namespace
+
+std::string ProbedFact::Explain() const {
+  if (value) return "from " + source;
+  std::string text = "not found:";
+  for (size_t i = 0; i < misses.size(); ++i) text += (i == 0 ? " " : "; ") + misses[i];
+  return text;
+}
+
+HostFacts ProbeHost(const HostProbeOptions& options) {
+  return HostFacts{ProbeCgpu(options), ProbeDriver(options), ProbeToolkit(options)};
+}
+
+StatusOr<std::string> RunTool(const std::vector<std::string>& argv,
+                              std::chrono::milliseconds timeout, size_t max_output) {
+  const std::string name = argv.empty() ? "" : argv.front();
+  int pipe_fds[2];
+  if (argv.empty() || pipe2(pipe_fds, O_CLOEXEC) != 0) {
+    return Unavailable(name + ": cannot start (" + std::strerror(errno) + ")");
+  }
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_adddup2(&actions, pipe_fds[1], STDOUT_FILENO);
+  posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, "/dev/null", O_WRONLY, 0);
+  std::vector<char*> args;
+  for (const std::string& arg : argv) args.push_back(const_cast<char*>(arg.c_str()));
+  args.push_back(nullptr);
+  pid_t pid = -1;
+  const int spawned = posix_spawn(&pid, args[0], &actions, nullptr, args.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  close(pipe_fds[1]);
+  if (spawned != 0) {
+    close(pipe_fds[0]);
+    return Unavailable(name + ": cannot run (" + std::strerror(spawned) + ")");
+  }
+
+  std::string output;
+  bool timed_out = false;
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (true) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) {
+      timed_out = true;
+      break;
+    }
+    pollfd readable{pipe_fds[0], POLLIN, 0};
+    const int ready = poll(&readable, 1, static_cast<int>(left.count()));
+    if (ready < 0 && errno == EINTR) continue;
+    if (ready <= 0) continue;  // the deadline check above ends it
+    char buffer[4096];
+    const ssize_t n = read(pipe_fds[0], buffer, sizeof(buffer));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;  // the tool closed its output
+    if (output.size() < max_output) {
+      output.append(buffer, std::min(static_cast<size_t>(n), max_output - output.size()));
+    }
+  }
+  close(pipe_fds[0]);
+  if (timed_out) kill(pid, SIGKILL);
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  if (timed_out) {
+    return Unavailable(name + ": no answer within " + std::to_string(timeout.count()) + " ms");
+  }
+  if (WIFSIGNALED(status)) {
+    return Unavailable(name + ": killed by signal " + std::to_string(WTERMSIG(status)));
+  }
+  if (WEXITSTATUS(status) == 127) {
+    return Unavailable(name + ": cannot run here (exit 127: a library or interpreter is missing)");
+  }
+  if (WEXITSTATUS(status) != 0) {
+    return Unavailable(name + ": exited with status " + std::to_string(WEXITSTATUS(status)));
+  }
+  return output;
+}
+
+}  // namespace cgpu

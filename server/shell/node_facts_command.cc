@@ -1,0 +1,321 @@
+#include "shell/node_facts_command.h"
+
+#include <pthread.h>
+
+#include <csignal>
+#include <cstdlib>
+#include <iostream>
+#include <map>
+#include <optional>
+#include <random>
+#include <thread>
+
+#include "adapters/kube_client.h"
+#include "adapters/kube_config.h"
+#include "adapters/node_label_patch.h"
+#include "core/host_facts.h"
+#include "shell/flags.h"
+#include "shell/log.h"
+#include "shell/version.h"
+
+namespace cgpu {
+namespace {
+
+constexpr int kExitFailed = 1;
+constexpr int kExitUsage = 2;
+constexpr int kExitForbidden = 3;
+
+std::vector<FlagSpec> NodeFactsFlagSpecs(NodeFactsOptions& o) {
+  const auto on = [](bool& target) {
+    return [&target](std::string_view) -> Status {
+      target = true;
+      return OkStatus();
+    };
+  };
+  return {
+      Flag("node-name", "NAME", "the node this agent runs on (default $NODE_NAME)",
+           SetString(o.node_name)),
+      Flag("host-root", "DIR", "where the host's / is mounted (default /)",
+           SetString(o.probe.host_root)),
+      FlagSpec{"once", "", "", "one pass, then exit", on(o.once)},
+      FlagSpec{"dry-run", "", "", "read the host and print the labels; write nothing",
+               on(o.dry_run)},
+      Flag("interval", "DURATION", "time between passes (default 5m)", SetDuration(o.interval)),
+      Flag("retry-backoff", "DURATION",
+           "first wait after a failed pass, doubling up to --interval (default 1s)",
+           SetDuration(o.retry_backoff)),
+      Flag("cgpu-proc-file", "PATH",
+           "the cGPU module's version entry under the host root (default /proc/cgpu_km/version)",
+           SetString(o.probe.cgpu_proc_file)),
+      Flag("cgpu-module", "NAME",
+           "the cGPU kernel module, for /sys/module/NAME/version (default cgpu_km)",
+           SetString(o.probe.cgpu_module)),
+      Flag("rpm", "COMMAND", "rpm used to read the host's RPM database (default rpm; \"\" skips)",
+           [&o](std::string_view value) -> Status {
+             o.probe.rpm_command = std::string(value);
+             return OkStatus();
+           }),
+      Flag("command-timeout", "DURATION", "longest a host tool may run (default 5s)",
+           SetDuration(o.probe.command_timeout)),
+      Flag("kubeconfig", "FILE", "kubeconfig to use instead of the pod's service account",
+           SetString(o.kubeconfig_file)),
+      Flag("context", "NAME", "kubeconfig context (default: its current-context)",
+           SetString(o.kubeconfig_context)),
+      Flag("cgpu-version-label", "KEY", "label for the cGPU version (default cgpu-guard.io/cgpu-version)",
+           SetString(o.cgpu_version_label)),
+      Flag("driver-version-label", "KEY",
+           "label for the NVIDIA driver version (default cgpu-guard.io/nvidia-driver-version)",
+           SetString(o.driver_version_label)),
+      Flag("toolkit-version-label", "KEY",
+           "label for the nvidia-container-toolkit version (default "
+           "cgpu-guard.io/container-toolkit-version)",
+           SetString(o.toolkit_version_label)),
+  };
+}
+
+struct FactLabel {
+  const std::string& key;
+  const ProbedFact& fact;
+};
+
+std::vector<FactLabel> Pair(const NodeFactsOptions& options, const HostFacts& facts) {
+  return {{options.cgpu_version_label, facts.cgpu_version},
+          {options.driver_version_label, facts.driver_version},
+          {options.toolkit_version_label, facts.toolkit_version}};
+}
+
+std::map<std::string, std::optional<std::string>> DesiredLabels(const NodeFactsOptions& options,
+                                                                const HostFacts& facts) {
+  std::map<std::string, std::optional<std::string>> desired;
+  for (const FactLabel& pair : Pair(options, facts)) desired[pair.key] = pair.fact.value;
+  return desired;
+}
+
+// Says why a fact is absent (or where it now comes from) when that changed since the last pass,
+// so a node without cGPU does not log the same three lines every five minutes.
+class FactReporter {
+ public:
+  void Report(const NodeFactsOptions& options, const HostFacts& facts) {
+    for (const FactLabel& pair : Pair(options, facts)) {
+      const std::string explanation = pair.fact.Explain();
+      std::string& last = last_[pair.key];
+      if (explanation == last) continue;
+      last = explanation;
+      if (pair.fact.value) {
+        LogInfo("fact read", {{"label", pair.key}, {"value", *pair.fact.value},
+                              {"source", pair.fact.source}});
+      } else {
+        LogInfo("fact absent: its label is removed",
+                {{"label", pair.key}, {"reason", explanation}});
+      }
+    }
+  }
+
+ private:
+  std::map<std::string, std::string> last_;
+};
+
+enum class PassResult { kUpToDate, kPatched, kForbidden, kFailed };
+
+struct PassOutcome {
+  PassResult result;
+  std::string message;
+};
+
+std::string NodePath(const std::string& node) { return "/api/v1/nodes/" + EscapeQueryValue(node); }
+
+PassOutcome Refused(const std::string& verb, const std::string& node, const KubeResponse& answer) {
+  return {PassResult::kForbidden,
+          "not allowed to " + verb + " node " + node + " (" +
+              DescribeHttpError(answer.status, answer.body) +
+              "). The agent's identity needs get and patch on nodes: the chart's ClusterRole "
+              "<release>-node-facts grants exactly that; or label node pools by hand and turn "
+              "the agent off (nodeFacts.enabled=false)."};
+}
+
+bool IsRefusal(int status) { return status == 401 || status == 403; }
+
+PassOutcome SyncLabels(const KubeClient& client, const std::string& node,
+                       const std::map<std::string, std::optional<std::string>>& desired) {
+  StatusOr<KubeResponse> got = client.Get(NodePath(node));
+  if (!got.ok()) return {PassResult::kFailed, got.status().message()};
+  if (IsRefusal(got->status)) return Refused("get", node, *got);
+  if (got->status == 404) {
+    return {PassResult::kFailed,
+            "node " + node + " does not exist (--node-name, or NODE_NAME from spec.nodeName)"};
+  }
+  if (got->status != 200) {
+    return {PassResult::kFailed, "get node " + node + ": " + DescribeHttpError(got->status, got->body)};
+  }
+  StatusOr<std::map<std::string, std::string>> labels = ReadNodeLabels(got->body);
+  if (!labels.ok()) return {PassResult::kFailed, "get node " + node + ": " + labels.status().message()};
+
+  const LabelChange change = DiffOwnedLabels(*labels, desired);
+  if (change.empty()) return {PassResult::kUpToDate, ""};
+  StatusOr<KubeResponse> patched =
+      client.Patch(NodePath(node), "application/merge-patch+json", EncodeLabelMergePatch(change));
+  if (!patched.ok()) return {PassResult::kFailed, patched.status().message()};
+  if (IsRefusal(patched->status)) return Refused("patch", node, *patched);
+  if (patched->status != 200) {
+    return {PassResult::kFailed,
+            "patch node " + node + ": " + DescribeHttpError(patched->status, patched->body)};
+  }
+  return {PassResult::kPatched, EncodeLabelMergePatch(change)};
+}
+
+int PrintDryRun(const NodeFactsOptions& options, const HostFacts& facts) {
+  nlohmann::ordered_json labels = nlohmann::ordered_json::object();
+  nlohmann::ordered_json sources = nlohmann::ordered_json::object();
+  for (const FactLabel& pair : Pair(options, facts)) {
+    labels[pair.key] = pair.fact.value ? nlohmann::ordered_json(*pair.fact.value) : nullptr;
+    sources[pair.key] = pair.fact.Explain();
+  }
+  nlohmann::ordered_json out = {{"node", options.node_name},
+                                {"hostRoot", options.probe.host_root},
+                                {"labels", labels},
+                                {"sources", sources}};
+  std::cout << out.dump(2) << "\n";
+  return 0;
+}
+
+StatusOr<NodeFactsOptions> ParseNodeFactsOptions(const std::vector<std::string>& args,
+                                                 bool& help) {
+  NodeFactsOptions options;
+  if (const char* node = std::getenv("NODE_NAME"); node != nullptr) options.node_name = node;
+  StatusOr<ParsedArgs> parsed = ParseFlags(args, NodeFactsFlagSpecs(options));
+  if (!parsed.ok()) return parsed.status();
+  help = parsed->help_requested;
+  if (help) return options;
+  if (!parsed->positional.empty()) {
+    return InvalidArgument("node-facts takes no arguments, got \"" + parsed->positional.front() +
+                           "\"");
+  }
+  if (options.node_name.empty() && !options.dry_run) {
+    return InvalidArgument("--node-name is required (or NODE_NAME in the environment)");
+  }
+  if (options.interval < std::chrono::seconds(1)) {
+    return InvalidArgument("--interval must be >= 1s");
+  }
+  if (options.retry_backoff < std::chrono::milliseconds(10)) {
+    return InvalidArgument("--retry-backoff must be >= 10ms");
+  }
+  for (const std::string* key : {&options.cgpu_version_label, &options.driver_version_label,
+                                 &options.toolkit_version_label}) {
+    if (key->find('/') == std::string::npos) {
+      return InvalidArgument("label key \"" + *key + "\" needs a prefix (example.io/name)");
+    }
+  }
+  return options;
+}
+
+// SIGTERM/SIGINT cancel `stop`, which ends every wait at once.
+void StopOnSignals(StreamCancel& stop) {
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  std::thread([signals, &stop] {
+    int number = 0;
+    sigwait(&signals, &number);
+    LogInfo("stopping", {{"signal", number == SIGTERM ? "SIGTERM" : "SIGINT"}});
+    stop.Cancel();
+  }).detach();
+}
+
+}  // namespace
+
+int RunNodeFactsCommand(const std::vector<std::string>& args) {
+  bool help = false;
+  StatusOr<NodeFactsOptions> parsed = ParseNodeFactsOptions(args, help);
+  if (!parsed.ok()) {
+    std::cerr << "cgpu-guard node-facts: " << parsed.status().message() << "\n";
+    return kExitUsage;
+  }
+  if (help) {
+    NodeFactsOptions defaults;
+    std::cout << FlagUsage(
+        "Usage: cgpu-guard node-facts --node-name NAME [flags]\n\n"
+        "Reads this node's cGPU, NVIDIA driver and nvidia-container-toolkit versions from the\n"
+        "host and keeps the node's labels for them true (removing a label whose fact cannot\n"
+        "be read). Exit codes: 0 done, 1 failed, 2 bad flags, 3 not allowed to get/patch nodes.",
+        NodeFactsFlagSpecs(defaults));
+    return 0;
+  }
+  const NodeFactsOptions& options = *parsed;
+  std::signal(SIGPIPE, SIG_IGN);
+
+  if (options.dry_run) return PrintDryRun(options, ProbeHost(options.probe));
+
+  StatusOr<KubeConfig> config = options.kubeconfig_file.empty()
+                                    ? InClusterConfig()
+                                    : LoadKubeconfig(options.kubeconfig_file,
+                                                     options.kubeconfig_context);
+  if (!config.ok()) {
+    LogError("no API server to write to",
+             {{"error", config.status().message()},
+              {"hint", "run in a pod with a service account, give --kubeconfig, or use --dry-run"}});
+    return kExitFailed;
+  }
+  KubeClientOptions client_options;
+  client_options.version = kVersion;
+  client_options.read_timeout = std::chrono::seconds(15);
+  client_options.write_timeout = std::chrono::seconds(15);
+  client_options.max_response_bytes = 16 << 20;  // one Node
+  const KubeClient client(*config, client_options);
+
+  StreamCancel stop;
+  StopOnSignals(stop);
+  FactReporter reporter;
+  std::mt19937 jitter(std::random_device{}());
+  bool first_pass = true;
+  int failures = 0;
+  LogInfo("node-facts running", {{"node", options.node_name},
+                                 {"apiServer", client.Describe()},
+                                 {"hostRoot", options.probe.host_root},
+                                 {"once", options.once}});
+  while (!stop.cancelled()) {
+    const HostFacts facts = ProbeHost(options.probe);
+    reporter.Report(options, facts);
+    const PassOutcome outcome = SyncLabels(client, options.node_name, DesiredLabels(options, facts));
+    switch (outcome.result) {
+      case PassResult::kForbidden:
+        LogError("cannot write node labels", {{"node", options.node_name}, {"error", outcome.message}});
+        return kExitForbidden;
+      case PassResult::kFailed: {
+        ++failures;
+        if (options.once && failures >= options.once_attempts) {
+          LogError("giving up", {{"node", options.node_name},
+                                 {"attempts", failures},
+                                 {"error", outcome.message}});
+          return kExitFailed;
+        }
+        // Exponential back-off with jitter, so a fleet of agents does not retry in step.
+        auto wait = options.retry_backoff * (1LL << std::min(failures - 1, 20));
+        wait = std::min<std::chrono::milliseconds>(wait, options.interval);
+        wait = std::chrono::milliseconds(std::uniform_int_distribution<long long>(
+            wait.count() / 2, wait.count())(jitter));
+        LogError("pass failed; retrying",
+                 {{"node", options.node_name}, {"error", outcome.message},
+                  {"retryInMillis", static_cast<long long>(wait.count())}});
+        stop.WaitFor(wait);
+        continue;
+      }
+      case PassResult::kPatched:
+        LogInfo("labels updated", {{"node", options.node_name},
+                                   {"patch", nlohmann::ordered_json::parse(outcome.message)}});
+        break;
+      case PassResult::kUpToDate:
+        if (first_pass || failures > 0) LogInfo("labels up to date", {{"node", options.node_name}});
+        break;
+    }
+    failures = 0;
+    first_pass = false;
+    if (options.once) break;
+    stop.WaitFor(options.interval);
+  }
+  FlushLogs();
+  return 0;
+}
+
+}  // namespace cgpu

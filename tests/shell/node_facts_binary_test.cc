@@ -1,0 +1,203 @@
+// `cgpu-guard node-facts` as the DaemonSet runs it: the real binary, a fake host root, and the
+// tests' local API server (tests/support/fake_api_server.h) holding the node.
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+#include "support/child_process.h"
+#include "support/fake_api_server.h"
+#include "support/fixtures.h"
+#include "support/test_certificates.h"
+
+namespace cgpu {
+namespace {
+
+using nlohmann::json;
+using namespace std::chrono_literals;
+using testing::RequestKind;
+
+constexpr char kCgpu[] = "cgpu-guard.io/cgpu-version";
+constexpr char kDriver[] = "cgpu-guard.io/nvidia-driver-version";
+constexpr char kToolkit[] = "cgpu-guard.io/container-toolkit-version";
+
+class NodeFactsBinaryTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = testing::MakeTempDir();
+    host_ = dir_ + "/host";
+    HostFile("/proc/driver/nvidia/version",
+             testing::ReadFixture("host-facts/proc-driver-version-proprietary.txt"));
+    HostFile("/proc/cgpu_km/version", "1.5.10\n");
+    HostFile("/usr/bin/nvidia-ctk.out", testing::ReadFixture("host-facts/nvidia-ctk-1.14.6.txt"));
+    HostFile("/usr/bin/nvidia-ctk", "#!/bin/sh\ncat '" + host_ + "/usr/bin/nvidia-ctk.out'\n");
+    chmod((host_ + "/usr/bin/nvidia-ctk").c_str(), 0755);
+
+    testing::WriteFile(dir_ + "/api-ca.crt", api_.ca_pem());
+    testing::WriteFile(dir_ + "/kubeconfig", R"(apiVersion: v1
+kind: Config
+current-context: test
+clusters:
+- name: local
+  cluster:
+    server: https://127.0.0.1:)" + std::to_string(api_.port()) + R"(
+    certificate-authority: api-ca.crt
+users:
+- name: agent
+  user: {token: agent-token}
+contexts:
+- name: test
+  context: {cluster: local, user: agent}
+)");
+    api_.RequireToken("agent-token");
+    api_.Add("nodes", json{{"apiVersion", "v1"},
+                           {"kind", "Node"},
+                           {"metadata",
+                            {{"name", "gpu-1"},
+                             {"labels",
+                              {{"kubernetes.io/hostname", "gpu-1"},
+                               {"ack.node.gpu.schedule", "cgpu"},
+                               {kCgpu, "1.5.9"}}}}}});
+  }
+
+  void HostFile(const std::string& path, const std::string& content) {
+    std::filesystem::create_directories(std::filesystem::path(host_ + path).parent_path());
+    testing::WriteFile(host_ + path, content);
+  }
+
+  // Runs `node-facts --once` to the end; returns its exit code.
+  int RunOnce(std::vector<std::string> extra = {}) {
+    std::vector<std::string> args = {"node-facts", "--once", "--node-name", "gpu-1",
+                                     "--host-root", host_, "--kubeconfig", dir_ + "/kubeconfig",
+                                     "--rpm", "", "--retry-backoff", "20ms"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    process_ = testing::Spawn(args, dir_);
+    return process_->Wait(20s);
+  }
+
+  std::vector<testing::RecordedRequest> Patches() const {
+    std::vector<testing::RecordedRequest> patches;
+    for (const auto& request : api_.requests()) {
+      if (request.kind == RequestKind::kPatch) patches.push_back(request);
+    }
+    return patches;
+  }
+
+  json Labels() const { return api_.Find("nodes", "gpu-1").value()["metadata"]["labels"]; }
+
+  std::string dir_, host_;
+  testing::FakeApiServer api_;
+  std::unique_ptr<testing::Process> process_;
+};
+
+TEST_F(NodeFactsBinaryTest, PatchesExactlyItsOwnLabelsThenNothingWhenUnchanged) {
+  ASSERT_EQ(RunOnce(), 0) << process_->Log();
+  const auto patches = Patches();
+  ASSERT_EQ(patches.size(), 1u) << process_->Log();
+  EXPECT_EQ(patches[0].path, "/api/v1/nodes/gpu-1");
+  EXPECT_EQ(patches[0].content_type, "application/merge-patch+json");
+  EXPECT_EQ(json::parse(patches[0].body),
+            json::parse(R"({"metadata":{"labels":{
+              "cgpu-guard.io/cgpu-version":"1.5.10",
+              "cgpu-guard.io/container-toolkit-version":"1.14.6",
+              "cgpu-guard.io/nvidia-driver-version":"535.161.08"}}})"));
+  // Everyone else's labels are untouched.
+  const json labels = Labels();
+  EXPECT_EQ(labels["kubernetes.io/hostname"], "gpu-1");
+  EXPECT_EQ(labels["ack.node.gpu.schedule"], "cgpu");
+  EXPECT_EQ(labels[kDriver], "535.161.08");
+
+  ASSERT_EQ(RunOnce(), 0) << process_->Log();
+  EXPECT_EQ(Patches().size(), 1u) << "a second pass with nothing changed must not write";
+  EXPECT_NE(process_->Log().find("labels up to date"), std::string::npos) << process_->Log();
+}
+
+TEST_F(NodeFactsBinaryTest, AFactThatCannotBeReadRemovesItsLabelAndSaysWhy) {
+  ASSERT_EQ(RunOnce(), 0) << process_->Log();
+  std::filesystem::remove(host_ + "/proc/cgpu_km/version");  // the module was unloaded
+  ASSERT_EQ(RunOnce(), 0) << process_->Log();
+  const auto patches = Patches();
+  ASSERT_EQ(patches.size(), 2u);
+  EXPECT_EQ(json::parse(patches[1].body),
+            json::parse(R"({"metadata":{"labels":{"cgpu-guard.io/cgpu-version":null}}})"));
+  EXPECT_FALSE(Labels().contains(kCgpu));
+  const std::string log = process_->Log();
+  EXPECT_NE(log.find("fact absent: its label is removed"), std::string::npos) << log;
+  EXPECT_NE(log.find("/sys/module/cgpu_km/version"), std::string::npos) << log;
+}
+
+TEST_F(NodeFactsBinaryTest, ForbiddenEndsWithACleanMessageAndExitCode3) {
+  api_.FailNext(1, 403, RequestKind::kPatch);
+  EXPECT_EQ(RunOnce(), 3) << process_->Log();
+  const std::string log = process_->Log();
+  EXPECT_NE(log.find("not allowed to patch node gpu-1"), std::string::npos) << log;
+  EXPECT_NE(log.find("needs get and patch on nodes"), std::string::npos) << log;
+  EXPECT_EQ(api_.CountRequests(RequestKind::kPatch), 1);  // no retrying a refusal
+
+  api_.FailNext(1, 403, RequestKind::kGet);
+  EXPECT_EQ(RunOnce(), 3);
+  EXPECT_NE(process_->Log().find("not allowed to get node gpu-1"), std::string::npos);
+}
+
+TEST_F(NodeFactsBinaryTest, ServerErrorsAreRetriedWithBackoff) {
+  api_.FailNext(2, 500, RequestKind::kGet);
+  ASSERT_EQ(RunOnce(), 0) << process_->Log();
+  EXPECT_EQ(api_.CountRequests(RequestKind::kGet), 3);
+  EXPECT_EQ(Patches().size(), 1u);
+  EXPECT_NE(process_->Log().find("pass failed; retrying"), std::string::npos);
+
+  // --once gives up after its attempts, with exit 1, when the server never recovers.
+  api_.FailNext(100, 503, RequestKind::kGet);
+  EXPECT_EQ(RunOnce(), 1) << process_->Log();
+  EXPECT_NE(process_->Log().find("giving up"), std::string::npos);
+}
+
+TEST_F(NodeFactsBinaryTest, AMissingNodeIsNamed) {
+  std::vector<std::string> args = {"node-facts", "--once", "--node-name", "no-such-node",
+                                   "--host-root", host_, "--kubeconfig", dir_ + "/kubeconfig",
+                                   "--rpm", "", "--retry-backoff", "10ms"};
+  process_ = testing::Spawn(args, dir_);
+  EXPECT_EQ(process_->Wait(20s), 1);
+  EXPECT_NE(process_->Log().find("node no-such-node does not exist"), std::string::npos)
+      << process_->Log();
+}
+
+TEST_F(NodeFactsBinaryTest, DryRunPrintsTheLabelsAndTouchesNothing) {
+  std::filesystem::remove(host_ + "/usr/bin/nvidia-ctk");
+  process_ = testing::Spawn({"node-facts", "--once", "--dry-run", "--node-name", "gpu-1",
+                             "--host-root", host_, "--rpm", ""},
+                            dir_);
+  ASSERT_EQ(process_->Wait(20s), 0) << process_->Log();
+  const std::string log = process_->Log();
+  const json printed = json::parse(log.substr(log.find('{')));
+  EXPECT_EQ(printed["node"], "gpu-1");
+  EXPECT_EQ(printed["labels"][kCgpu], "1.5.10");
+  EXPECT_EQ(printed["labels"][kDriver], "535.161.08");
+  EXPECT_TRUE(printed["labels"][kToolkit].is_null());
+  EXPECT_NE(printed["sources"][kToolkit].get<std::string>().find("nvidia-ctk: not installed"),
+            std::string::npos);
+  EXPECT_TRUE(api_.requests().empty());
+}
+
+TEST_F(NodeFactsBinaryTest, BadFlagsAreRefusedWithUsageExitCode) {
+  process_ = testing::Spawn({"node-facts", "--once", "--host-root", host_}, dir_);
+  EXPECT_EQ(process_->Wait(10s), 2);
+  EXPECT_NE(process_->Log().find("--node-name is required"), std::string::npos) << process_->Log();
+}
+
+TEST_F(NodeFactsBinaryTest, KeepsRunningUntilSigterm) {
+  process_ = testing::Spawn({"node-facts", "--node-name", "gpu-1", "--host-root", host_,
+                             "--kubeconfig", dir_ + "/kubeconfig", "--rpm", "", "--interval", "1s"},
+                            dir_);
+  // A second pass sees a changed fact without a restart.
+  ASSERT_TRUE(testing::WaitUntil([&] { return Patches().size() == 1; }));
+  HostFile("/proc/cgpu_km/version", "1.5.19\n");
+  ASSERT_TRUE(testing::WaitUntil([&] { return Patches().size() == 2; }, 5s)) << process_->Log();
+  EXPECT_EQ(Labels()[kCgpu], "1.5.19");
+  kill(process_->pid, SIGTERM);
+  EXPECT_EQ(process_->Wait(5s), 0) << process_->Log();
+}
+
+}  // namespace
+}  // namespace cgpu
