@@ -33,4 +33,15 @@ std::string EncodeLabelMergePatch(const LabelChange& change) {
   return json{{"metadata", {{"labels", labels}}}}.dump();
 }
 
+bool IsPermissionRefusal(int status, const std::string& body) {
+  if (status == 401) return true;
+  if (status != 403) return false;
+  const json answer = json::parse(body, nullptr, false);
+  const std::string message =
+      answer.is_object() && answer.contains("message") && answer["message"].is_string()
+          ? answer["message"].get<std::string>()
+          : body;
+  return message.find("admission webhook") == std::string::npos;
+}
+
 }  // namespace cgpu

@@ -20,4 +20,9 @@ StatusOr<std::map<std::string, std::string>> ReadNodeLabels(const std::string& n
 // {"metadata":{"labels":{"k":"v","gone":null}}}
 std::string EncodeLabelMergePatch(const LabelChange& change);
 
+// Whether an answer means "this identity may not do that" (401, or a 403 from RBAC), which no
+// retry fixes. A 403 whose message says an admission webhook denied the request is not one: a
+// policy may change its mind, and the agent retries.
+bool IsPermissionRefusal(int status, const std::string& body);
+
 }  // namespace cgpu

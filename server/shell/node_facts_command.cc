@@ -133,13 +133,11 @@ PassOutcome Refused(const std::string& verb, const std::string& node, const Kube
               "the agent off (nodeFacts.enabled=false)."};
 }
 
-bool IsRefusal(int status) { return status == 401 || status == 403; }
-
 PassOutcome SyncLabels(const KubeClient& client, const std::string& node,
                        const std::map<std::string, std::optional<std::string>>& desired) {
   StatusOr<KubeResponse> got = client.Get(NodePath(node));
   if (!got.ok()) return {PassResult::kFailed, got.status().message()};
-  if (IsRefusal(got->status)) return Refused("get", node, *got);
+  if (IsPermissionRefusal(got->status, got->body)) return Refused("get", node, *got);
   if (got->status == 404) {
     return {PassResult::kFailed,
             "node " + node + " does not exist (--node-name, or NODE_NAME from spec.nodeName)"};
@@ -155,7 +153,7 @@ PassOutcome SyncLabels(const KubeClient& client, const std::string& node,
   StatusOr<KubeResponse> patched =
       client.Patch(NodePath(node), "application/merge-patch+json", EncodeLabelMergePatch(change));
   if (!patched.ok()) return {PassResult::kFailed, patched.status().message()};
-  if (IsRefusal(patched->status)) return Refused("patch", node, *patched);
+  if (IsPermissionRefusal(patched->status, patched->body)) return Refused("patch", node, *patched);
   if (patched->status != 200) {
     return {PassResult::kFailed,
             "patch node " + node + ": " + DescribeHttpError(patched->status, patched->body)};
