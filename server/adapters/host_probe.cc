@@ -86,6 +86,34 @@ bool TryFile(ProbedFact& fact, const std::string& path, const TextReader& reader
   return Try(fact, path, ReadSmallFile(path, limit), reader);
 }
 
+// A host tool links against the host's libraries (libnvidia-ml, libnvidia-container), which the
+// agent's image does not have. Under a mounted host root it is run by the host's own dynamic
+// loader with the host's library directories, so it sees the libraries it was built for.
+std::vector<std::string> HostToolCommand(const std::string& root, const std::string& tool) {
+  if (root.empty() || root == "/") return {tool};
+  std::optional<std::string> loader;
+  for (const char* candidate :
+       {"/usr/lib64/ld-linux-x86-64.so.2", "/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2",
+        "/usr/lib/ld-linux-aarch64.so.1", "/usr/lib64/ld-linux-aarch64.so.1",
+        "/usr/lib/aarch64-linux-gnu/ld-linux-aarch64.so.1"}) {
+    if (IsExecutable(UnderRoot(root, candidate))) {
+      loader = UnderRoot(root, candidate);
+      break;
+    }
+  }
+  if (!loader) return {tool};
+  std::string library_path;
+  for (const char* dir : {"/usr/lib64", "/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu",
+                          "/usr/lib"}) {
+    struct stat info {};
+    const std::string path = UnderRoot(root, dir);
+    if (stat(path.c_str(), &info) == 0 && S_ISDIR(info.st_mode)) {
+      library_path += (library_path.empty() ? "" : ":") + path;
+    }
+  }
+  return {*loader, "--library-path", library_path, tool};
+}
+
 bool TryTool(ProbedFact& fact, const HostProbeOptions& options, const std::string& name,
              const std::vector<std::string>& args, const TextReader& reader) {
   const std::optional<std::string> path = FindHostTool(options.host_root, name);
@@ -93,7 +121,7 @@ bool TryTool(ProbedFact& fact, const HostProbeOptions& options, const std::strin
     fact.misses.push_back(name + ": not installed");
     return false;
   }
-  std::vector<std::string> argv = {*path};
+  std::vector<std::string> argv = HostToolCommand(options.host_root, *path);
   argv.insert(argv.end(), args.begin(), args.end());
   return Try(fact, *path + " " + args.front(), RunTool(argv, options.command_timeout), reader);
 }

@@ -9,8 +9,11 @@
 //   toolkit  `nvidia-ctk --version` (the toolkit's own CLI), the host's package database (dpkg
 //            status, or `rpm --dbpath <host>/var/lib/rpm -q`), then `nvidia-container-cli
 //            --version` (libnvidia-container's version, the same as the toolkit's since 1.6)
-// Host tools are run from under host_root with a timeout and a bounded output; one that cannot
-// run in the agent's container (a library it needs is missing there) is just one miss.
+// Host tools are run from under host_root with a timeout and a bounded output, through the
+// host's own dynamic loader and library directories when host_root is a mounted host (they need
+// the host's NVIDIA libraries); one that still cannot run is just one miss. The RPM database is
+// read with the agent's own `rpm`, when it has one (the container image does not: it would bring
+// perl along; nvidia-ctk and nvidia-container-cli cover RPM hosts).
 // The text readers are core/host_facts; this file does the reading and running.
 #pragma once
 

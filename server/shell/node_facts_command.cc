@@ -197,12 +197,6 @@ StatusOr<NodeFactsOptions> ParseNodeFactsOptions(const std::vector<std::string>&
   if (options.retry_backoff < std::chrono::milliseconds(10)) {
     return InvalidArgument("--retry-backoff must be >= 10ms");
   }
-  for (const std::string* key : {&options.cgpu_version_label, &options.driver_version_label,
-                                 &options.toolkit_version_label}) {
-    if (key->find('/') == std::string::npos) {
-      return InvalidArgument("label key \"" + *key + "\" needs a prefix (example.io/name)");
-    }
-  }
   return options;
 }
 

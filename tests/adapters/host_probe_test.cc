@@ -110,6 +110,23 @@ TEST(HostProbeTest, FallsBackSourceBySource) {
   EXPECT_EQ(facts.toolkit_version.value, "1.16.1");
 }
 
+TEST(HostProbeTest, HostToolsRunThroughTheHostsLoaderAndLibraries) {
+  FakeHost host;
+  host.File("/usr/lib64/libnvidia-container.so.1", "");
+  // A stand-in for the host's ld.so: checks it was given the host's library directory, then
+  // runs the program as the real loader would.
+  host.Script("/usr/lib64/ld-linux-x86-64.so.2",
+              "[ \"$1\" = --library-path ] && [ \"$2\" = '" + host.root() + "/usr/lib64' ] || exit 9\n"
+              "shift 2\nHOST_LIBRARIES=loaded exec \"$@\"\n");
+  // Without the host's libraries the tool cannot start, as the real one could not.
+  host.File("/usr/bin/nvidia-container-cli.out", Fixture("nvidia-container-cli-1.14.6-rhel.txt"));
+  host.Script("/usr/bin/nvidia-container-cli",
+              "[ \"$HOST_LIBRARIES\" = loaded ] || exit 127\n"
+              "cat '" + host.root() + "/usr/bin/nvidia-container-cli.out'\n");
+  const HostFacts facts = ProbeHost(host.Options());
+  EXPECT_EQ(facts.toolkit_version.value, "1.14.6") << facts.toolkit_version.Explain();
+}
+
 TEST(HostProbeTest, ReadsTheRpmDatabaseThroughTheRpmCommand) {
   FakeHost host;
   host.File("/var/lib/rpm/rpmdb.sqlite", "not really sqlite");

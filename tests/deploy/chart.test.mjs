@@ -20,6 +20,8 @@ import { checkServerIdentity } from "node:tls";
 import {
   assertDeployment,
   assertLeastPrivilege,
+  assertNodeFactsAgent,
+  isNodeFactsObject,
   assertServiceAndPdb,
   assertValidObjects,
   assertWebhooks,
@@ -140,9 +142,40 @@ describe("default values", () => {
 
   test("render exactly the expected objects", () => {
     assert.deepEqual(kinds(objects()), [
-      "ClusterRole", "ClusterRoleBinding", "Deployment", "PodDisruptionBudget", "Secret",
-      "Service", "ServiceAccount", "ValidatingWebhookConfiguration",
+      "ClusterRole", "ClusterRole", "ClusterRoleBinding", "ClusterRoleBinding", "DaemonSet",
+      "Deployment", "PodDisruptionBudget", "Secret", "Service", "ServiceAccount", "ServiceAccount",
+      "ValidatingWebhookConfiguration",
     ]);
+  });
+  test("node-facts agent: hardened DaemonSet on ACK GPU nodes, read-only host, get/patch nodes", () => {
+    const { pod } = assertNodeFactsAgent(objects(), {
+      namespace, hostPaths: ["/proc", "/sys/module", "/usr"],
+    });
+    const term = pod.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms[0];
+    assert.deepEqual(term.matchExpressions, [{ key: "aliyun.accelerator/nvidia_name", operator: "Exists" }]);
+    assert.deepEqual(pod.tolerations, [{ operator: "Exists" }], "runs on tainted GPU nodes too");
+    assert.equal(pod.securityContext.runAsNonRoot, true);
+  });
+  test("the built binary takes the agent's arguments (a dry run over an empty host)", () => {
+    const c = findOne(objects(), "DaemonSet").spec.template.spec.containers[0];
+    const host = mkdtempSync(join(tmpdir(), "cgpu-guard-host-"));
+    try {
+      const args = c.args.map((a) => (a.startsWith("--host-root=") ? `--host-root=${host}` : a));
+      const result = run(binaryPath, [...args, "--dry-run", "--once", "--node-name=gpu-1"]);
+      assert.equal(result.status, 0, result.stderr);
+      const printed = JSON.parse(result.stdout);
+      assert.deepEqual(Object.keys(printed.labels).sort(), [
+        "cgpu-guard.io/cgpu-version", "cgpu-guard.io/container-toolkit-version",
+        "cgpu-guard.io/nvidia-driver-version",
+      ]);
+    } finally {
+      rmSync(host, { recursive: true, force: true });
+    }
+  });
+  test("nodeFacts.enabled=false leaves the agent out", () => {
+    const without = helmTemplate({ ...sets.default, args: ["--set", "nodeFacts.enabled=false"] }).objects;
+    assert.deepEqual(findAll(without, "DaemonSet"), []);
+    assert.equal(findAll(without, "ClusterRole").length, 1);
   });
   test("every object passes the Kubernetes schemas (unknown fields too)", async () => {
     await assertValidObjects(objects());
@@ -259,9 +292,22 @@ describe("custom values", () => {
   test("every object passes the Kubernetes and Prometheus Operator schemas", async () => {
     await assertValidObjects(objects());
     assert.deepEqual(kinds(objects()), [
-      "ClusterRole", "ClusterRoleBinding", "ConfigMap", "Deployment", "PodDisruptionBudget",
-      "Service", "ServiceAccount", "ServiceMonitor", "ValidatingWebhookConfiguration",
+      "ClusterRole", "ClusterRole", "ClusterRoleBinding", "ClusterRoleBinding", "ConfigMap",
+      "DaemonSet", "Deployment", "PodDisruptionBudget", "Service", "ServiceAccount",
+      "ServiceAccount", "ServiceMonitor", "ValidatingWebhookConfiguration",
     ]);
+  });
+  test("node-facts agent follows the values, in its own namespace", () => {
+    const { args, pod, daemonSet } = assertNodeFactsAgent(objects(), {
+      namespace: "gpu-node-agents", hostPaths: ["/proc", "/sys/module", "/usr", "/var/lib/dpkg"],
+      interval: "10m",
+    });
+    assert.equal(args.get("host-root"), "/hostfs");
+    assert.equal(args.get("cgpu-proc-file"), "/proc/cgpu/version");
+    assert.equal(args.get("cgpu-version-label"), "example.com/cgpu");
+    assert.equal(daemonSet.spec.template.spec.containers[0].args.at(-1), "--command-timeout=10s");
+    assert.equal(pod.serviceAccountName, "gpu-node-agent");
+    assert.equal(pod.nodeSelector["example.com/gpu"], "true");
   });
   test("Deployment follows the values", () => {
     const { pod, container: c, tlsSecretName } =
@@ -324,7 +370,8 @@ describe("custom values", () => {
     assertLeastPrivilege(objects(), { namespace });
     assertServiceAndPdb(objects());
     assert.equal(findOne(objects(), "PodDisruptionBudget").spec.maxUnavailable, 2);
-    assert.equal(findOne(objects(), "ServiceAccount").metadata.annotations["example.com/owner"], "platform");
+    const webhookAccount = findOne(objects().filter((o) => !isNodeFactsObject(o)), "ServiceAccount");
+    assert.equal(webhookAccount.metadata.annotations["example.com/owner"], "platform");
   });
   test("the ServiceMonitor scrapes the Service's metrics port", () => {
     const monitor = findOne(objects(), "ServiceMonitor");
@@ -511,12 +558,23 @@ describe("deploy/", () => {
     assert.equal(objects()[0].metadata.labels["pod-security.kubernetes.io/enforce"], "restricted");
     const namespace = objects()[0].metadata.name;
     assert.deepEqual(kinds(objects()), [
-      "ClusterRole", "ClusterRoleBinding", "Deployment", "Namespace", "PodDisruptionBudget",
-      "Service", "ServiceAccount", "ValidatingWebhookConfiguration",
+      "ClusterRole", "ClusterRole", "ClusterRoleBinding", "ClusterRoleBinding", "DaemonSet",
+      "Deployment", "Namespace", "Namespace", "PodDisruptionBudget", "Service", "ServiceAccount",
+      "ServiceAccount", "ValidatingWebhookConfiguration",
     ]);
+    // The agent's hostPath volumes need a privileged namespace of their own; the webhook's stays
+    // restricted.
+    const agentNamespace = objects()[1];
+    assert.equal(agentNamespace.kind, "Namespace");
+    assert.equal(agentNamespace.metadata.labels["pod-security.kubernetes.io/enforce"], "privileged");
+    assertNodeFactsAgent(objects(), {
+      namespace: agentNamespace.metadata.name, hostPaths: ["/proc", "/sys/module", "/usr"],
+    });
     for (const o of objects()) {
       if (!["Namespace", "ClusterRole", "ClusterRoleBinding", "ValidatingWebhookConfiguration"].includes(o.kind)) {
-        assert.equal(o.metadata.namespace, namespace, `${o.kind} is in namespace ${namespace}`);
+        const expected = o.metadata.labels?.["app.kubernetes.io/component"] === "node-facts"
+          ? agentNamespace.metadata.name : namespace;
+        assert.equal(o.metadata.namespace, expected, `${o.kind} is in namespace ${expected}`);
       }
     }
     assertDeployment(objects(), { namespace, replicas: 2 });

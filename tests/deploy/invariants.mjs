@@ -147,7 +147,7 @@ export function assertDeployment(objects, { namespace, replicas, antiAffinity: m
 }
 
 function serviceAccountName(objects) {
-  const binding = findOne(objects, "ClusterRoleBinding");
+  const binding = findOne(objects.filter((o) => !isNodeFactsObject(o)), "ClusterRoleBinding");
   return binding.subjects[0].name;
 }
 
@@ -164,8 +164,16 @@ export function assertServiceAndPdb(objects, { pdb = true } = {}) {
   const target = https.targetPort;
   assert.ok(target === "https" || target === c.ports.find((p) => p.name === "https").containerPort,
     "the Service's https port targets the container's https port");
+  for (const daemonSet of findAll(objects, "DaemonSet")) {
+    assert.ok(!selects(service.spec.selector, daemonSet.spec.template.metadata.labels),
+      `the Service does not select ${daemonSet.metadata.name}'s pods`);
+  }
   const pdbs = findAll(objects, "PodDisruptionBudget");
   if (pdb) {
+    for (const daemonSet of findAll(objects, "DaemonSet")) {
+      assert.ok(!selects(pdbs[0].spec.selector.matchLabels, daemonSet.spec.template.metadata.labels),
+        `the PDB does not select ${daemonSet.metadata.name}'s pods`);
+    }
     assert.equal(pdbs.length, 1, "a PodDisruptionBudget");
     assert.ok(selects(pdbs[0].spec.selector.matchLabels, labels), "the PDB selects the pods");
     assert.ok(pdbs[0].spec.maxUnavailable !== undefined || pdbs[0].spec.minAvailable !== undefined);
@@ -174,8 +182,15 @@ export function assertServiceAndPdb(objects, { pdb = true } = {}) {
   return service;
 }
 
+// The node-facts agent's objects carry app.kubernetes.io/component: node-facts; the webhook's
+// invariants are about the rest.
+export function isNodeFactsObject(o) {
+  return o.metadata?.labels?.["app.kubernetes.io/component"] === "node-facts";
+}
+
 // RBAC: get/list/watch on pods and nodes, bound to the pods' ServiceAccount; nothing more.
-export function assertLeastPrivilege(objects, { namespace }) {
+export function assertLeastPrivilege(allObjects, { namespace }) {
+  const objects = allObjects.filter((o) => !isNodeFactsObject(o));
   assert.deepEqual(findAll(objects, "Role"), [], "no Roles");
   assert.deepEqual(findAll(objects, "RoleBinding"), [], "no RoleBindings");
   const role = findOne(objects, "ClusterRole");
@@ -281,4 +296,59 @@ export function assertWebhooks(objects, { namespace, failurePolicy = "Ignore", t
 export function serviceDnsName(objects) {
   const service = findOne(objects, "Service");
   return `${service.metadata.name}.${service.metadata.namespace}.svc`;
+}
+
+// The node-facts agent: a hardened DaemonSet on GPU nodes reading the host through read-only
+// hostPath mounts, writing the labels the server reads, with get/patch on nodes and nothing else.
+export function assertNodeFactsAgent(objects, { namespace, hostPaths, interval = "5m" }) {
+  const agent = objects.filter(isNodeFactsObject);
+  const daemonSet = findOne(agent, "DaemonSet");
+  assert.equal(daemonSet.metadata.namespace, namespace);
+  const pod = daemonSet.spec.template.spec;
+  assert.ok(selects(daemonSet.spec.selector.matchLabels, daemonSet.spec.template.metadata.labels));
+  assert.equal(pod.containers.length, 1);
+  const c = pod.containers[0];
+  assert.deepEqual(c.command, ["cgpu-guard"]);
+  assert.equal(c.args[0], "node-facts");
+  const args = new Map(c.args.slice(1).map((a) => {
+    const match = /^--([a-z-]+)=(.*)$/s.exec(a);
+    assert.ok(match, `agent argument ${a} is --flag=value`);
+    return [match[1], match[2]];
+  }));
+  const server = serverArgs(objects);
+  for (const label of ["cgpu-version-label", "driver-version-label", "toolkit-version-label"]) {
+    assert.equal(args.get(label), server.get(label), `the agent writes the --${label} the server reads`);
+  }
+  assert.equal(args.get("interval"), interval);
+  const nodeName = c.env.find((e) => e.name === "NODE_NAME");
+  assert.equal(nodeName?.valueFrom?.fieldRef?.fieldPath, "spec.nodeName", "NODE_NAME is the pod's node");
+  // Hardening: no privilege, nothing writable, read-only host mounts only.
+  assert.equal(c.securityContext.allowPrivilegeEscalation, false);
+  assert.equal(c.securityContext.readOnlyRootFilesystem, true);
+  assert.equal(c.securityContext.privileged, false);
+  assert.deepEqual(c.securityContext.capabilities.drop, ["ALL"]);
+  assert.equal(c.securityContext.capabilities.add, undefined);
+  assert.equal(pod.hostNetwork, undefined);
+  assert.equal(pod.hostPID, undefined);
+  const root = args.get("host-root");
+  const mounted = [];
+  for (const mount of c.volumeMounts) {
+    const volume = pod.volumes.find((v) => v.name === mount.name);
+    assert.ok(volume?.hostPath, `${mount.name} is a hostPath volume`);
+    assert.equal(mount.readOnly, true, `${volume.hostPath.path} is mounted read-only`);
+    assert.equal(mount.mountPath, `${root}${volume.hostPath.path}`, "mounted where --host-root says");
+    mounted.push(volume.hostPath.path);
+  }
+  assert.deepEqual(mounted, hostPaths);
+  // RBAC: get and patch nodes, bound to the agent's own ServiceAccount.
+  const role = findOne(agent, "ClusterRole");
+  assert.deepEqual(role.rules, [{ apiGroups: [""], resources: ["nodes"], verbs: ["get", "patch"] }]);
+  const binding = findOne(agent, "ClusterRoleBinding");
+  assert.equal(binding.roleRef.name, role.metadata.name);
+  const sa = findOne(agent, "ServiceAccount");
+  assert.deepEqual(binding.subjects, [{ kind: "ServiceAccount", name: sa.metadata.name, namespace }]);
+  assert.equal(pod.serviceAccountName, sa.metadata.name);
+  assert.notEqual(sa.metadata.name, findOne(objects.filter((o) => !isNodeFactsObject(o)), "ServiceAccount").metadata.name,
+    "the agent and the webhook do not share an identity");
+  return { daemonSet, pod, container: c, args };
 }

@@ -105,6 +105,7 @@ const schemaFiles = {
   "v1/Secret": ["kubernetes-models", "IoK8sApiCoreV1Secret"],
   "v1/ConfigMap": ["kubernetes-models", "IoK8sApiCoreV1ConfigMap"],
   "apps/v1/Deployment": ["kubernetes-models", "IoK8sApiAppsV1Deployment"],
+  "apps/v1/DaemonSet": ["kubernetes-models", "IoK8sApiAppsV1DaemonSet"],
   "policy/v1/PodDisruptionBudget": ["kubernetes-models", "IoK8sApiPolicyV1PodDisruptionBudget"],
   "rbac.authorization.k8s.io/v1/ClusterRole": ["kubernetes-models", "IoK8sApiRbacV1ClusterRole"],
   "rbac.authorization.k8s.io/v1/ClusterRoleBinding": [

@@ -156,3 +156,29 @@ clientConfig:
   caBundle: {{ . }}
   {{- end }}
 {{- end -}}
+
+{{/* The node-facts agent: its own name, so the webhook's Service and PDB never select it. */}}
+{{- define "cgpu-guard.nodeFacts.fullname" -}}
+{{- printf "%s-node-facts" (include "cgpu-guard.fullname" . | trunc 52 | trimSuffix "-") -}}
+{{- end -}}
+
+{{- define "cgpu-guard.nodeFacts.namespace" -}}
+{{- default .Release.Namespace .Values.nodeFacts.namespace -}}
+{{- end -}}
+
+{{- define "cgpu-guard.nodeFacts.serviceAccountName" -}}
+{{- default (include "cgpu-guard.nodeFacts.fullname" .) .Values.nodeFacts.serviceAccount.name -}}
+{{- end -}}
+
+{{- define "cgpu-guard.nodeFacts.selectorLabels" -}}
+app.kubernetes.io/name: {{ printf "%s-node-facts" (include "cgpu-guard.name" . | trunc 52 | trimSuffix "-") }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{- define "cgpu-guard.nodeFacts.labels" -}}
+helm.sh/chart: {{ include "cgpu-guard.chart" . }}
+{{ include "cgpu-guard.nodeFacts.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/component: node-facts
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end -}}
