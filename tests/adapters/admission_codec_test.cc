@@ -23,6 +23,10 @@ const DecodedReview& Ok(const ReviewDecodeResult& result) {
   }
   return std::get<DecodedReview>(result);
 }
+// For a result that is a temporary: a copy, not a reference that outlives it.
+DecodedReview Ok(ReviewDecodeResult&& result) {
+  return Ok(static_cast<const ReviewDecodeResult&>(result));
+}
 
 ReviewDecodeError Err(const ReviewDecodeResult& result) {
   if (const auto* error = std::get_if<ReviewDecodeError>(&result)) return *error;
