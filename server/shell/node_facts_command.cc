@@ -256,7 +256,9 @@ int RunNodeFactsCommand(const std::vector<std::string>& args) {
   client_options.max_response_bytes = 16 << 20;  // one Node
   const KubeClient client(*config, client_options);
 
-  StreamCancel stop;
+  // The signal thread outlives this function (it waits for a signal that may never come), so
+  // what it touches must live as long as the process.
+  static StreamCancel& stop = *new StreamCancel;
   StopOnSignals(stop);
   FactReporter reporter;
   std::mt19937 jitter(std::random_device{}());
