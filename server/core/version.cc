@@ -27,9 +27,10 @@ std::optional<Version> ParseDotted(std::string_view text) {
     size_t start = i;
     int value = 0;
     while (i < text.size() && std::isdigit(static_cast<unsigned char>(text[i]))) {
+      // Checked before the digit is added: a tenth digit would overflow int.
+      if (i - start == kMaxDigits) return std::nullopt;
       value = value * 10 + (text[i] - '0');
       ++i;
-      if (i - start > kMaxDigits) return std::nullopt;
     }
     if (i == start) return std::nullopt;
     components.push_back(value);

@@ -136,6 +136,14 @@ TEST(RulesLoaderTest, MalformedYamlNamesTheLine) {
   EXPECT_GT(message.size(), prefix.size()) << message;
 }
 
+// Found by fuzz_rules (tests/fuzz/): a bound with a very long component overflowed an int.
+TEST(RulesLoaderTest, OverlongVersionComponentIsAnErrorNotOverflow) {
+  const std::string text = EditedRules("- cgpu: 1.5.19 - 1.5.20", "- cgpu: 1.5.19 - 1.544444444444444.20");
+  const std::string message = ErrorOf(text);
+  EXPECT_NE(message.find(std::to_string(LineOf(text, "1.544444444444444.20"))), std::string::npos)
+      << message;
+}
+
 TEST(RulesLoaderTest, UnterminatedQuoteIsInvalidYaml) {
   const std::string message =
       ErrorOf(EditedRules("{key: cgpu, value: \"true\"}", "{key: cgpu, value: \"true}"));
