@@ -13,17 +13,28 @@ using nlohmann::json;
 
 constexpr int kMaxYamlDepth = kMaxJsonDepth;
 
-json ToJson(const YAML::Node& node, int depth) {
+// Aliases let a few bytes of YAML name an exponential number of nodes ("billion laughs"); the
+// JSON written out may hold at most this many nodes per input byte (plus a floor for tiny inputs).
+constexpr size_t kNodesPerInputByte = 16;
+constexpr size_t kMinNodeBudget = 100'000;
+
+json ToJson(const YAML::Node& node, int depth, size_t& budget) {
   if (depth > kMaxYamlDepth) throw YAML::Exception(node.Mark(), "nested too deeply");
+  if (budget == 0) {
+    throw YAML::Exception(node.Mark(), "aliases expand to more nodes than the input could hold");
+  }
+  --budget;
   switch (node.Type()) {
     case YAML::NodeType::Map: {
       json object = json::object();
-      for (const auto& entry : node) object[entry.first.Scalar()] = ToJson(entry.second, depth + 1);
+      for (const auto& entry : node) {
+        object[entry.first.Scalar()] = ToJson(entry.second, depth + 1, budget);
+      }
       return object;
     }
     case YAML::NodeType::Sequence: {
       json array = json::array();
-      for (const auto& item : node) array.push_back(ToJson(item, depth + 1));
+      for (const auto& item : node) array.push_back(ToJson(item, depth + 1, budget));
       return array;
     }
     case YAML::NodeType::Scalar:
@@ -83,19 +94,72 @@ Status Collect(const json& document, const std::vector<std::string>& kinds,
   return OkStatus();
 }
 
+// A line that starts or ends a YAML document: "---" or "..." at column 0, alone or followed by
+// a space (YAML 1.2 forbids such lines inside any content, so splitting on them is exact).
+bool IsDocumentMarker(std::string_view line, std::string_view marker) {
+  return line.substr(0, 3) == marker &&
+         (line.size() == 3 || line[3] == ' ' || line[3] == '\t' || line[3] == '\r');
+}
+
+// Only directives, comments and blank lines: belongs to the document that follows.
+bool HoldsNoContent(std::string_view piece) {
+  while (!piece.empty()) {
+    const size_t end = piece.find('\n');
+    std::string_view line = piece.substr(0, end);
+    const size_t first = line.find_first_not_of(" \t\r");
+    if (first != std::string_view::npos && line[first] != '#' && line[first] != '%') return false;
+    if (end == std::string_view::npos) break;
+    piece.remove_prefix(end + 1);
+  }
+  return true;
+}
+
+// The stream's documents, each parsed on its own with YAML::Load. yaml-cpp 0.7's LoadAll never
+// returns on some inputs (a node with only an anchor or tag followed by ",", e.g. "&a,": found
+// by fuzz_list_watch); Load on the same text returns.
+std::vector<std::string_view> SplitDocuments(std::string_view text) {
+  std::vector<std::string_view> documents;
+  size_t start = 0;
+  size_t position = 0;
+  while (position < text.size()) {
+    size_t end = text.find('\n', position);
+    if (end == std::string_view::npos) end = text.size();
+    const std::string_view line = text.substr(position, end - position);
+    const size_t next = std::min(end + 1, text.size());
+    if (IsDocumentMarker(line, "---") || IsDocumentMarker(line, "...")) {
+      const std::string_view piece = text.substr(start, position - start);
+      if (!HoldsNoContent(piece)) {
+        documents.push_back(piece);
+        start = position;
+      }
+      // "..." ends a document; its line belongs to none. "---" starts one and stays with it.
+      if (IsDocumentMarker(line, "...")) start = next;
+    }
+    position = next;
+  }
+  if (start < text.size()) documents.push_back(text.substr(start));
+  return documents;
+}
+
 }  // namespace
 
 StatusOr<std::vector<json>> YamlDocumentsToJson(std::string_view text) {
-  try {
-    std::vector<json> documents;
-    for (const YAML::Node& document : YAML::LoadAll(std::string(text))) {
-      if (document.IsDefined() && !document.IsNull()) documents.push_back(ToJson(document, 0));
+  std::vector<json> documents;
+  size_t budget = std::max(kMinNodeBudget, text.size() * kNodesPerInputByte);
+  for (std::string_view piece : SplitDocuments(text)) {
+    try {
+      const YAML::Node document = YAML::Load(std::string(piece));
+      if (document.IsDefined() && !document.IsNull()) {
+        documents.push_back(ToJson(document, 0, budget));
+      }
+    } catch (const YAML::Exception& error) {
+      const auto lines_before = std::count(text.data(), piece.data(), '\n');
+      return InvalidArgument("input is neither JSON nor YAML (line " +
+                             std::to_string(lines_before + error.mark.line + 1) + ": " +
+                             error.msg + ")");
     }
-    return documents;
-  } catch (const YAML::Exception& error) {
-    return InvalidArgument("input is neither JSON nor YAML (line " +
-                           std::to_string(error.mark.line + 1) + ": " + error.msg + ")");
   }
+  return documents;
 }
 
 StatusOr<std::vector<json>> ReadNodeObjects(std::string_view text) {

@@ -2,6 +2,10 @@
 
 #include <gtest/gtest.h>
 
+#include <future>
+#include <memory>
+#include <thread>
+
 #include <nlohmann/json.hpp>
 
 #include "adapters/admission_codec.h"
@@ -265,6 +269,50 @@ TEST(YamlDocumentsToJsonTest, ErrorNamesTheLine) {
   const std::string message = Err(YamlDocumentsToJson("a: 1\nb: [\n"));
   EXPECT_EQ(message.rfind("input is neither JSON nor YAML (line 3: ", 0), 0u) << message;
   EXPECT_EQ(message.back(), ')') << message;
+}
+
+TEST(YamlDocumentsToJsonTest, ErrorInALaterDocumentNamesItsLineInTheStream) {
+  const std::string message = Err(YamlDocumentsToJson("a: 1\n---\nb: 2\n---\nc: [\n"));
+  EXPECT_EQ(message.rfind("input is neither JSON nor YAML (line 6: ", 0), 0u) << message;
+}
+
+TEST(YamlDocumentsToJsonTest, DocumentMarkersAreOnlyAtTheStartOfALine) {
+  std::vector<json> documents =
+      Ok(YamlDocumentsToJson("%YAML 1.2\n---\na: x --- y\n...\n# between\n--- {b: 2}\n"));
+  ASSERT_EQ(documents.size(), 2u);
+  EXPECT_EQ(documents[0], json({{"a", "x --- y"}}));
+  EXPECT_EQ(documents[1], json({{"b", "2"}}));
+}
+
+// Found by fuzz_list_watch (tests/fuzz/): yaml-cpp's LoadAll never returned on these, so
+// `check` and --cluster-state hung on them. Run on a thread so a regression fails, not hangs.
+TEST(YamlDocumentsToJsonTest, InputsThatHungTheParserAnswer) {
+  for (const char* text : {"&a,", "&l\xb4,,,,,,,,,,,,,,,,", "!t ,", "&x\n,"}) {
+    auto done = std::make_shared<std::promise<bool>>();
+    std::future<bool> answered = done->get_future();
+    std::thread([done, input = std::string(text)] {
+      (void)YamlDocumentsToJson(input);
+      done->set_value(true);
+    }).detach();
+    EXPECT_EQ(answered.wait_for(std::chrono::seconds(10)), std::future_status::ready) << text;
+  }
+}
+
+// A few hundred bytes whose aliases name 10^8 nodes: refused, not expanded until memory runs out.
+TEST(YamlDocumentsToJsonTest, AliasExpansionIsBounded) {
+  std::string text = "a: &a [x, x, x, x, x, x, x, x, x, x]\n";
+  const char* names = "abcdefgh";
+  for (int level = 1; level < 8; ++level) {
+    text += std::string(1, names[level]) + ": &" + names[level] + " [";
+    for (int i = 0; i < 10; ++i) text += std::string(i ? ", " : "") + "*" + names[level - 1];
+    text += "]\n";
+  }
+  const std::string message = Err(YamlDocumentsToJson(text));
+  EXPECT_NE(message.find("aliases expand to more nodes than the input could hold"),
+            std::string::npos) << message;
+  // Aliases used within reason still work.
+  std::vector<json> documents = Ok(YamlDocumentsToJson("a: &a {k: v}\nb: *a\n"));
+  EXPECT_EQ(documents.at(0)["b"], json({{"k", "v"}}));
 }
 
 }  // namespace
