@@ -15,6 +15,7 @@ build_packages=(
   libboost-dev          # Boost.Beast/Asio, header-only: the webhook's event-driven HTTPS server
   googletest libgtest-dev libgmock-dev libbenchmark-dev
   prometheus            # promtool, for checking the /metrics exposition
+  sslscan               # the webhook port's TLS posture, as a scanner sees it
   curl
   wrk nginx-light       # bench/run: load generator and the TLS baseline it compares against
   unzip                 # helm and kubectl ship in a zip inside an npm package

@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <future>
 #include <nlohmann/json.hpp>
+#include <sstream>
 #include <thread>
 
 #include "support/fixtures.h"
@@ -423,6 +424,43 @@ TEST_F(WebhookServerTest, MetricsScrapePassesPromtoolAndCounts) {
   EXPECT_NE(verdict.find("exit=0"), std::string::npos) << verdict;
   // The check can fail: a broken exposition is caught.
   EXPECT_EQ(RunPromtool("# TYPE x counter\nx{a=\"1\" 1\n").find("exit=0"), std::string::npos);
+}
+
+// What a scanner sees on the webhook port: TLS 1.2 and 1.3 only, forward-secret AEAD ciphers of
+// at least 128 bits, no renegotiation.
+TEST_F(WebhookServerTest, SslscanFindsNothingWeak) {
+  if (std::system("command -v sslscan >/dev/null 2>&1") != 0) {
+    GTEST_SKIP() << "sslscan is not installed (scripts/install-deps.sh installs it)";
+  }
+  Start();
+  std::string report;
+  const std::string command =
+      "sslscan --no-colour --no-heartbleed 127.0.0.1:" + std::to_string(server_->port()) + " 2>&1";
+  FILE* pipe = popen(command.c_str(), "r");
+  char buffer[512];
+  while (pipe != nullptr && fgets(buffer, sizeof(buffer), pipe) != nullptr) report += buffer;
+  if (pipe != nullptr) pclose(pipe);
+
+  for (const char* line : {"SSLv2     disabled", "SSLv3     disabled", "TLSv1.0   disabled",
+                           "TLSv1.1   disabled", "TLSv1.2   enabled", "TLSv1.3   enabled",
+                           "Session renegotiation not supported"}) {
+    EXPECT_NE(report.find(line), std::string::npos) << line << "\n" << report;
+  }
+  int ciphers = 0;
+  std::istringstream lines(report);
+  for (std::string line; std::getline(lines, line);) {
+    if (line.rfind("Accepted", 0) != 0 && line.rfind("Preferred", 0) != 0) continue;
+    ++ciphers;
+    std::istringstream words(line);
+    std::string verdict, protocol, name;
+    int bits = 0;
+    words >> verdict >> protocol >> bits >> name >> name;  // "Accepted TLSv1.2 128 bits NAME"
+    EXPECT_GE(bits, 128) << line;
+    EXPECT_TRUE(name.find("GCM") != std::string::npos || name.find("CHACHA20") != std::string::npos)
+        << "not an AEAD cipher: " << line;
+    if (protocol == "TLSv1.2") EXPECT_EQ(name.rfind("ECDHE-", 0), 0u) << "not forward-secret: " << line;
+  }
+  EXPECT_GE(ciphers, 4) << report;  // the scan did see the ciphers
 }
 
 TEST_F(WebhookServerTest, ReadinessFollowsTheServer) {
