@@ -211,7 +211,7 @@ class HttpsServer::Impl::Session : public std::enable_shared_from_this<Session> 
                      [self = shared_from_this(), discarding](ErrorCode error, std::size_t) {
                        if (error) return;  // the peer gave up or stalled: nothing to answer
                        self->Answer(self->server_.refuse_(HttpRefusal::kBodyTooLarge),
-                                    self->KeepAliveAfter(discarding->get()));
+                                    self->CountAndKeepAlive(discarding->get()));
                      });
   }
 
@@ -243,11 +243,12 @@ class HttpsServer::Impl::Session : public std::enable_shared_from_this<Session> 
                     R"("message":"internal error","code":500})";
       LogJson("error", {{"msg", "handler threw"}, {"error", e.what()}});
     }
-    Answer(std::move(answer), KeepAliveAfter(request));
+    Answer(std::move(answer), CountAndKeepAlive(request));
   }
 
   template <class Header>
-  bool KeepAliveAfter(const Header& request) {
+  // Counts the request being answered, then says whether the connection may serve another.
+  bool CountAndKeepAlive(const Header& request) {
     ++served_;
     return request.keep_alive() && served_ < server_.limits_.keep_alive_max_requests &&
            !server_.draining_ && !server_.stopping_;
@@ -256,7 +257,8 @@ class HttpsServer::Impl::Session : public std::enable_shared_from_this<Session> 
   void Answer(HttpAnswer answer, bool keep_alive) {
     phase_ = Phase::kBusy;
     response_.emplace(static_cast<http::status>(answer.status), 11);
-    response_->set(http::field::content_type, answer.content_type);
+    response_->set(http::field::content_type,
+                   beast::string_view(answer.content_type.data(), answer.content_type.size()));
     if (!answer.allow.empty()) response_->set(http::field::allow, answer.allow);
     response_->body() = std::move(answer.body);
     response_->keep_alive(keep_alive);

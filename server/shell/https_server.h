@@ -54,7 +54,7 @@ struct HttpCall {
 
 struct HttpAnswer {
   int status = 200;
-  std::string content_type = "application/json";
+  std::string_view content_type = "application/json";  // a literal: no copy per answer
   std::string body;
   std::string allow;  // the Allow header, for 405
 };

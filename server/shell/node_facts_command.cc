@@ -150,15 +150,16 @@ PassOutcome SyncLabels(const KubeClient& client, const std::string& node,
 
   const LabelChange change = DiffOwnedLabels(*labels, desired);
   if (change.empty()) return {PassResult::kUpToDate, ""};
+  const std::string patch = EncodeLabelMergePatch(change);
   StatusOr<KubeResponse> patched =
-      client.Patch(NodePath(node), "application/merge-patch+json", EncodeLabelMergePatch(change));
+      client.Patch(NodePath(node), "application/merge-patch+json", patch);
   if (!patched.ok()) return {PassResult::kFailed, patched.status().message()};
   if (IsPermissionRefusal(patched->status, patched->body)) return Refused("patch", node, *patched);
   if (patched->status != 200) {
     return {PassResult::kFailed,
             "patch node " + node + ": " + DescribeHttpError(patched->status, patched->body)};
   }
-  return {PassResult::kPatched, EncodeLabelMergePatch(change)};
+  return {PassResult::kPatched, patch};
 }
 
 int PrintDryRun(const NodeFactsOptions& options, const HostFacts& facts) {

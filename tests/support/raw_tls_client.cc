@@ -7,7 +7,6 @@
 #include <unistd.h>
 
 #include <csignal>
-#include <cstdlib>
 
 namespace cgpu::testing {
 
@@ -58,8 +57,7 @@ bool RawTlsClient::Send(const std::string& bytes) {
 
 std::string RawTlsClient::ReadUntilClosed(std::chrono::milliseconds limit) {
   SetReceiveTimeout(limit);
-  std::string received = std::move(pending_);
-  pending_.clear();
+  std::string received;
   char buffer[16384];
   const auto deadline = std::chrono::steady_clock::now() + limit;
   while (std::chrono::steady_clock::now() < deadline) {
@@ -69,41 +67,6 @@ std::string RawTlsClient::ReadUntilClosed(std::chrono::milliseconds limit) {
   }
   ERR_clear_error();
   return received;
-}
-
-std::string RawTlsClient::ReadResponse(std::chrono::milliseconds limit) {
-  SetReceiveTimeout(limit);
-  std::string received = std::move(pending_);
-  pending_.clear();
-  char buffer[16384];
-  const auto deadline = std::chrono::steady_clock::now() + limit;
-  while (std::chrono::steady_clock::now() < deadline) {
-    const size_t header_end = received.find("\r\n\r\n");
-    if (header_end != std::string::npos) {
-      size_t length = 0;
-      const size_t at = received.find("Content-Length: ");
-      if (at != std::string::npos && at < header_end) {
-        length = std::strtoul(received.c_str() + at + 16, nullptr, 10);
-      }
-      const size_t total = header_end + 4 + length;
-      if (received.size() >= total) {
-        pending_ = received.substr(total);
-        received.resize(total);
-        return received;
-      }
-    }
-    const int n = SSL_read(ssl_, buffer, sizeof(buffer));
-    if (n <= 0) break;
-    received.append(buffer, static_cast<size_t>(n));
-  }
-  ERR_clear_error();
-  return "";
-}
-
-bool RawTlsClient::ClosedWithin(std::chrono::milliseconds limit) {
-  const auto start = std::chrono::steady_clock::now();
-  ReadUntilClosed(limit + std::chrono::seconds(1));
-  return std::chrono::steady_clock::now() - start < limit;
 }
 
 }  // namespace cgpu::testing

@@ -24,10 +24,6 @@ class RawTlsClient {
   bool Send(const std::string& bytes);
   // Everything the server sends until it closes the connection or `limit` passes.
   std::string ReadUntilClosed(std::chrono::milliseconds limit = std::chrono::seconds(10));
-  // One HTTP response (headers and a Content-Length body); "" if the connection ends first.
-  std::string ReadResponse(std::chrono::milliseconds limit = std::chrono::seconds(10));
-  // true when the server closed the connection within `limit`.
-  bool ClosedWithin(std::chrono::milliseconds limit);
 
  private:
   RawTlsClient(int fd, SSL_CTX* context, SSL* ssl) : fd_(fd), context_(context), ssl_(ssl) {}
@@ -36,7 +32,6 @@ class RawTlsClient {
   int fd_;
   SSL_CTX* context_;
   SSL* ssl_;
-  std::string pending_;  // read past the end of the last response
 };
 
 }  // namespace cgpu::testing
