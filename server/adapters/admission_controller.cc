@@ -10,8 +10,12 @@ bool IsCoreResource(const AdmissionRequest& request, const char* resource) {
 }  // namespace
 
 AdmissionController::AdmissionController(ClusterCache& cache, PolicyOptions options,
-                                         ClusterReads reads)
-    : cache_(cache), options_(options), reads_(std::move(reads)) {}
+                                         ClusterReads reads,
+                                         std::function<std::string()> stale_reason)
+    : cache_(cache),
+      options_(options),
+      reads_(std::move(reads)),
+      stale_reason_(std::move(stale_reason)) {}
 
 Decision AdmissionController::Admit(const ReviewFacts& facts) const {
   return ApplyMode(Decide(facts), options_.mode);
@@ -117,6 +121,11 @@ Decision AdmissionController::AdmitNode(const ReviewFacts& facts) const {
 
 Decision AdmissionController::Place(const Placement& placement, const std::string& pod_key,
                                     bool dry_run) const {
+  if (stale_reason_) {
+    if (const std::string why = stale_reason_(); !why.empty()) {
+      return DecideOnStaleState(placement, why, options_.stale);
+    }
+  }
   if (reads_.list_pods_on_node) {
     const std::vector<int> gpus = placement.gpus.indices;
     std::optional<int> left = cache_.SlotsLeft(placement.node, gpus, pod_key, options_);

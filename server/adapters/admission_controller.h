@@ -13,7 +13,11 @@
 // Live reads (optional, injected) cover what a watch cannot promise: a pod bound moments after
 // it was created may not be in the cache yet (`get_pod`), and when a GPU has one slot left the
 // node's pods are re-read from the API server (`list_pods_on_node`), which narrows the window in
-// which two replicas can both give away that slot. Thread-safe.
+// which two replicas can both give away that slot.
+//
+// `stale_reason` (optional, injected) says why the cache cannot be trusted right now ("" when it
+// can): a placement that needs pod counts is then answered by PolicyOptions::stale instead of from
+// the cache. Thread-safe.
 #pragma once
 
 #include <functional>
@@ -40,7 +44,8 @@ struct ClusterReads {
 
 class AdmissionController {
  public:
-  AdmissionController(ClusterCache& cache, PolicyOptions options, ClusterReads reads = {});
+  AdmissionController(ClusterCache& cache, PolicyOptions options, ClusterReads reads = {},
+                      std::function<std::string()> stale_reason = {});
 
   Decision Admit(const ReviewFacts& facts) const;
   const PolicyOptions& options() const { return options_; }
@@ -57,6 +62,7 @@ class AdmissionController {
   ClusterCache& cache_;
   const PolicyOptions options_;
   const ClusterReads reads_;
+  const std::function<std::string()> stale_reason_;
 };
 
 }  // namespace cgpu

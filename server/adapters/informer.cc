@@ -13,6 +13,11 @@ using Clock = std::chrono::steady_clock;
 // same with its "very short watch" check).
 constexpr auto kHealthyWatch = std::chrono::seconds(1);
 
+int64_t NowNanos() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch())
+      .count();
+}
+
 std::string StringAt(const SimdjsonView& object, const char* outer, const char* inner) {
   return std::string(object.Member(outer).Member(inner).String());
 }
@@ -54,7 +59,11 @@ void InformerStats::SetLastError(std::string message) {
 }
 
 Informer::Informer(const KubeClient& client, InformerOptions options, WatchHandler& handler)
-    : client_(client), options_(std::move(options)), handler_(handler), random_(options_.random) {
+    : client_(client),
+      options_(std::move(options)),
+      handler_(handler),
+      random_(options_.random),
+      unwatched_since_ns_(NowNanos()) {
   if (!random_) {
     random_ = [engine = std::mt19937_64(std::random_device{}()),
                uniform = std::uniform_real_distribution<double>(0.0, 1.0)]() mutable {
@@ -101,6 +110,13 @@ std::chrono::milliseconds Informer::Backoff(int failures) {
       std::min(max, min * static_cast<double>(uint64_t{1} << std::min(failures, 30)));
   const double factor = std::clamp(random_(), 0.0, 1.0);
   return std::chrono::milliseconds(static_cast<int64_t>(ceiling * factor));
+}
+
+std::chrono::milliseconds Informer::time_without_watch() const {
+  const int64_t since = unwatched_since_ns_;
+  if (since == 0) return std::chrono::milliseconds(0);
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::nanoseconds(
+      std::max<int64_t>(0, NowNanos() - since)));
 }
 
 Informer::Outcome Informer::Fail(Outcome outcome, const std::string& message) {
@@ -226,8 +242,10 @@ Informer::Outcome Informer::Watch() {
         opened_at = Clock::now();
         ++stats_.watch_starts;
         watching_ = true;
+        unwatched_since_ns_ = 0;
       });
   watching_ = false;
+  if (unwatched_since_ns_ == 0) unwatched_since_ns_ = NowNanos();
   if (cancel_.cancelled()) return Outcome::kCancelled;
   if (status == 410) {
     stats_.SetLastError(options_.collection_path +

@@ -101,6 +101,11 @@ class Informer {
   void Stop();   // prompt: cancels the open request, then joins. Idempotent.
   bool synced() const { return synced_; }      // the first full list has completed
   bool watching() const { return watching_; }  // a watch stream is open right now
+  // How long the informer has been without an open watch stream, i.e. events may be happening
+  // that it has not seen: zero while a watch is open; counted from construction before the first.
+  // A watch the server ends (timeoutSeconds) is reopened within milliseconds; a dropped one after
+  // back-off; a 410 after a full list.
+  std::chrono::milliseconds time_without_watch() const;
   const InformerStats& stats() const { return stats_; }
   std::string resource_version() const;  // where the informer's view is; "" before a list
 
@@ -135,6 +140,8 @@ class Informer {
   std::thread thread_;       // guarded by lifecycle_mu_
   std::atomic<bool> synced_{false};
   std::atomic<bool> watching_{false};
+  // steady_clock nanoseconds since epoch at which the last watch closed; 0 while one is open.
+  std::atomic<int64_t> unwatched_since_ns_;
   InformerStats stats_;
 
   std::string resource_version_;  // informer thread only

@@ -83,6 +83,10 @@ std::string_view ToString(UnknownPolicy policy) {
   return "warn";
 }
 
+std::string_view ToString(StalePolicy policy) {
+  return policy == StalePolicy::kFailOpen ? "fail-open" : "fail-closed";
+}
+
 PodLimit PodsPerGpuLimit(const NodeFacts& node, const RuleTable& rules,
                          const PolicyOptions& options) {
   PodLimit limit{rules.max_pods_per_gpu, "the most cGPU supports on one GPU"};
@@ -210,6 +214,24 @@ Decision DecideNodeChange(const AdmissionRequest& request, const NodeFacts* old_
                    options.unknown);
   }
   return Allow("compatible-node");
+}
+
+Decision DecideOnStaleState(const Placement& placement, const std::string& why,
+                            StalePolicy policy) {
+  const std::string stale = "view of the cluster is stale (" + why + ")";
+  if (policy == StalePolicy::kFailOpen) {
+    Decision allowed = Allow("cluster-state-stale");
+    // Essentials first: the API server may cut a long warning short.
+    allowed.warnings.push_back("cgpu-guard: pod " + placement.pod + " on node " + placement.node +
+                               " was allowed without checking GPU limits or node compatibility: " +
+                               "its " + stale);
+    return allowed;
+  }
+  return Deny("cluster-state-stale",
+              "cannot check cGPU pod " + placement.pod + " on node " + placement.node +
+                  ": cgpu-guard's " + stale + ", so pods per GPU cannot be counted; retry once its watch of the API " +
+                  "server is back",
+              503);
 }
 
 Decision ApplyMode(Decision decision, EnforcementMode mode) {

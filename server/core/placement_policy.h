@@ -26,13 +26,19 @@ namespace cgpu {
 enum class EnforcementMode { kEnforce, kWarn, kDryRun };
 // What an `unknown` verdict (the rules say nothing, or a fact is missing) leads to.
 enum class UnknownPolicy { kAllow, kWarn, kDeny };
+// What a placement is answered with while the cluster state is known to be stale (a watch has
+// been down too long): fail-closed denies it, fail-open allows it with a warning. Either way the
+// answer says why; pod counts from a stale cache are never used as if they were current.
+enum class StalePolicy { kFailClosed, kFailOpen };
 
 std::string_view ToString(EnforcementMode mode);  // "enforce", "warn", "dry-run"
 std::string_view ToString(UnknownPolicy policy);  // "allow", "warn", "deny"
+std::string_view ToString(StalePolicy policy);    // "fail-closed", "fail-open"
 
 struct PolicyOptions {
   EnforcementMode mode = EnforcementMode::kEnforce;
   UnknownPolicy unknown = UnknownPolicy::kWarn;
+  StalePolicy stale = StalePolicy::kFailClosed;
   // Pods per GPU, when lower than the rules' limit (20). 0: the rules' limit.
   int max_pods_per_gpu = 0;
 };
@@ -70,6 +76,12 @@ Decision DecidePlacement(const Placement& placement, const NodeView& node, const
 Decision DecideNodeChange(const AdmissionRequest& request, const NodeFacts* old_node,
                           const NodeFacts& node, const NodeEvaluation& evaluation,
                           const PolicyOptions& options);
+
+// A placement that needs pod counts while they are stale (`why`, e.g. "the pods watch has been
+// down for 42 s"): denied with code 503 (fail-closed) or allowed with a warning (fail-open),
+// reason "cluster-state-stale" either way.
+Decision DecideOnStaleState(const Placement& placement, const std::string& why,
+                            StalePolicy policy);
 
 // enforce: unchanged. warn: a denial becomes an allow carrying the message as a warning.
 // dry-run: a denial becomes a plain allow; `would_deny` stays set for logs and metrics.

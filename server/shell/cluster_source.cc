@@ -10,6 +10,7 @@ namespace cgpu {
 StatusOr<std::unique_ptr<ClusterSource>> ClusterSource::Create(const ServeOptions& options,
                                                                ClusterCache& cache) {
   std::unique_ptr<ClusterSource> source(new ClusterSource(cache));
+  source->stale_after_ = options.stale_after;
   if (!options.cluster_state_file.empty()) {
     StatusOr<ClusterStateCounts> counts = LoadClusterStateFile(options.cluster_state_file, cache);
     if (!counts.ok()) return counts.status();
@@ -67,12 +68,29 @@ void ClusterSource::Stop() {
 }
 
 std::string ClusterSource::NotReadyReason() const {
-  if (cache_.synced()) return "";
+  if (cache_.synced()) return StaleReason();
   std::string reason = "cluster state not synced yet";
   for (const Informer* informer : {node_informer_.get(), pod_informer_.get()}) {
     if (informer != nullptr && !informer->synced()) {
       const std::string error = informer->stats().last_error();
       if (!error.empty()) reason += "; last error: " + error;
+    }
+  }
+  return reason;
+}
+
+std::string ClusterSource::StaleReason() const {
+  std::string reason;
+  for (const auto& [collection, informer] :
+       {std::pair{"nodes", node_informer_.get()}, std::pair{"pods", pod_informer_.get()}}) {
+    if (informer == nullptr || !informer->synced()) continue;
+    const auto unwatched = informer->time_without_watch();
+    if (unwatched <= stale_after_) continue;
+    if (!reason.empty()) reason += "; ";
+    reason += std::string("the ") + collection + " watch has been down for " +
+              std::to_string(unwatched.count() / 1000) + " s";
+    if (const std::string error = informer->stats().last_error(); !error.empty()) {
+      reason += " (last error: " + error + ")";
     }
   }
   return reason;
@@ -84,7 +102,7 @@ WatchCounters ClusterSource::Counters(const std::string& collection) const {
                                                      : nullptr;
   if (informer == nullptr) return {};
   return WatchCounters{informer->stats().relists, informer->stats().watch_restarts,
-                       informer->stats().errors};
+                       informer->stats().errors, informer->time_without_watch()};
 }
 
 }  // namespace cgpu

@@ -6,7 +6,10 @@
 //                         KUBERNETES_SERVICE_HOST/PORT.
 // Live mode also gives the admission controller its live reads (ClusterReads) over a client with
 // short timeouts. Create() fails fast on a bad file or configuration; Start()/Stop() run and end
-// the informers. NotReadyReason() is "" once pods and nodes have been listed.
+// the informers. StaleReason() is "" unless a collection, once listed, has gone longer than
+// --stale-after without an open watch (events may be missed: the API server is down, slow,
+// refusing the token, or answering 410 over and over). NotReadyReason() is "" once pods and nodes
+// have been listed and neither is stale.
 #pragma once
 
 #include <memory>
@@ -25,6 +28,7 @@ struct WatchCounters {
   int64_t relists = 0;
   int64_t watch_restarts = 0;
   int64_t errors = 0;
+  std::chrono::milliseconds without_watch{0};
 };
 
 class ClusterSource {
@@ -37,6 +41,7 @@ class ClusterSource {
   void Stop();
   const ClusterReads& reads() const { return reads_; }
   std::string NotReadyReason() const;
+  std::string StaleReason() const;
   std::string description() const { return description_; }
   // Per collection ("pods", "nodes"); zeros in file mode.
   WatchCounters Counters(const std::string& collection) const;
@@ -45,6 +50,7 @@ class ClusterSource {
   explicit ClusterSource(ClusterCache& cache) : cache_(cache) {}
 
   ClusterCache& cache_;
+  std::chrono::milliseconds stale_after_{0};
   std::string description_;
   ClusterReads reads_;
   std::unique_ptr<KubeClient> watch_client_;    // long timeouts: informers

@@ -82,6 +82,14 @@ Metrics::Metrics(std::string_view version) : registry_(std::make_shared<promethe
   };
   synced_ = gauge("cgpu_guard_cluster_state_synced",
                   "1 once pods and nodes have been read from the cluster, else 0.");
+  stale_ = gauge("cgpu_guard_cluster_state_stale",
+                 "1 while a watch of pods or nodes has been down longer than --stale-after: "
+                 "placements are answered by --stale-policy, /readyz fails.");
+  watch_down_family_ = &BuildGauge()
+                            .Name("cgpu_guard_watch_down_seconds")
+                            .Help("Seconds the collection has been without an open watch (0 while "
+                                  "one is open): how far behind the cluster state may be.")
+                            .Register(*registry_);
   auto& nodes = BuildGauge()
                     .Name("cgpu_guard_cluster_nodes")
                     .Help(
@@ -126,6 +134,14 @@ void Metrics::SetClusterState(bool synced, size_t nodes, size_t cgpu_nodes,
   max_pods_on_a_gpu_->Set(max_pods_on_a_gpu);
   gpus_in_use_->Set(static_cast<double>(gpus_in_use));
   gpus_at_limit_->Set(static_cast<double>(gpus_at_limit));
+}
+
+void Metrics::SetStaleness(bool stale, std::string_view collection,
+                           double seconds_without_watch) {
+  stale_->Set(stale ? 1 : 0);
+  std::lock_guard<std::mutex> lock(watch_mu_);
+  // Family::Add returns the existing child for labels it has seen.
+  watch_down_family_->Add({{"collection", std::string(collection)}}).Set(seconds_without_watch);
 }
 
 void Metrics::SetWatchTotals(std::string_view collection, int64_t relists, int64_t restarts,

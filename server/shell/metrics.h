@@ -39,6 +39,9 @@ class Metrics {
   void SetClusterState(bool synced, size_t nodes, size_t cgpu_nodes, size_t incompatible_nodes,
                        size_t pods, size_t reservations, int max_pods_on_a_gpu, size_t gpus_in_use,
                        size_t gpus_at_limit);
+  // Stale: a watch has been down longer than --stale-after. Per collection, how long it has been
+  // without an open watch (0 while one is open).
+  void SetStaleness(bool stale, std::string_view collection, double seconds_without_watch);
   void SetWatchTotals(std::string_view collection, int64_t relists, int64_t restarts,
                       int64_t errors);
   void SetCertificateExpiry(std::time_t not_after);
@@ -77,6 +80,8 @@ class Metrics {
   prometheus::Gauge* max_pods_on_a_gpu_;
   prometheus::Gauge* gpus_in_use_;
   prometheus::Gauge* gpus_at_limit_;
+  prometheus::Gauge* stale_;
+  prometheus::Family<prometheus::Gauge>* watch_down_family_;
   prometheus::Family<prometheus::Counter>* watch_family_;
   std::mutex watch_mu_;
   std::map<std::string, int64_t> watch_seen_;  // guarded by watch_mu_: totals already counted

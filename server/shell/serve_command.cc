@@ -76,7 +76,7 @@ void ReloadCertificates(CertificateStore& store, Metrics& metrics) {
 
 // Expires reservations the watch never settled and refreshes the cluster metrics.
 void TickClusterState(ClusterCache& cache, const ClusterSource& source, const PolicyOptions& policy,
-                      Metrics& metrics) {
+                      Metrics& metrics, bool& was_fresh) {
   if (size_t expired = cache.ExpireReservations(); expired > 0) {
     LogInfo("reservations expired before the watch showed their pods",
             {{"count", static_cast<int64_t>(expired)}});
@@ -85,9 +85,21 @@ void TickClusterState(ClusterCache& cache, const ClusterSource& source, const Po
   metrics.SetClusterState(cache.synced(), stats.nodes, stats.cgpu_nodes, stats.incompatible_nodes,
                           stats.pods, stats.reservations, stats.max_pods_on_a_gpu,
                           stats.gpus_in_use, stats.gpus_at_limit);
+  const std::string stale = source.StaleReason();
   for (const char* collection : {"pods", "nodes"}) {
     const WatchCounters counters = source.Counters(collection);
     metrics.SetWatchTotals(collection, counters.relists, counters.watch_restarts, counters.errors);
+    metrics.SetStaleness(!stale.empty(), collection,
+                         static_cast<double>(counters.without_watch.count()) / 1000.0);
+  }
+  if (stale.empty() != was_fresh) {
+    was_fresh = stale.empty();
+    if (was_fresh) {
+      LogInfo("cluster state current again: watches are open");
+    } else {
+      LogError("cluster state is stale: placements are answered by --stale-policy",
+               {{"reason", stale}, {"stalePolicy", ToString(policy.stale)}});
+    }
   }
 }
 
@@ -145,7 +157,9 @@ int RunServeCommand(const std::vector<std::string>& args) {
     return 1;
   }
   const ReviewFactsReader review_reader(*fact_reader);
-  const AdmissionController controller(cache, options.policy, (*source)->reads());
+  const ClusterSource& cluster = **source;
+  const AdmissionController controller(cache, options.policy, cluster.reads(),
+                                       [&cluster] { return cluster.StaleReason(); });
 
   Metrics metrics(kVersion);
   metrics.SetCertificateExpiry((*certificates)->Current()->not_after());
@@ -173,13 +187,16 @@ int RunServeCommand(const std::vector<std::string>& args) {
   reloader.emplace(options.tls_reload_interval,
                    [&] { ReloadCertificates(**certificates, metrics); });
   std::optional<Periodic> cluster_ticker;
-  cluster_ticker.emplace(std::chrono::seconds(1),
-                         [&] { TickClusterState(cache, **source, options.policy, metrics); });
+  bool cluster_state_fresh = true;  // the ticker's thread only
+  cluster_ticker.emplace(std::chrono::seconds(1), [&] {
+    TickClusterState(cache, **source, options.policy, metrics, cluster_state_fresh);
+  });
   LogInfo("serving",
           {{"version", kVersion},
            {"clusterState", (*source)->description()},
            {"mode", ToString(options.policy.mode)},
            {"unknownPolicy", ToString(options.policy.unknown)},
+           {"stalePolicy", ToString(options.policy.stale)},
            {"webhook", "https://" + Address(options.listen, webhook.port()) + "/validate"},
            {"metrics", "http://" + Address(options.metrics_listen, ops.port()) + "/metrics"},
            {"certificate", (*certificates)->Current()->subject()}});

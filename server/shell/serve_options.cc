@@ -70,6 +70,16 @@ std::vector<FlagSpec> ServeFlagSpecs(ServeOptions& o) {
                        SetChoice(o.policy.unknown, {{"allow", UnknownPolicy::kAllow},
                                                     {"warn", UnknownPolicy::kWarn},
                                                     {"deny", UnknownPolicy::kDeny}})));
+  specs.push_back(Flag("stale-policy", "POLICY",
+                       "what a placement gets while the cluster state is stale (a watch down "
+                       "longer than --stale-after): fail-closed (deny, retry later) or fail-open "
+                       "(allow with a warning) (default fail-closed)",
+                       SetChoice(o.policy.stale, {{"fail-closed", StalePolicy::kFailClosed},
+                                                  {"fail-open", StalePolicy::kFailOpen}})));
+  specs.push_back(Flag("stale-after", "DURATION",
+                       "a watch of pods or nodes down this long makes the cluster state stale: "
+                       "/readyz fails and --stale-policy answers placements (default 30s)",
+                       SetDuration(o.stale_after)));
   specs.push_back(Flag("max-pods-per-gpu", "N",
                        "pods per GPU, to go below the rules' limit of 20 (default: the rules')",
                        SetInt(o.policy.max_pods_per_gpu, 1, 1000)));
@@ -113,6 +123,9 @@ StatusOr<ServeCommandLine> ParseServeOptions(const std::vector<std::string>& arg
   }
   if (!options.cluster_state_file.empty() && !options.kubeconfig_file.empty()) {
     return InvalidArgument("--cluster-state and --kubeconfig exclude each other");
+  }
+  if (options.stale_after < std::chrono::seconds(1)) {
+    return InvalidArgument("--stale-after must be >= 1s (a watch is reopened within moments)");
   }
   if (options.reservation_ttl < std::chrono::seconds(1)) {
     return InvalidArgument("--reservation-ttl must be >= 1s");

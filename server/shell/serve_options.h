@@ -52,6 +52,10 @@ struct ServeOptions {
 
   // What denials do (enforce, warn, dry-run), what `unknown` leads to, and a lower pod limit.
   PolicyOptions policy;
+  // A watch (pods or nodes) down longer than this makes the cluster state stale: /readyz fails
+  // and placements are answered by policy.stale. A watch the API server ends is reopened within
+  // milliseconds and a dropped one after back-off, so this only trips on a real outage.
+  std::chrono::milliseconds stale_after{30'000};
   // How long an allowed binding counts before the watch shows its pod.
   std::chrono::milliseconds reservation_ttl{30'000};
 

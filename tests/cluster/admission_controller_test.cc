@@ -69,8 +69,10 @@ class ControllerTest : public ::testing::Test {
                             MakeBinding(pod, node, gpus), nullptr, dry_run));
   }
 
-  void UseController(PolicyOptions options = {}, ClusterReads reads = {}) {
-    controller_ = std::make_unique<AdmissionController>(cache_, options, std::move(reads));
+  void UseController(PolicyOptions options = {}, ClusterReads reads = {},
+                     std::function<std::string()> stale_reason = {}) {
+    controller_ = std::make_unique<AdmissionController>(cache_, options, std::move(reads),
+                                                        std::move(stale_reason));
   }
 
   SteadyTime now_{};
@@ -222,6 +224,66 @@ TEST_F(ControllerTest, NodeLabelledForCgpuWhileIncompatibleIsDenied) {
   // A compatible node may be labelled.
   const json good = MakeNode({.name = "n2"});
   EXPECT_TRUE(Admit(MakeReview("u3", "nodes", "", "CREATE", "n2", good)).allowed());
+}
+
+TEST_F(ControllerTest, StaleClusterStateAnswersPlacementsByTheStalePolicy) {
+  std::vector<json> objects = {MakeNode({.name = "gpu-1"}),
+                               MakeNode({.name = "plain-node", .schedule = ""})};
+  AddPods(objects, "gpu-1", 1, 2);  // plenty of room: a fresh cache would allow
+  objects.push_back(MakePod({.name = "new", .gpus = {1}, .phase = "Pending"}));
+  Load(objects);
+  std::string stale;  // what the cluster source would say
+  auto stale_reason = [&stale] { return stale; };
+
+  UseController({}, {}, stale_reason);
+  EXPECT_TRUE(Bind("new", "gpu-1", {}, /*dry_run=*/true).allowed());
+  stale = "the pods watch has been down for 42 s";
+  Decision closed = Bind("new", "gpu-1");
+  EXPECT_FALSE(closed.allowed());
+  EXPECT_EQ(closed.reason, "cluster-state-stale");
+  EXPECT_EQ(closed.code, 503);
+  EXPECT_NE(closed.message.find("cannot check cGPU pod default/new on node gpu-1: cgpu-guard's "
+                                "view of the cluster is stale (the pods watch has been down for "
+                                "42 s)"),
+            std::string::npos)
+      << closed.message;
+  // A pod created straight onto the node is a placement too.
+  json direct = MakePod({.name = "direct", .node = "gpu-1", .gpus = {1}});
+  EXPECT_EQ(Admit(MakeReview("u-direct", "pods", "", "CREATE", "direct", direct)).reason,
+            "cluster-state-stale");
+  // Nothing reserved: the refused binding does not count once the state is current again.
+  EXPECT_EQ(cache_.Stats({}).reservations, 0u);
+  // Node changes are judged on the node's own facts, not on counts: unaffected.
+  EXPECT_TRUE(Admit(MakeReview("u-node", "nodes", "", "CREATE", "n2", MakeNode({.name = "n2"})))
+                  .allowed());
+  // Pods without cGPU and nodes without cGPU are not placements to count.
+  EXPECT_EQ(Bind("new", "plain-node").reason, "not-cgpu-node");
+
+  PolicyOptions open;
+  open.stale = StalePolicy::kFailOpen;
+  UseController(open, {}, stale_reason);
+  Decision opened = Bind("new", "gpu-1");
+  EXPECT_TRUE(opened.allowed());
+  EXPECT_EQ(opened.reason, "cluster-state-stale");
+  ASSERT_EQ(opened.warnings.size(), 1u);
+  EXPECT_NE(opened.warnings[0].find("was allowed without checking GPU limits"), std::string::npos)
+      << opened.warnings[0];
+  EXPECT_EQ(cache_.Stats({}).reservations, 0u);
+
+  // Warn mode never denies, stale or not.
+  PolicyOptions warn;
+  warn.mode = EnforcementMode::kWarn;
+  UseController(warn, {}, stale_reason);
+  Decision warned = Bind("new", "gpu-1");
+  EXPECT_TRUE(warned.allowed());
+  EXPECT_TRUE(warned.would_deny);
+
+  stale.clear();
+  UseController({}, {}, stale_reason);
+  Decision fresh = Bind("new", "gpu-1");
+  EXPECT_TRUE(fresh.allowed());
+  EXPECT_EQ(fresh.reason, "within-limits");
+  EXPECT_EQ(cache_.Stats({}).reservations, 1u);
 }
 
 TEST_F(ControllerTest, ModesTurnDenialsIntoWarningsOrNothing) {

@@ -185,6 +185,31 @@ TEST(NodeChangeTest, DeniesOnlyNewlyEnablingCgpuOnAnIncompatibleNode) {
           .allowed());
 }
 
+TEST(StaleStateTest, FailClosedDeniesAndFailOpenAllowsBothSayingWhy) {
+  const Placement placement{"ml/llm-3", "gpu-a10-1", {}};
+  const Decision closed =
+      DecideOnStaleState(placement, "the pods watch has been down for 31 s", StalePolicy::kFailClosed);
+  EXPECT_EQ(closed.verdict, Verdict::kDenied);
+  EXPECT_EQ(closed.code, 503);
+  EXPECT_EQ(closed.reason, "cluster-state-stale");
+  EXPECT_EQ(closed.message,
+            "cannot check cGPU pod ml/llm-3 on node gpu-a10-1: cgpu-guard's view of the cluster is "
+            "stale (the pods watch has been down for 31 s), so pods per GPU cannot be counted; "
+            "retry once its watch of the API server is back");
+
+  const Decision open =
+      DecideOnStaleState(placement, "the pods watch has been down for 31 s", StalePolicy::kFailOpen);
+  EXPECT_EQ(open.verdict, Verdict::kAllowed);
+  EXPECT_EQ(open.reason, "cluster-state-stale");
+  ASSERT_EQ(open.warnings.size(), 1u);
+  EXPECT_EQ(open.warnings[0],
+            "cgpu-guard: pod ml/llm-3 on node gpu-a10-1 was allowed without checking GPU limits or "
+            "node compatibility: its view of the cluster is stale (the pods watch has been down "
+            "for 31 s)");
+  EXPECT_EQ(ToString(StalePolicy::kFailOpen), "fail-open");
+  EXPECT_EQ(ToString(StalePolicy::kFailClosed), "fail-closed");
+}
+
 TEST(ModeTest, WarnAndDryRunLetDenialsThrough) {
   const Decision denied = Deny("pods-per-gpu", "GPU 1 is full");
   EXPECT_FALSE(ApplyMode(denied, EnforcementMode::kEnforce).allowed());

@@ -332,6 +332,7 @@ describe("custom values", () => {
       "max-body-bytes": "2Mi", "threads": "128", "keep-alive-max-requests": "500",
       "idle-timeout": "20s", "read-timeout": "3s", "write-timeout": "5s", "shutdown-delay": "15s",
       "mode": "warn", "unknown-policy": "deny", "max-pods-per-gpu": "10", "reservation-ttl": "1m",
+      "stale-after": "45s", "stale-policy": "fail-closed",  // follows failurePolicy Fail
       "ai-installer-version": "1.12.6", "cgpu-version-label": "example.com/cgpu",
       "driver-version-label": "example.com/driver", "toolkit-version-label": "example.com/toolkit",
       "container-os-pattern": "lifsea|container optimized",
@@ -341,6 +342,12 @@ describe("custom values", () => {
       assert.equal(args.get(flag), value, `--${flag}`);
     }
     assert.equal(container(objects()).args.at(-1), "--read-timeout=3s", "extraArgs come last");
+  });
+  test("an explicit stalePolicy wins over the one failurePolicy implies", () => {
+    const { objects: explicit } = helmTemplate({
+      args: ["--set", "policy.stalePolicy=fail-closed"],
+    });
+    assert.equal(serverArgs(explicit).get("stale-policy"), "fail-closed");
   });
   test("the rules override is mounted from a ConfigMap, and pods roll when it changes", () => {
     const configMap = findOne(objects(), "ConfigMap");
@@ -395,6 +402,8 @@ describe("values.schema.json and template checks refuse bad values", () => {
     [["--set", "webhook.timeoutSeconds=31"], /timeoutSeconds/],
     [["--set", "policy.mode=audit"], /mode/],
     [["--set", "policy.unknownPolicy=ignore"], /unknownPolicy/],
+    [["--set", "policy.stalePolicy=open"], /stalePolicy/],
+    [["--set", "policy.staleAfter=soon"], /staleAfter/],
     [["--set", "tls.mode=selfSigned"], /mode/],
     [["--set", "server.idleTimeout=10sec"], /idleTimeout/],
     [["--set", "server.maxBodyBytes=3MB"], /maxBodyBytes/],
@@ -525,6 +534,12 @@ describe("server flags", () => {
     const args = serverArgs(rendered.default());
     for (const [flag, value] of help()) {
       if (outOfCluster.has(flag) || value === null) continue;
+      if (flag === "stale-policy") {
+        // Follows the webhook's failurePolicy (Ignore by default), which decides once every
+        // replica is stale and out of the Service.
+        assert.equal(args.get(flag), "fail-open", "--stale-policy follows failurePolicy Ignore");
+        continue;
+      }
       assert.equal(args.get(flag), value, `--${flag}: the chart passes ${args.get(flag)}, the server's default is ${value}`);
     }
     assert.equal(args.has("max-pods-per-gpu"), false, "no --max-pods-per-gpu: the rules' limit");

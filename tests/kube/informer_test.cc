@@ -320,6 +320,27 @@ TEST_F(InformerTest, ServerErrorsBackOffThenRecover) {
   EXPECT_EQ(recorder_.count("start"), 1);  // failed pages never started a list
 }
 
+TEST_F(InformerTest, TimeWithoutWatchCountsOnlyWhileNoWatchIsOpen) {
+  options_.min_backoff = 100ms;
+  options_.max_backoff = 100ms;
+  Start();
+  ASSERT_TRUE(WaitUntil([&] { return informer_->watching(); }));
+  EXPECT_EQ(informer_->time_without_watch(), 0ms);
+  // The API server refuses every watch: the time grows with each failed attempt.
+  server_.FailNext(1000, 500, RequestKind::kWatch);
+  server_.DropWatches();
+  ASSERT_TRUE(WaitUntil([&] { return !informer_->watching(); }));
+  std::this_thread::sleep_for(300ms);
+  const auto down = informer_->time_without_watch();
+  EXPECT_GE(down, 250ms);
+  EXPECT_LT(down, 5000ms);
+  EXPECT_GE(informer_->stats().errors, 2);
+  // It heals: zero again once a watch is open.
+  server_.ClearFaults();
+  ASSERT_TRUE(WaitUntil([&] { return informer_->watching(); }));
+  EXPECT_EQ(informer_->time_without_watch(), 0ms);
+}
+
 TEST_F(InformerTest, BackOffGrowsAndIsCapped) {
   options_.min_backoff = 10ms;
   options_.max_backoff = 40ms;

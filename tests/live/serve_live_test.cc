@@ -45,12 +45,13 @@ contexts:
 )");
   }
 
-  void Serve() {
-    process_ = testing::Spawn(
-        {"serve", "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0", "--tls-cert",
-         dir_ + "/tls.crt", "--tls-key", dir_ + "/tls.key", "--kubeconfig", dir_ + "/kubeconfig",
-         "--shutdown-delay", "0s", "--idle-timeout", "1s"},
-        dir_);
+  void Serve(const std::vector<std::string>& extra = {}) {
+    std::vector<std::string> args = {
+        "serve", "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0", "--tls-cert",
+        dir_ + "/tls.crt", "--tls-key", dir_ + "/tls.key", "--kubeconfig", dir_ + "/kubeconfig",
+        "--shutdown-delay", "0s", "--idle-timeout", "1s"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    process_ = testing::Spawn(args, dir_);
     webhook_port_ = testing::WaitForPort(*process_, "webhook", "https");
     metrics_port_ = testing::WaitForPort(*process_, "metrics", "http");
     ASSERT_NE(webhook_port_, 0) << process_->Log();
@@ -60,6 +61,43 @@ contexts:
     httplib::Client ops("127.0.0.1", metrics_port_);
     auto result = ops.Get("/readyz");
     return result ? result->status : -1;
+  }
+
+  std::string OpsBody(const std::string& path) {
+    httplib::Client ops("127.0.0.1", metrics_port_);
+    auto result = ops.Get(path);
+    return result ? result->body : "";
+  }
+
+  // The value of one sample line of /metrics, e.g. "cgpu_guard_cluster_state_stale"; -1 if absent.
+  double Metric(const std::string& sample) {
+    const std::string text = OpsBody("/metrics");
+    const size_t at = text.find("\n" + sample + " ");
+    if (at == std::string::npos) return -1;
+    return std::stod(text.substr(at + sample.size() + 2));
+  }
+
+  // Brings the fault on, waits for /readyz to fail saying `why`, checks the stale answers, then
+  // takes the fault away and waits for /readyz to pass again.
+  void StaleWhile(const std::string& name, const std::function<void()>& fault,
+                  const std::string& why, const std::function<void()>& heal) {
+    SCOPED_TRACE(name);
+    fault();
+    ASSERT_TRUE(WaitUntil([&] { return Readyz() == 503; })) << process_->Log();
+    const std::string readyz = OpsBody("/readyz");
+    EXPECT_NE(readyz.find("watch has been down for"), std::string::npos) << readyz;
+    EXPECT_NE(readyz.find(why), std::string::npos) << readyz;
+    EXPECT_TRUE(WaitUntil([&] { return Metric("cgpu_guard_cluster_state_stale") == 1; }));
+    json stale = Bind("a", "gpu-1");
+    EXPECT_EQ(stale["allowed"], false) << stale.dump();
+    EXPECT_EQ(stale["status"]["code"], 503) << stale.dump();
+    EXPECT_NE(stale["status"]["message"].get<std::string>().find("view of the cluster is stale"),
+              std::string::npos)
+        << stale.dump();
+    heal();
+    EXPECT_TRUE(WaitUntil([&] { return Readyz() == 200; }, std::chrono::seconds(15)))
+        << OpsBody("/readyz") << process_->Log();
+    EXPECT_TRUE(WaitUntil([&] { return Metric("cgpu_guard_cluster_state_stale") == 0; }));
   }
 
   json Bind(const std::string& pod, const std::string& node) {
@@ -111,6 +149,101 @@ TEST_F(ServeLiveTest, NotReadyUntilListedThenEnforcesOnWatchedState) {
 
   ASSERT_EQ(kill(process_->pid, SIGTERM), 0);
   EXPECT_EQ(process_->Wait(std::chrono::seconds(15)), 0) << process_->Log();
+}
+
+// Each fault the API server can show: while a watch is down longer than --stale-after, /readyz
+// says why and placements are refused (fail-closed, the default) instead of counted on a state
+// that may be missing pods; afterwards the cache has caught up with what happened meanwhile.
+TEST_F(ServeLiveTest, ApiServerFaultsMakeItStaleAndItRecoversFromEach) {
+  api_.Add("nodes", MakeNode({.name = "gpu-1"}));
+  for (int i = 0; i < 20; ++i) {
+    api_.Add("pods", MakePod({.name = "p" + std::to_string(i), .node = "gpu-1", .gpus = {4}}));
+  }
+  api_.Add("pods", MakePod({.name = "a", .gpus = {4}, .phase = "Pending"}));
+  Serve({"--stale-after", "1s"});
+  ASSERT_TRUE(WaitUntil([&] { return Readyz() == 200; })) << process_->Log();
+  EXPECT_EQ(Bind("a", "gpu-1")["allowed"], false);  // GPU 4 is full
+  EXPECT_EQ(Metric("cgpu_guard_cluster_state_stale"), 0);
+
+  StaleWhile(
+      "500s",
+      [&] {
+        api_.FailNext(1'000'000, 500, testing::RequestKind::kWatch);
+        api_.DropWatches();
+      },
+      "HTTP 500",
+      [&] {
+        api_.Delete("pods", "p0", "default");  // missed while down, replayed on the next watch
+        api_.ClearFaults();
+      });
+  EXPECT_TRUE(WaitUntil([&] { return Bind("a", "gpu-1")["allowed"] == true; }));
+  api_.Update("pods", MakePod({.name = "a", .node = "gpu-1", .gpus = {4}}));
+
+  StaleWhile(
+      "expired token",
+      [&] {
+        api_.RequireToken("rotated");
+        api_.DropWatches();
+      },
+      "401",
+      [&] { testing::WriteFile(dir_ + "/token", "rotated"); });
+
+  StaleWhile(
+      "slow answers",
+      [&] {
+        api_.SetDelay(std::chrono::milliseconds(4'000));
+        api_.DropWatches();
+      },
+      "",
+      [&] { api_.SetDelay(std::chrono::milliseconds(0)); });
+
+  // A storm of 410s: every watch expired, every one a relist. The cache comes out exact.
+  const int lists_before = api_.CountRequests(testing::RequestKind::kList);
+  api_.FailNext(5, 410, testing::RequestKind::kWatch);
+  api_.DropWatches();
+  api_.Add("pods", MakePod({.name = "b", .node = "gpu-1", .gpus = {4}}));  // now 21 on GPU 4
+  EXPECT_TRUE(WaitUntil([&] {
+    return api_.CountRequests(testing::RequestKind::kList) >= lists_before + 5;
+  })) << process_->Log();
+  EXPECT_TRUE(WaitUntil([&] { return Readyz() == 200; }, std::chrono::seconds(15)))
+      << OpsBody("/readyz");
+  api_.Delete("pods", "p1", "default");
+  api_.Delete("pods", "p2", "default");
+  api_.Add("pods", MakePod({.name = "c", .gpus = {4}, .phase = "Pending"}));
+  // 21 - 2 = 19 on GPU 4: "c" fits once the watch has shown all of it.
+  EXPECT_TRUE(WaitUntil([&] { return Bind("c", "gpu-1")["allowed"] == true; })) << process_->Log();
+  EXPECT_GE(Metric("cgpu_guard_policy_decisions_total{outcome=\"denied\",reason="
+                   "\"cluster-state-stale\"}"),
+            3);
+
+  ASSERT_EQ(kill(process_->pid, SIGTERM), 0);
+  EXPECT_EQ(process_->Wait(std::chrono::seconds(15)), 0) << process_->Log();
+  EXPECT_NE(process_->Log().find("cluster state is stale"), std::string::npos);
+  EXPECT_NE(process_->Log().find("cluster state current again"), std::string::npos);
+}
+
+TEST_F(ServeLiveTest, FailOpenAllowsPlacementsOnAStaleStateWithAWarning) {
+  api_.Add("nodes", MakeNode({.name = "gpu-1"}));
+  for (int i = 0; i < 20; ++i) {
+    api_.Add("pods", MakePod({.name = "p" + std::to_string(i), .node = "gpu-1", .gpus = {4}}));
+  }
+  api_.Add("pods", MakePod({.name = "a", .gpus = {4}, .phase = "Pending"}));
+  Serve({"--stale-after", "1s", "--stale-policy", "fail-open"});
+  ASSERT_TRUE(WaitUntil([&] { return Readyz() == 200; })) << process_->Log();
+  api_.FailNext(1'000'000, 503, testing::RequestKind::kWatch);
+  api_.DropWatches();
+  ASSERT_TRUE(WaitUntil([&] { return Readyz() == 503; })) << process_->Log();
+  json allowed = Bind("a", "gpu-1");  // the stale state says GPU 4 is full; it is not used
+  EXPECT_EQ(allowed["allowed"], true) << allowed.dump();
+  ASSERT_TRUE(allowed["warnings"].is_array()) << allowed.dump();
+  EXPECT_NE(allowed["warnings"][0].get<std::string>().find("allowed without checking GPU limits"),
+            std::string::npos)
+      << allowed.dump();
+  EXPECT_TRUE(WaitUntil(
+      [&] { return Metric("cgpu_guard_watch_down_seconds{collection=\"pods\"}") >= 1.0; }));
+  EXPECT_EQ(Metric("cgpu_guard_policy_decisions_total{outcome=\"allowed\",reason="
+                   "\"cluster-state-stale\"}"),
+            1);
 }
 
 TEST_F(ServeLiveTest, UnreachableApiServerKeepsItNotReadyAndSaysWhy) {

@@ -365,6 +365,11 @@ void FakeApiServer::FailNext(int count, int status, RequestKind kind) {
   if (count > 0) faults_.push_back(Fault{kind, status, count});
 }
 
+void FakeApiServer::ClearFaults() {
+  std::lock_guard<std::mutex> lock(mu_);
+  faults_.clear();
+}
+
 void FakeApiServer::SetDelay(std::chrono::milliseconds delay) {
   std::lock_guard<std::mutex> lock(mu_);
   delay_ = delay;

@@ -107,6 +107,7 @@ class FakeApiServer {
   // The next `count` requests of `kind` are answered `status` (500, 401, 403, 410, ...) with a
   // metav1.Status body.
   void FailNext(int count, int status, RequestKind kind = RequestKind::kAny);
+  void ClearFaults();  // forget the failures FailNext still had to give
   // Every answer waits this long first (the wait ends early on Stop).
   void SetDelay(std::chrono::milliseconds delay);
   // Continue tokens handed out so far are refused with 410 Expired.
