@@ -64,6 +64,21 @@ std::string_view View(beast::string_view text) { return {text.data(), text.size(
 
 }  // namespace
 
+namespace {
+
+Status ConfigureTls(SSL_CTX& context, CertificateStore& certificates,
+                    const std::string& client_ca_pem) {
+  if (!ConfigureServerTls(context, certificates)) {
+    return Internal("TLS setup failed: " + TakeOpenSslError());
+  }
+  if (client_ca_pem.empty()) return OkStatus();
+  Status client_ca = RequireClientCertificates(context, client_ca_pem);
+  if (!client_ca.ok()) return InvalidArgument("client CA: " + client_ca.message());
+  return OkStatus();
+}
+
+}  // namespace
+
 class HttpsServer::Impl {
  public:
   Impl(HostPort listen, HttpsLimits limits, CertificateStore& certificates, Handler handler,
@@ -74,7 +89,7 @@ class HttpsServer::Impl {
         refuse_(std::move(refuse)),
         loops_(MakeLoops(limits.threads)),
         tls_(net::ssl::context::tls_server),
-        tls_ok_(ConfigureServerTls(*tls_.native_handle(), certificates)),
+        tls_status_(ConfigureTls(*tls_.native_handle(), certificates, limits.client_ca_pem)),
         acceptor_(loops_.front()->get_executor()),
         accept_retry_(acceptor_.get_executor()) {}
 
@@ -94,7 +109,7 @@ class HttpsServer::Impl {
   // so its steps never race and no loop takes a lock to hand work to another thread.
   std::vector<std::unique_ptr<net::io_context>> loops_;
   net::ssl::context tls_;
-  const bool tls_ok_;
+  const Status tls_status_;
   tcp::acceptor acceptor_;
   net::steady_timer accept_retry_;
   int port_ = 0;
@@ -289,7 +304,7 @@ class HttpsServer::Impl::Session : public std::enable_shared_from_this<Session> 
 };
 
 Status HttpsServer::Impl::Bind() {
-  if (!tls_ok_) return Internal("TLS setup failed: " + TakeOpenSslError());
+  if (!tls_status_.ok()) return tls_status_;
   const auto cannot = [this](const ErrorCode& error) {
     return Unavailable("cannot listen on " + listen_.host + ":" + std::to_string(listen_.port) +
                        ": " + error.message());

@@ -42,6 +42,8 @@ struct HttpsLimits {
   std::chrono::milliseconds idle_timeout{10'000};
   std::chrono::milliseconds read_timeout{10'000};
   std::chrono::milliseconds write_timeout{10'000};
+  // PEM CA certificates; when set, clients must present a certificate they signed.
+  std::string client_ca_pem;
 };
 
 // One request as the handler sees it; the views live until the handler returns.

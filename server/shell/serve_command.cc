@@ -138,6 +138,15 @@ int RunServeCommand(const std::vector<std::string>& args) {
     LogError("cannot load the serving certificate", {{"error", certificates.status().message()}});
     return 1;
   }
+  std::string client_ca_pem;
+  if (!options.client_ca_file.empty()) {
+    StatusOr<std::string> read = ReadPemFile(options.client_ca_file);
+    if (!read.ok()) {
+      LogError("cannot read --client-ca", {{"error", read.status().message()}});
+      return 1;
+    }
+    client_ca_pem = std::move(read).value();
+  }
   StatusOr<RuleTable> rules = LoadConfiguredRules(options.facts);
   if (!rules.ok()) {
     LogError("cannot load the rules", {{"error", rules.status().message()}});
@@ -168,7 +177,8 @@ int RunServeCommand(const std::vector<std::string>& args) {
   WebhookServer webhook(
       options, **certificates,
       [&controller](const ReviewFacts& facts) { return controller.Admit(facts); }, metrics,
-      [&review_reader](const DecodedReview& review) { return review_reader.Read(review); });
+      [&review_reader](const DecodedReview& review) { return review_reader.Read(review); },
+      std::move(client_ca_pem));
   OpsServer ops(options.metrics_listen, metrics, [&]() -> std::string {
     if (shutting_down) return "shutting down";
     return (*source)->NotReadyReason();
@@ -199,7 +209,10 @@ int RunServeCommand(const std::vector<std::string>& args) {
            {"stalePolicy", ToString(options.policy.stale)},
            {"webhook", "https://" + Address(options.listen, webhook.port()) + "/validate"},
            {"metrics", "http://" + Address(options.metrics_listen, ops.port()) + "/metrics"},
-           {"certificate", (*certificates)->Current()->subject()}});
+           {"certificate", (*certificates)->Current()->subject()},
+           {"clientCertificates", options.client_ca_file.empty()
+                                      ? "not required"
+                                      : "required, CA " + options.client_ca_file}});
 
   int signal_number = 0;
   sigwait(&stop_signals, &signal_number);

@@ -30,6 +30,10 @@ std::vector<FlagSpec> ServeFlagSpecs(ServeOptions& o) {
            SetString(o.tls_cert_file)),
       Flag("tls-key", "FILE", "private key of the certificate, PEM (required)",
            SetString(o.tls_key_file)),
+      Flag("client-ca", "FILE",
+           "PEM CA bundle: only clients with a certificate it signed (the API server, given a "
+           "client certificate for this webhook) may connect (default: no client certificate)",
+           SetString(o.client_ca_file)),
       Flag("tls-reload-interval", "DURATION",
            "how often certificate files are checked for changes (default 10s)",
            SetDuration(o.tls_reload_interval)),

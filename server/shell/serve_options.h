@@ -21,6 +21,9 @@ struct ServeOptions {
   HostPort listen{"0.0.0.0", 8443};
   std::string tls_cert_file;  // PEM: the serving certificate, then any intermediates
   std::string tls_key_file;   // PEM private key matching the certificate
+  // PEM CA bundle: when set, only clients presenting a certificate it signed (the API server,
+  // configured with a client certificate for this webhook) complete the TLS handshake.
+  std::string client_ca_file;
   // How often the certificate files are checked for replacement (Secrets rotate in place).
   std::chrono::milliseconds tls_reload_interval{10'000};
 

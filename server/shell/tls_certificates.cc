@@ -8,6 +8,15 @@
 #include <sstream>
 
 namespace cgpu {
+
+StatusOr<std::string> ReadPemFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return NotFound("cannot read " + path);
+  std::ostringstream content;
+  content << in.rdbuf();
+  return content.str();
+}
+
 namespace {
 
 // Mozilla's "intermediate" TLS 1.2 list: ECDHE key exchange with AEAD ciphers only.
@@ -17,13 +26,6 @@ constexpr char kTls12Ciphers[] =
     "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
     "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305";
 
-StatusOr<std::string> ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return NotFound("cannot read " + path);
-  std::ostringstream content;
-  content << in.rdbuf();
-  return content.str();
-}
 
 struct BioDeleter {
   void operator()(BIO* bio) const { BIO_free(bio); }
@@ -110,9 +112,9 @@ std::shared_ptr<const CertificateBundle> CertificateStore::Current() const {
 }
 
 StatusOr<bool> CertificateStore::ReloadIfChanged() {
-  StatusOr<std::string> cert_pem = ReadFile(cert_file_);
+  StatusOr<std::string> cert_pem = ReadPemFile(cert_file_);
   if (!cert_pem.ok()) return cert_pem.status();
-  StatusOr<std::string> key_pem = ReadFile(key_file_);
+  StatusOr<std::string> key_pem = ReadPemFile(key_file_);
   if (!key_pem.ok()) return key_pem.status();
   if (*cert_pem == seen_cert_pem_ && *key_pem == seen_key_pem_) return false;
   // Remember what we tried even if it fails: a bad pair is reported once, not every interval.
@@ -137,6 +139,36 @@ bool ConfigureServerTls(SSL_CTX& context, CertificateStore& store) {
       ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION | SSL_OP_CIPHER_SERVER_PREFERENCE);
   SSL_CTX_set_cert_cb(ctx, SelectCertificate, &store);
   return true;
+}
+
+}  // namespace cgpu
+
+namespace cgpu {
+
+Status RequireClientCertificates(SSL_CTX& context, const std::string& ca_pem) {
+  BioPtr bio = MemoryBio(ca_pem);
+  if (!bio) return Internal("out of memory reading the client CA");
+  STACK_OF(X509_NAME)* names = sk_X509_NAME_new_null();
+  X509_STORE* store = SSL_CTX_get_cert_store(&context);
+  int count = 0;
+  bool added = true;
+  while (X509* cert = PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr)) {
+    added = added && X509_STORE_add_cert(store, cert) == 1 &&
+            sk_X509_NAME_push(names, X509_NAME_dup(X509_get_subject_name(cert))) > 0;
+    X509_free(cert);
+    ++count;
+  }
+  ERR_clear_error();  // the read that ended the loop leaves "no start line" behind
+  if (count == 0 || !added) {
+    sk_X509_NAME_pop_free(names, X509_NAME_free);
+    return InvalidArgument(count == 0 ? "no PEM certificate in it" : "cannot use its certificates");
+  }
+  SSL_CTX_set_client_CA_list(&context, names);  // takes ownership; tells clients whom to show
+  SSL_CTX_set_verify(&context, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, nullptr);
+  // Resumed sessions skip the certificate; OpenSSL refuses them without a context id.
+  static constexpr unsigned char kSessionContext[] = "cgpu-guard";
+  SSL_CTX_set_session_id_context(&context, kSessionContext, sizeof(kSessionContext) - 1);
+  return OkStatus();
 }
 
 }  // namespace cgpu

@@ -20,6 +20,9 @@
 
 namespace cgpu {
 
+// A file's whole text (certificates and keys are small); NotFound naming the path.
+StatusOr<std::string> ReadPemFile(const std::string& path);
+
 // One parsed certificate chain and its private key. Immutable once built.
 class CertificateBundle {
  public:
@@ -72,6 +75,12 @@ class CertificateStore {
 // Sets TLS >= 1.2, forward-secret AEAD ciphers only, no renegotiation and no compression, and
 // serves the certificate `store` holds at each handshake. `store` must outlive the context.
 bool ConfigureServerTls(SSL_CTX& context, CertificateStore& store);
+
+// Requires every client to present a certificate that chains to one of the CA certificates in
+// `ca_pem` (PEM, one or more): a client without one, or with another CA's, fails the handshake.
+// For a webhook the API server is configured to reach with a client certificate
+// (AdmissionConfiguration kubeConfigFile). Fails when `ca_pem` holds no certificate.
+Status RequireClientCertificates(SSL_CTX& context, const std::string& ca_pem);
 
 // The last OpenSSL error as text, and clears the queue.
 std::string TakeOpenSslError();

@@ -24,8 +24,9 @@ Status BindServer(httplib::Server& server, const HostPort& listen, int& port) {
                      " (address in use, not local, or not permitted)");
 }
 
-HttpsLimits LimitsOf(const ServeOptions& options) {
+HttpsLimits LimitsOf(const ServeOptions& options, std::string client_ca_pem) {
   HttpsLimits limits;
+  limits.client_ca_pem = std::move(client_ca_pem);
   limits.threads = options.threads;
   limits.max_body_bytes = options.max_body_bytes;
   limits.keep_alive_max_requests = options.keep_alive_max_requests;
@@ -38,13 +39,14 @@ HttpsLimits LimitsOf(const ServeOptions& options) {
 }  // namespace
 
 WebhookServer::WebhookServer(const ServeOptions& options, CertificateStore& certificates,
-                             Policy policy, Metrics& metrics, FactReader read_facts)
+                             Policy policy, Metrics& metrics, FactReader read_facts,
+                             std::string client_ca_pem)
     : options_(options),
       policy_(std::move(policy)),
       read_facts_(std::move(read_facts)),
       metrics_(metrics),
       server_(
-          options.listen, LimitsOf(options), certificates,
+          options.listen, LimitsOf(options, std::move(client_ca_pem)), certificates,
           [this](const HttpCall& call) { return HandleValidate(call); },
           [this](HttpRefusal refusal) { return Refuse(refusal); }) {}
 

@@ -40,8 +40,11 @@ class RunGuard {
 
 class WebhookServer {
  public:
+  // `client_ca_pem`: the contents of --client-ca; when set, clients must present a certificate
+  // it signed.
   WebhookServer(const ServeOptions& options, CertificateStore& certificates, Policy policy,
-                Metrics& metrics, FactReader read_facts = RequestOnly);
+                Metrics& metrics, FactReader read_facts = RequestOnly,
+                std::string client_ca_pem = "");
 
   Status Bind() { return server_.Bind(); }
   int port() const { return server_.port(); }

@@ -337,11 +337,25 @@ describe("custom values", () => {
       "driver-version-label": "example.com/driver", "toolkit-version-label": "example.com/toolkit",
       "container-os-pattern": "lifsea|container optimized",
       "rules": "/etc/cgpu-guard/rules/cgpu-rules.yaml",
+      "client-ca": "/etc/cgpu-guard/client-ca/ca.crt",
     };
     for (const [flag, value] of Object.entries(expected)) {
       assert.equal(args.get(flag), value, `--${flag}`);
     }
     assert.equal(container(objects()).args.at(-1), "--read-timeout=3s", "extraArgs come last");
+  });
+  test("the client CA ConfigMap is mounted read-only where --client-ca reads it", () => {
+    const deployment = objects().find((o) => o.kind === "Deployment");
+    const pod = deployment.spec.template.spec;
+    const volume = pod.volumes.find((v) => v.name === "client-ca");
+    assert.deepEqual(volume.configMap.items, [{ key: "ca.crt", path: "ca.crt" }]);
+    assert.equal(volume.configMap.name, "apiserver-webhook-client-ca");
+    const mount = container(objects()).volumeMounts.find((m) => m.name === "client-ca");
+    assert.equal(mount.mountPath, "/etc/cgpu-guard/client-ca");
+    assert.equal(mount.readOnly, true);
+    const defaults = rendered.default().find((o) => o.kind === "Deployment");
+    assert.equal(defaults.spec.template.spec.volumes.some((v) => v.name === "client-ca"), false);
+    assert.equal(serverArgs(rendered.default()).has("client-ca"), false);
   });
   test("an explicit stalePolicy wins over the one failurePolicy implies", () => {
     const { objects: explicit } = helmTemplate({

@@ -58,6 +58,65 @@ TEST(BinaryTest, StartupErrorsAreClear) {
   EXPECT_NE(output.find("--listen: expected HOST:PORT"), std::string::npos) << output;
 }
 
+// --client-ca: only a client presenting a certificate the given CA signed gets an answer.
+TEST(BinaryTest, ClientCertificatesAreVerifiedWhenAClientCaIsGiven) {
+  const std::string dir = testing::MakeTempDir();
+  const testing::TestCa serving_ca = testing::MakeTestCa("serving CA");
+  testing::WriteServingFiles(dir, serving_ca, "cgpu-guard");
+  const testing::TestCa client_ca = testing::MakeTestCa("API server clients CA");
+  testing::WriteFile(dir + "/client-ca.crt", client_ca.cert_pem);
+  const auto apiserver = testing::MakeClientPair(client_ca, "kube-apiserver");
+  testing::WriteFile(dir + "/apiserver.crt", apiserver.cert_pem);
+  testing::WriteFile(dir + "/apiserver.key", apiserver.key_pem);
+  // Signed by a CA the webhook was not told of: the serving CA itself.
+  const auto stranger = testing::MakeClientPair(serving_ca, "kube-apiserver");
+  testing::WriteFile(dir + "/stranger.crt", stranger.cert_pem);
+  testing::WriteFile(dir + "/stranger.key", stranger.key_pem);
+
+  auto process = Spawn({"serve", "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0",
+                        "--tls-cert", dir + "/tls.crt", "--tls-key", dir + "/tls.key",
+                        "--client-ca", dir + "/client-ca.crt", "--cluster-state", kDemoState,
+                        "--shutdown-delay", "0s"},
+                       dir);
+  const int port = WaitForPort(*process, "webhook", "https");
+  ASSERT_NE(port, 0) << process->Log();
+  const std::string review =
+      testing::ReadFixture("upstream/admissionreview-v1-pod-create-minimal.json");
+  auto post = [&](const std::string& cert, const std::string& key) {
+    auto client = cert.empty()
+                      ? std::make_unique<httplib::SSLClient>("127.0.0.1", port)
+                      : std::make_unique<httplib::SSLClient>("127.0.0.1", port, dir + "/" + cert,
+                                                             dir + "/" + key);
+    client->set_ca_cert_path((dir + "/ca.crt").c_str());
+    client->enable_server_certificate_verification(true);
+    client->set_connection_timeout(2s);
+    client->set_read_timeout(2s);
+    auto result = client->Post("/validate", review, "application/json");
+    return result ? result->status : -1;
+  };
+  EXPECT_EQ(post("apiserver.crt", "apiserver.key"), 200);
+  EXPECT_EQ(post("", ""), -1);                          // no certificate: no answer
+  EXPECT_EQ(post("stranger.crt", "stranger.key"), -1);  // another CA's: no answer
+  EXPECT_EQ(post("apiserver.crt", "apiserver.key"), 200);
+  EXPECT_NE(process->Log().find(R"("clientCertificates":"required, CA )"), std::string::npos);
+  ASSERT_EQ(kill(process->pid, SIGTERM), 0);
+  EXPECT_EQ(process->Wait(10s), 0) << process->Log();
+
+  std::string output;
+  testing::WriteFile(dir + "/empty-ca.crt", "not a certificate\n");
+  EXPECT_EQ(RunToEnd({"serve", "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0",
+                      "--tls-cert", dir + "/tls.crt", "--tls-key", dir + "/tls.key",
+                      "--client-ca", dir + "/empty-ca.crt", "--cluster-state", kDemoState},
+                     output),
+            1);
+  EXPECT_NE(output.find("client CA: no PEM certificate in it"), std::string::npos) << output;
+  EXPECT_EQ(RunToEnd({"serve", "--tls-cert", dir + "/tls.crt", "--tls-key", dir + "/tls.key",
+                      "--client-ca", dir + "/missing.crt", "--cluster-state", kDemoState},
+                     output),
+            1);
+  EXPECT_NE(output.find("cannot read " + dir + "/missing.crt"), std::string::npos) << output;
+}
+
 // The README's run command makes its certificate with scripts/dev-certs.sh: it must verify for
 // both names a local client uses, and a second run must keep the first pair.
 TEST(BinaryTest, DevCertsScriptMakesAVerifiableServingCertificate) {
