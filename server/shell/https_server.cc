@@ -37,6 +37,9 @@ constexpr std::size_t kReadChunk = 16 * 1024;
 constexpr std::size_t kKeptBufferBytes = 64 * 1024;
 // A closing connection waits this long for the peer's TLS close_notify.
 constexpr auto kTlsShutdownTimeout = std::chrono::seconds(1);
+// On Stop(), how long a connection that has not yet sent its first request may take to send it.
+// A client sends its request right after the handshake; this only bounds one that never does.
+constexpr auto kFreshConnectionGrace = std::chrono::milliseconds(500);
 // After a failed accept (out of file descriptors, say), wait before trying again.
 constexpr auto kAcceptRetryDelay = std::chrono::milliseconds(50);
 
@@ -152,12 +155,19 @@ class HttpsServer::Impl::Session : public std::enable_shared_from_this<Session> 
     net::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->Handshake(); });
   }
 
-  // On Stop(): a connection between requests (or still shaking hands) ends now; one inside a
-  // request finishes it first and then ends, since WaitForRequest() sees `stopping_`.
+  // On Stop(). A connection inside a request finishes it first and then ends (answers carry
+  // "Connection: close" and WaitForRequest() sees `stopping_`). A keep-alive connection idle
+  // between requests ends now, unless bytes of a next request have already arrived: that request
+  // is read and answered. A fresh connection (handshaking, or waiting for its first request) was
+  // made to send one, and its client will do so within moments: it gets kFreshConnectionGrace to
+  // do it instead of a reset.
   void CloseIfIdle() {
     net::post(stream_.get_executor(), [self = shared_from_this()] {
-      if (self->phase_ == Phase::kHandshake || self->phase_ == Phase::kIdle) {
-        beast::get_lowest_layer(self->stream_).cancel();
+      if (self->phase_ == Phase::kBusy || self->HasPendingBytes()) return;
+      if (self->served_ == 0) {
+        self->Socket().expires_after(kFreshConnectionGrace);
+      } else {
+        self->Socket().cancel();
       }
     });
   }
@@ -176,13 +186,22 @@ class HttpsServer::Impl::Session : public std::enable_shared_from_this<Session> 
                             });
   }
 
+  // Bytes of a request already here: in our buffer, in OpenSSL's, or in the socket's.
+  bool HasPendingBytes() {
+    ErrorCode ignored;
+    return buffer_.size() > 0 || SSL_pending(stream_.native_handle()) > 0 ||
+           Socket().socket().available(ignored) > 0;
+  }
+
   // Between requests the idle timeout applies; once a byte arrived, the read timeout does.
   void WaitForRequest() {
-    if (server_.stopping_) return;  // the session ends, closing the connection
+    // Stopping: the session ends, closing the connection, unless its client has already sent
+    // (or, fresh, is about to send) a request; see CloseIfIdle().
+    if (server_.stopping_ && served_ > 0 && !HasPendingBytes()) return;
     if (buffer_.size() > 0) return ReadHeader();
     if (buffer_.capacity() > kKeptBufferBytes) buffer_.shrink_to_fit();
     phase_ = Phase::kIdle;
-    Socket().expires_after(server_.limits_.idle_timeout);
+    Socket().expires_after(server_.stopping_ ? kFreshConnectionGrace : server_.limits_.idle_timeout);
     stream_.async_read_some(buffer_.prepare(kReadChunk),
                             [self = shared_from_this()](ErrorCode error, std::size_t bytes) {
                               if (error) return;  // closed, idle too long, or stopping

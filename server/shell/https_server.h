@@ -19,8 +19,10 @@
 // - Malformed HTTP gets the refusal handler's answer (400/431) and the connection is closed.
 // - After `keep_alive_max_requests` answers, or once BeginDrain() was called, answers carry
 //   "Connection: close".
-// - Stop() closes the listener and every connection that is not inside a request; Run() returns
-//   once the requests in progress are answered. Stop() may come before Run() or from any thread.
+// - Stop() closes the listener and every keep-alive connection idle between requests; a request
+//   in progress, or already arrived, is answered (with "Connection: close") first, and a fresh
+//   connection gets half a second to send its first request. Run() returns once all of that is
+//   done. Stop() may come before Run() or from any thread.
 #pragma once
 
 #include <chrono>
