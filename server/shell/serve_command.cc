@@ -2,6 +2,8 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <sys/resource.h>
+
 #include <csignal>
 #include <functional>
 #include <iostream>
@@ -103,6 +105,17 @@ void TickClusterState(ClusterCache& cache, const ClusterSource& source, const Po
   }
 }
 
+// Each connection is a descriptor, and an idle keep-alive connection costs little else: let the
+// process have as many as its hard limit allows (container runtimes often set a soft limit of
+// 1024 under a far higher hard one).
+void RaiseDescriptorLimit() {
+  rlimit limit{};
+  if (getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur < limit.rlim_max) {
+    limit.rlim_cur = limit.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &limit);
+  }
+}
+
 std::string Address(const HostPort& listen, int port) {
   return listen.host + ":" + std::to_string(port);
 }
@@ -132,6 +145,7 @@ int RunServeCommand(const std::vector<std::string>& args) {
   sigaddset(&stop_signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
   std::signal(SIGPIPE, SIG_IGN);  // a peer closing mid-write must not kill the process
+  RaiseDescriptorLimit();
 
   auto certificates = CertificateStore::Load(options.tls_cert_file, options.tls_key_file);
   if (!certificates.ok()) {

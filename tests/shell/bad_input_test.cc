@@ -1,0 +1,319 @@
+// Every kind of bad input, over the real TLS port of the real binary, while a steady client sends
+// good reviews on a keep-alive connection of its own. Each bad input gets its precise answer (or,
+// where no answer is possible, a closed connection at the right time); the server stays up; and
+// the good client is answered correctly throughout, its latency recorded and bounded.
+#include <gtest/gtest.h>
+#include <httplib.h>
+#include <signal.h>
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "support/child_process.h"
+#include "support/fixtures.h"
+#include "support/raw_tls_client.h"
+#include "support/test_certificates.h"
+
+namespace cgpu {
+namespace {
+
+using namespace std::chrono_literals;
+using nlohmann::json;
+using testing::RawTlsClient;
+
+const std::string kLocal = std::string(CGPU_SOURCE_DIR) + "/scripts/local";
+const std::string kGood = testing::ReadFixture("upstream/admissionreview-v1-pod-create-minimal.json");
+
+// The request line and headers of a POST to /validate; the connection closes after the answer,
+// so ReadUntilClosed() returns as soon as it has it.
+std::string Post(const std::string& body, const std::string& content_type = "application/json") {
+  return "POST /validate HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: " +
+         content_type + "\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+}
+
+std::string Review(const std::string& request) {
+  return R"({"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":)" + request +
+         "}";
+}
+
+struct Answer {
+  int status = 0;  // 0: closed without an answer
+  std::string head;
+  std::string body;
+  json json_body;
+};
+
+Answer Parse(const std::string& bytes) {
+  Answer answer;
+  if (bytes.rfind("HTTP/1.1 ", 0) != 0) return answer;
+  answer.status = std::stoi(bytes.substr(9, 3));
+  const size_t split = bytes.find("\r\n\r\n");
+  answer.head = bytes.substr(0, split);
+  if (split != std::string::npos) answer.body = bytes.substr(split + 4);
+  answer.json_body = json::parse(answer.body, nullptr, /*allow_exceptions=*/false);
+  return answer;
+}
+
+// Sends `bytes` on a fresh connection and reads until the server closes it.
+Answer Exchange(int port, const std::string& bytes, std::chrono::milliseconds limit = 10s) {
+  auto client = RawTlsClient::Connect(port);
+  if (!client) return Answer{-1};
+  client->Send(bytes);
+  return Parse(client->ReadUntilClosed(limit));
+}
+
+// Good reviews, one every 5 ms on one keep-alive connection, until stopped: every answer must be
+// a 200 allowing the pod; latencies are kept.
+class GoodClient {
+ public:
+  GoodClient(const std::string& ca_file, int port) : thread_([this, ca_file, port] {
+      httplib::SSLClient client("127.0.0.1", port);
+      client.set_ca_cert_path(ca_file.c_str());
+      client.enable_server_certificate_verification(true);
+      client.set_keep_alive(true);
+      client.set_tcp_nodelay(true);  // as the API server's Go client does
+      client.set_read_timeout(10s);
+      while (!stop_) {
+        const auto start = std::chrono::steady_clock::now();
+        auto result = client.Post("/validate", kGood, "application/json");
+        const double micros = std::chrono::duration<double, std::micro>(
+                                  std::chrono::steady_clock::now() - start)
+                                  .count();
+        const bool good = result && result->status == 200 &&
+                          result->body.find(R"("allowed":true)") != std::string::npos;
+        {
+          std::lock_guard<std::mutex> lock(mu_);
+          latencies_.push_back(micros);
+          if (!good) ++failures_;
+        }
+        std::this_thread::sleep_for(5ms);
+      }
+    }) {}
+
+  ~GoodClient() { Stop(); }
+  void Stop() {
+    stop_ = true;
+    if (thread_.joinable()) thread_.join();
+  }
+  int failures() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return failures_;
+  }
+  size_t count() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return latencies_.size();
+  }
+  double Percentile(double p) {
+    std::lock_guard<std::mutex> lock(mu_);
+    std::vector<double> sorted = latencies_;
+    std::sort(sorted.begin(), sorted.end());
+    if (sorted.empty()) return 0;
+    return sorted[std::min(sorted.size() - 1, static_cast<size_t>(p / 100 * sorted.size()))];
+  }
+
+ private:
+  std::atomic<bool> stop_{false};
+  std::mutex mu_;
+  std::vector<double> latencies_;
+  int failures_ = 0;
+  std::thread thread_;
+};
+
+class BadInputTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    // Thousands of connections need thousands of descriptors, here and in the server (which
+    // raises its own limit the same way).
+    rlimit limit{};
+    getrlimit(RLIMIT_NOFILE, &limit);
+    limit.rlim_cur = limit.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &limit);
+  }
+
+  void SetUp() override {
+    dir_ = testing::MakeTempDir();
+    ca_ = testing::MakeTestCa();
+    testing::WriteServingFiles(dir_, ca_, "cgpu-guard");
+    process_ = testing::Spawn(
+        {"serve", "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0", "--tls-cert",
+         dir_ + "/tls.crt", "--tls-key", dir_ + "/tls.key", "--cluster-state",
+         kLocal + "/cluster-state.json", "--read-timeout", "2s", "--idle-timeout", "60s",
+         "--shutdown-delay", "0s"},
+        dir_);
+    port_ = testing::WaitForPort(*process_, "webhook", "https");
+    ASSERT_NE(port_, 0) << process_->Log();
+    good_ = std::make_unique<GoodClient>(dir_ + "/ca.crt", port_);
+  }
+
+  void TearDown() override {
+    if (good_) good_->Stop();
+    if (process_) {
+      kill(process_->pid, SIGTERM);
+      EXPECT_EQ(process_->Wait(20s), 0) << "the server did not survive: " << process_->Log();
+    }
+  }
+
+  // A 400 whose Status message contains `message`.
+  void ExpectBadRequest(const std::string& body, const std::string& message) {
+    SCOPED_TRACE(body.substr(0, 120));
+    const Answer answer = Exchange(port_, Post(body));
+    EXPECT_EQ(answer.status, 400) << answer.body;
+    EXPECT_EQ(answer.json_body.value("kind", ""), "Status") << answer.body;
+    EXPECT_NE(answer.json_body.value("message", "").find(message), std::string::npos)
+        << answer.body;
+  }
+
+  std::string dir_;
+  testing::TestCa ca_;
+  std::unique_ptr<testing::Process> process_;
+  int port_ = 0;
+  std::unique_ptr<GoodClient> good_;
+};
+
+TEST_F(BadInputTest, EveryBadInputIsAnsweredPreciselyWhileGoodRequestsFlow) {
+  // Slow and stalled peers run alongside everything else: each is cut at --read-timeout (2 s).
+  std::thread slowloris([&] {
+    auto client = RawTlsClient::Connect(port_);
+    ASSERT_TRUE(client);
+    const std::string request = Post(kGood);
+    const auto start = std::chrono::steady_clock::now();
+    size_t sent = 0;
+    while (sent < request.size() && client->Send(request.substr(sent, 1))) {
+      ++sent;
+      std::this_thread::sleep_for(1s);  // one byte a second
+    }
+    const double seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    EXPECT_LE(sent, 4u) << "slowloris kept its connection for " << sent << " bytes";
+    EXPECT_GE(seconds, 1.5);
+    EXPECT_LT(seconds, 6.0);
+  });
+  std::thread truncated([&] {
+    // Content-Length says 1000, 500 come, then nothing: no answer is possible; cut at 2 s.
+    auto client = RawTlsClient::Connect(port_);
+    ASSERT_TRUE(client);
+    const std::string head =
+        "POST /validate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        "Content-Length: 1000\r\n\r\n";
+    client->Send(head + std::string(500, ' '));
+    const auto start = std::chrono::steady_clock::now();
+    EXPECT_EQ(client->ReadUntilClosed(10s), "");
+    const double seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    EXPECT_GE(seconds, 1.5);
+    EXPECT_LT(seconds, 5.0);
+  });
+
+  // Thousands of idle connections: each holds a socket, none a thread; the rest goes on.
+  std::vector<std::unique_ptr<RawTlsClient>> idle;
+  for (int i = 0; i < 2000; ++i) {
+    auto client = RawTlsClient::Connect(port_);
+    ASSERT_TRUE(client) << "connection " << i << " refused";
+    idle.push_back(std::move(client));
+  }
+
+  // Truncated JSON, with a Content-Length that matches what was sent.
+  ExpectBadRequest(kGood.substr(0, kGood.size() / 2), "request body is not valid JSON");
+  ExpectBadRequest("", "request body is empty");
+
+  // 100 MB with a Content-Length: read into nothing, then 413.
+  {
+    const Answer answer = Exchange(port_, Post(std::string(100 << 20, ' ')), 60s);
+    EXPECT_EQ(answer.status, 413) << answer.body;
+    EXPECT_NE(answer.json_body.value("message", "").find("larger than 3145728 bytes"),
+              std::string::npos)
+        << answer.body;
+  }
+  // 100 MB chunked: 413 once past the limit, and the connection closed.
+  {
+    auto client = RawTlsClient::Connect(port_);
+    ASSERT_TRUE(client);
+    client->Send(
+        "POST /validate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        "Transfer-Encoding: chunked\r\n\r\n");
+    const std::string chunk = "100000\r\n" + std::string(1 << 20, ' ') + "\r\n";
+    for (int i = 0; i < 100 && client->Send(chunk); ++i) {
+    }
+    EXPECT_EQ(Parse(client->ReadUntilClosed(10s)).status, 413);
+  }
+
+  // Wrong methods: 405 naming the one allowed.
+  for (const char* method : {"GET", "PUT", "DELETE", "PATCH", "OPTIONS"}) {
+    const Answer answer = Exchange(
+        port_, std::string(method) + " /validate HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    EXPECT_EQ(answer.status, 405) << method;
+    EXPECT_NE(answer.head.find("Allow: POST"), std::string::npos) << method << answer.head;
+  }
+  // Not JSON by its type.
+  {
+    const Answer answer = Exchange(port_, Post(kGood, "text/plain"));
+    EXPECT_EQ(answer.status, 415) << answer.body;
+  }
+
+  // Not UTF-8.
+  ExpectBadRequest(Review("{\"uid\":\"u\xff\xfe\"}"), "ill-formed UTF-8");
+  ExpectBadRequest("\xc3\x28", "not valid JSON");
+  // Nested 100,000 deep.
+  ExpectBadRequest(Review(R"({"uid":"u","x":)" + std::string(100'000, '[') +
+                          std::string(100'000, ']') + "}"),
+                   "nests JSON deeper than 128 levels");
+  ExpectBadRequest(std::string(100'000, '{'), "nests JSON deeper than 128 levels");
+
+  // Numbers as strings and strings as numbers.
+  ExpectBadRequest(Review(R"({"uid":123})"), "request.uid must be a string, got number");
+  ExpectBadRequest(R"({"apiVersion":1,"kind":"AdmissionReview","request":{"uid":"u"}})",
+                   "apiVersion must be a string");
+  ExpectBadRequest(Review(R"({"uid":"u","kind":{"group":"","version":"v1","kind":"Pod"},)"
+                          R"("resource":{"group":"","version":"v1","resource":"pods"},)"
+                          R"("operation":"CREATE","dryRun":"true","object":{}})"),
+                   "request.dryRun must be a boolean");
+
+  // null everywhere.
+  ExpectBadRequest("null", "request body must be a JSON object (an AdmissionReview), got null");
+  ExpectBadRequest(R"({"apiVersion":null,"kind":null,"request":null})",
+                   "apiVersion is missing or empty");
+  ExpectBadRequest(Review("null"), "AdmissionReview has no request");
+  ExpectBadRequest(Review(R"({"uid":null})"), "request.uid");
+  ExpectBadRequest(
+      Review(R"({"uid":"u","kind":null,"resource":null,"operation":null,"object":null})"),
+      "request.kind is missing");
+
+  // Duplicate keys: the last one counts, as in the API server's own decoder; the answer echoes
+  // the last uid.
+  {
+    const Answer answer = Exchange(
+        port_, Post(Review(R"({"uid":"first","uid":"last","kind":{"group":"","version":"v1",)"
+                           R"("kind":"Pod"},"resource":{"group":"","version":"v1","resource":)"
+                           R"("pods"},"operation":"DELETE"})")));
+    EXPECT_EQ(answer.status, 200) << answer.body;
+    EXPECT_EQ(answer.json_body["response"]["uid"], "last") << answer.body;
+  }
+
+  slowloris.join();
+  truncated.join();
+  // The idle connections are all still open and usable.
+  ASSERT_TRUE(idle.back()->Send(Post(kGood)));
+  EXPECT_EQ(Parse(idle.back()->ReadUntilClosed(5s)).status, 200);
+  idle.clear();
+
+  good_->Stop();
+  const double p50 = good_->Percentile(50) / 1000, p99 = good_->Percentile(99) / 1000,
+               max = good_->Percentile(100) / 1000;
+  std::printf("good requests meanwhile: %zu, p50 %.2f ms, p99 %.2f ms, max %.2f ms\n",
+              good_->count(), p50, p99, max);
+  EXPECT_EQ(good_->failures(), 0);
+  EXPECT_GT(good_->count(), 300u);
+  // About 1 ms on an otherwise idle 2-core machine (the README's target is 2 ms); the bound leaves
+  // room for sanitizer builds and other tests running alongside.
+  EXPECT_LT(p99, 20.0) << "p99 of good requests while under bad input";
+}
+
+}  // namespace
+}  // namespace cgpu
