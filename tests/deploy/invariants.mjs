@@ -193,6 +193,10 @@ export function assertLeastPrivilege(allObjects, { namespace }) {
   const objects = allObjects.filter((o) => !isNodeFactsObject(o));
   assert.deepEqual(findAll(objects, "Role"), [], "no Roles");
   assert.deepEqual(findAll(objects, "RoleBinding"), [], "no RoleBindings");
+  for (const account of findAll(objects, "ServiceAccount")) {
+    assert.equal(account.automountServiceAccountToken, false,
+      "the ServiceAccount gives its token only to pods that ask for it");
+  }
   const role = findOne(objects, "ClusterRole");
   const allowed = new Set(["get", "list", "watch"]);
   const granted = new Set();
@@ -346,6 +350,8 @@ export function assertNodeFactsAgent(objects, { namespace, hostPaths, interval =
   const binding = findOne(agent, "ClusterRoleBinding");
   assert.equal(binding.roleRef.name, role.metadata.name);
   const sa = findOne(agent, "ServiceAccount");
+  assert.equal(sa.automountServiceAccountToken, false, "the agent's token only where asked for");
+  assert.equal(pod.automountServiceAccountToken, true, "the agent's pods ask for it");
   assert.deepEqual(binding.subjects, [{ kind: "ServiceAccount", name: sa.metadata.name, namespace }]);
   assert.equal(pod.serviceAccountName, sa.metadata.name);
   assert.notEqual(sa.metadata.name, findOne(objects.filter((o) => !isNodeFactsObject(o)), "ServiceAccount").metadata.name,
