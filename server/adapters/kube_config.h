@@ -11,9 +11,12 @@
 // name rather than silently ignored. Plain functions of their inputs: thread-safe.
 #pragma once
 
+#include <openssl/types.h>
+
 #include <cstdlib>
 #include <functional>
 #include <string>
+#include <vector>
 
 #include "core/status.h"
 
@@ -51,6 +54,10 @@ StatusOr<KubeConfig> LoadKubeconfig(const std::string& path, const std::string& 
 // CA bundle holds at least one certificate, client certificate and key come together, parse and
 // match. Messages are prefixed with `config.source`.
 Status CheckKubeConfig(const KubeConfig& config);
+
+// The PEM certificates in `pem`, in order; the caller owns them (X509_free). Empty when none
+// parse. Leaves OpenSSL's error queue clear.
+std::vector<X509*> ParsePemCertificates(const std::string& pem);
 
 // Decodes standard base64 (line breaks allowed), as kubeconfig *-data fields hold it, with
 // OpenSSL. Invalid input is an InvalidArgument error naming `what`.

@@ -3,26 +3,17 @@
 #include <cctype>
 #include <vector>
 
+#include "core/text.h"
 #include "core/version.h"
 
 namespace cgpu {
 namespace {
 
-std::string_view Trim(std::string_view text) {
-  while (!text.empty() && std::isspace(static_cast<unsigned char>(text.front()))) {
-    text.remove_prefix(1);
-  }
-  while (!text.empty() && std::isspace(static_cast<unsigned char>(text.back()))) {
-    text.remove_suffix(1);
-  }
-  return text;
-}
-
 std::vector<std::string_view> Lines(std::string_view text) {
   std::vector<std::string_view> lines;
   while (!text.empty()) {
     const size_t end = text.find('\n');
-    lines.push_back(Trim(text.substr(0, end)));
+    lines.push_back(TrimSpace(text.substr(0, end)));
     if (end == std::string_view::npos) break;
     text.remove_prefix(end + 1);
   }
@@ -53,7 +44,7 @@ std::optional<std::string> VersionWord(std::string_view word) {
 // The value after "<key>:" on a line that starts with it.
 std::optional<std::string_view> AfterKey(std::string_view line, std::string_view key) {
   if (line.substr(0, key.size()) != key) return std::nullopt;
-  return Trim(line.substr(key.size()));
+  return TrimSpace(line.substr(key.size()));
 }
 
 }  // namespace

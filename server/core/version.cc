@@ -3,21 +3,14 @@
 #include <algorithm>
 #include <cctype>
 
+#include "core/text.h"
+
 namespace cgpu {
 namespace {
 
 constexpr size_t kMaxComponents = 6;
 constexpr size_t kMaxDigits = 9;
 
-std::string_view Trim(std::string_view text) {
-  while (!text.empty() && std::isspace(static_cast<unsigned char>(text.front()))) {
-    text.remove_prefix(1);
-  }
-  while (!text.empty() && std::isspace(static_cast<unsigned char>(text.back()))) {
-    text.remove_suffix(1);
-  }
-  return text;
-}
 
 // Parses "N(.N)*" exactly, or returns nullopt.
 std::optional<Version> ParseDotted(std::string_view text) {
@@ -45,13 +38,13 @@ std::optional<Version> ParseDotted(std::string_view text) {
 }  // namespace
 
 std::optional<Version> Version::Parse(std::string_view text) {
-  text = Trim(text);
+  text = TrimSpace(text);
   if (!text.empty() && (text[0] == 'v' || text[0] == 'V')) text.remove_prefix(1);
   return ParseDotted(text);
 }
 
 std::optional<Version> Version::ParsePrefix(std::string_view text) {
-  text = Trim(text);
+  text = TrimSpace(text);
   size_t end = 0;
   while (end < text.size() &&
          (std::isdigit(static_cast<unsigned char>(text[end])) || text[end] == '.')) {
@@ -112,7 +105,7 @@ std::string VersionRange::ToString() const {
 }
 
 std::optional<VersionRange> VersionRange::Parse(std::string_view text) {
-  text = Trim(text);
+  text = TrimSpace(text);
   VersionRange range;
   if (text.substr(0, 2) == "<=") {
     range.high = Version::Parse(text.substr(2));

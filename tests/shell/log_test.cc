@@ -34,7 +34,7 @@ TEST(DecisionLogTest, DecidedRequestLineHasEveryField) {
   EXPECT_EQ(line["message"], "GPU 0 is full");
   EXPECT_EQ(line["latencyMicros"], 42);
   EXPECT_EQ(line["httpStatus"], 200);
-  EXPECT_EQ(line["warnings"], nlohmann::json::array({"first", "second \"quoted\""}));
+  EXPECT_EQ(line["warnings"], nlohmann::ordered_json::array({"first", "second \"quoted\""}));
   EXPECT_FALSE(line.contains("dryRun"));
 }
 

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <csignal>
 #include <fstream>
 #include <regex>
 #include <sstream>
@@ -60,6 +61,9 @@ TEST(BinaryTest, StartupErrorsAreClear) {
 
 // --client-ca: only a client presenting a certificate the given CA signed gets an answer.
 TEST(BinaryTest, ClientCertificatesAreVerifiedWhenAClientCaIsGiven) {
+  // A refused client may still be writing when the server closes on it (TLS 1.3 verifies the
+  // client's certificate after the client thinks the handshake is done).
+  std::signal(SIGPIPE, SIG_IGN);
   const std::string dir = testing::MakeTempDir();
   const testing::TestCa serving_ca = testing::MakeTestCa("serving CA");
   testing::WriteServingFiles(dir, serving_ca, "cgpu-guard");
