@@ -142,7 +142,9 @@ class HttpsServer::Impl {
 class HttpsServer::Impl::Session : public std::enable_shared_from_this<Session> {
  public:
   Session(Impl& server, tcp::socket&& socket)
-      : server_(server), stream_(std::move(socket), server.tls_) {
+      : server_(server),
+        stream_(std::move(socket), server.tls_),
+        grace_timer_(stream_.get_executor()) {
     ++server_.open_connections_;
   }
   ~Session() {
@@ -164,11 +166,12 @@ class HttpsServer::Impl::Session : public std::enable_shared_from_this<Session> 
   void CloseIfIdle() {
     net::post(stream_.get_executor(), [self = shared_from_this()] {
       if (self->phase_ == Phase::kBusy || self->HasPendingBytes()) return;
-      if (self->served_ == 0) {
-        self->Socket().expires_after(kFreshConnectionGrace);
-      } else {
-        self->Socket().cancel();
-      }
+      if (self->served_ > 0) return self->Socket().cancel();
+      // A timer of its own: changing the stream's deadline under a pending read is not reliable.
+      self->grace_timer_.expires_after(kFreshConnectionGrace);
+      self->grace_timer_.async_wait([self](ErrorCode error) {
+        if (!error && self->served_ == 0 && self->phase_ != Phase::kBusy) self->Socket().cancel();
+      });
     });
   }
 
@@ -212,6 +215,7 @@ class HttpsServer::Impl::Session : public std::enable_shared_from_this<Session> 
 
   void ReadHeader() {
     phase_ = Phase::kBusy;
+    if (server_.stopping_) grace_timer_.cancel();  // its request came: shutdown need not wait
     Socket().expires_after(server_.limits_.read_timeout);
     parser_.emplace();
     parser_->header_limit(kHeaderLimit);
@@ -315,6 +319,7 @@ class HttpsServer::Impl::Session : public std::enable_shared_from_this<Session> 
 
   Impl& server_;
   Stream stream_;
+  net::steady_timer grace_timer_;  // CloseIfIdle(): the end of a fresh connection's grace
   beast::flat_buffer buffer_;
   std::optional<RequestParser> parser_;
   std::optional<http::response<http::string_body>> response_;
