@@ -115,8 +115,8 @@ std::chrono::milliseconds Informer::Backoff(int failures) {
 std::chrono::milliseconds Informer::time_without_watch() const {
   const int64_t since = unwatched_since_ns_;
   if (since == 0) return std::chrono::milliseconds(0);
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::nanoseconds(
-      std::max<int64_t>(0, NowNanos() - since)));
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+      std::chrono::nanoseconds(std::max<int64_t>(0, NowNanos() - since)));
 }
 
 Informer::Outcome Informer::Fail(Outcome outcome, const std::string& message) {

@@ -143,8 +143,8 @@ std::optional<std::string> ToolkitVersionFromDpkgStatus(std::string_view status)
     }
   }
   finish();
-  for (const char* name : {"nvidia-container-toolkit", "nvidia-container-toolkit-base",
-                           "libnvidia-container-tools"}) {
+  for (const char* name :
+       {"nvidia-container-toolkit", "nvidia-container-toolkit-base", "libnvidia-container-tools"}) {
     if (auto found = installed.find(name); found != installed.end()) {
       return UpstreamVersion(found->second);
     }

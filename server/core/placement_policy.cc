@@ -222,14 +222,15 @@ Decision DecideOnStaleState(const Placement& placement, const std::string& why,
   if (policy == StalePolicy::kFailOpen) {
     Decision allowed = Allow("cluster-state-stale");
     // Essentials first: the API server may cut a long warning short.
-    allowed.warnings.push_back("cgpu-guard: pod " + placement.pod + " on node " + placement.node +
-                               " was allowed without checking GPU limits or node compatibility: " +
-                               "its " + stale);
+    allowed.warnings.push_back(
+        "cgpu-guard: pod " + placement.pod + " on node " + placement.node +
+        " was allowed without checking GPU limits or node compatibility: its " + stale);
     return allowed;
   }
   return Deny("cluster-state-stale",
               "cannot check cGPU pod " + placement.pod + " on node " + placement.node +
-                  ": cgpu-guard's " + stale + ", so pods per GPU cannot be counted; retry once its watch of the API " +
+                  ": cgpu-guard's " + stale +
+                  ", so pods per GPU cannot be counted; retry once its watch of the API "
                   "server is back",
               503);
 }

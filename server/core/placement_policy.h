@@ -80,8 +80,7 @@ Decision DecideNodeChange(const AdmissionRequest& request, const NodeFacts* old_
 // A placement that needs pod counts while they are stale (`why`, e.g. "the pods watch has been
 // down for 42 s"): denied with code 503 (fail-closed) or allowed with a warning (fail-open),
 // reason "cluster-state-stale" either way.
-Decision DecideOnStaleState(const Placement& placement, const std::string& why,
-                            StalePolicy policy);
+Decision DecideOnStaleState(const Placement& placement, const std::string& why, StalePolicy policy);
 
 // enforce: unchanged. warn: a denial becomes an allow carrying the message as a warning.
 // dry-run: a denial becomes a plain allow; `would_deny` stays set for logs and metrics.

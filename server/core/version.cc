@@ -11,7 +11,6 @@ namespace {
 constexpr size_t kMaxComponents = 6;
 constexpr size_t kMaxDigits = 9;
 
-
 // Parses "N(.N)*" exactly, or returns nullopt.
 std::optional<Version> ParseDotted(std::string_view text) {
   std::vector<int> components;

@@ -1,5 +1,6 @@
 #include "shell/https_server.h"
 
+#include <atomic>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -7,8 +8,6 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
-
-#include <atomic>
 #include <mutex>
 #include <optional>
 #include <thread>
@@ -64,10 +63,6 @@ using Stream = beast::ssl_stream<beast::tcp_stream>;
 using RequestParser = http::request_parser<http::string_body>;
 
 std::string_view View(beast::string_view text) { return {text.data(), text.size()}; }
-
-}  // namespace
-
-namespace {
 
 Status ConfigureTls(SSL_CTX& context, CertificateStore& certificates,
                     const std::string& client_ca_pem) {
@@ -204,7 +199,8 @@ class HttpsServer::Impl::Session : public std::enable_shared_from_this<Session> 
     if (buffer_.size() > 0) return ReadHeader();
     if (buffer_.capacity() > kKeptBufferBytes) buffer_.shrink_to_fit();
     phase_ = Phase::kIdle;
-    Socket().expires_after(server_.stopping_ ? kFreshConnectionGrace : server_.limits_.idle_timeout);
+    Socket().expires_after(server_.stopping_ ? kFreshConnectionGrace
+                                             : server_.limits_.idle_timeout);
     stream_.async_read_some(buffer_.prepare(kReadChunk),
                             [self = shared_from_this()](ErrorCode error, std::size_t bytes) {
                               if (error) return;  // closed, idle too long, or stopping
@@ -222,10 +218,9 @@ class HttpsServer::Impl::Session : public std::enable_shared_from_this<Session> 
     // The real limit is applied once the header says how long the body is; until then, only
     // bodies too large even to throw away are refused (with the connection closed).
     parser_->body_limit(kMaxDiscardBytes);
-    http::async_read_header(stream_, buffer_, *parser_,
-                            [self = shared_from_this()](ErrorCode error, std::size_t) {
-                              self->OnHeader(error);
-                            });
+    http::async_read_header(
+        stream_, buffer_, *parser_,
+        [self = shared_from_this()](ErrorCode error, std::size_t) { self->OnHeader(error); });
   }
 
   void OnHeader(ErrorCode error) {

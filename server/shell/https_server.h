@@ -75,8 +75,8 @@ class HttpsServer {
   using Handler = std::function<HttpAnswer(const HttpCall&)>;
   using RefusalHandler = std::function<HttpAnswer(HttpRefusal)>;
 
-  HttpsServer(HostPort listen, HttpsLimits limits, CertificateStore& certificates,
-              Handler handler, RefusalHandler refuse);
+  HttpsServer(HostPort listen, HttpsLimits limits, CertificateStore& certificates, Handler handler,
+              RefusalHandler refuse);
   ~HttpsServer();
   HttpsServer(const HttpsServer&) = delete;
   HttpsServer& operator=(const HttpsServer&) = delete;

@@ -87,8 +87,9 @@ Metrics::Metrics(std::string_view version) : registry_(std::make_shared<promethe
                  "placements are answered by --stale-policy, /readyz fails.");
   watch_down_family_ = &BuildGauge()
                             .Name("cgpu_guard_watch_down_seconds")
-                            .Help("Seconds the collection has been without an open watch (0 while "
-                                  "one is open): how far behind the cluster state may be.")
+                            .Help(
+                                "Seconds the collection has been without an open watch (0 while "
+                                "one is open): how far behind the cluster state may be.")
                             .Register(*registry_);
   auto& nodes = BuildGauge()
                     .Name("cgpu_guard_cluster_nodes")
@@ -136,8 +137,7 @@ void Metrics::SetClusterState(bool synced, size_t nodes, size_t cgpu_nodes,
   gpus_at_limit_->Set(static_cast<double>(gpus_at_limit));
 }
 
-void Metrics::SetStaleness(bool stale, std::string_view collection,
-                           double seconds_without_watch) {
+void Metrics::SetStaleness(bool stale, std::string_view collection, double seconds_without_watch) {
   stale_->Set(stale ? 1 : 0);
   std::lock_guard<std::mutex> lock(watch_mu_);
   // Family::Add returns the existing child for labels it has seen.

@@ -1,9 +1,9 @@
 #include "shell/serve_command.h"
 
-#include <atomic>
-#include <condition_variable>
 #include <sys/resource.h>
 
+#include <atomic>
+#include <condition_variable>
 #include <csignal>
 #include <functional>
 #include <iostream>

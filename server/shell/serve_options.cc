@@ -47,8 +47,7 @@ std::vector<FlagSpec> ServeFlagSpecs(ServeOptions& o) {
              o.max_body_bytes = *parsed;
              return OkStatus();
            }),
-      Flag("threads", "N", "event loops, one thread each (default 2)",
-           SetInt(o.threads, 1, 4096)),
+      Flag("threads", "N", "event loops, one thread each (default 2)", SetInt(o.threads, 1, 4096)),
       Flag("keep-alive-max-requests", "N",
            "requests served on one connection before closing it (default 10000)",
            SetInt(o.keep_alive_max_requests, 1, 1'000'000'000)),

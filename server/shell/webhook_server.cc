@@ -79,8 +79,8 @@ HttpAnswer WebhookServer::HandleValidate(const HttpCall& call) {
   }
   const auto start = std::chrono::steady_clock::now();
   metrics_.in_flight().Increment();
-  ReviewOutcome outcome = HandleReview(ReviewCall{call.method, call.content_type, call.body},
-                                       policy_, read_facts_);
+  ReviewOutcome outcome =
+      HandleReview(ReviewCall{call.method, call.content_type, call.body}, policy_, read_facts_);
   const auto latency = std::chrono::steady_clock::now() - start;
   metrics_.in_flight().Decrement();
 

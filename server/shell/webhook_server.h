@@ -16,17 +16,18 @@
 #include <memory>
 
 #include "core/policy.h"
-#include "shell/metrics.h"
 #include "shell/https_server.h"
+#include "shell/metrics.h"
 #include "shell/review_handler.h"
 #include "shell/serve_options.h"
 #include "shell/tls_certificates.h"
 
 namespace cgpu {
 
-// For the ops server (cpp-httplib). Its stop() does nothing until the accept loop runs, so a Stop() that comes before
-// Run() has started would be lost and Run() would never return. This pairs them safely: Run()
-// skips the loop when a stop came first, and Stop() waits for a loop that is starting.
+// For the ops server (cpp-httplib). Its stop() does nothing until the accept loop runs, so a Stop()
+// that comes before Run() has started would be lost and Run() would never return. This pairs them
+// safely: Run() skips the loop when a stop came first, and Stop() waits for a loop that is
+// starting.
 class RunGuard {
  public:
   void Run(httplib::Server& server);

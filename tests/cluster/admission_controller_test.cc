@@ -254,8 +254,8 @@ TEST_F(ControllerTest, StaleClusterStateAnswersPlacementsByTheStalePolicy) {
   // Nothing reserved: the refused binding does not count once the state is current again.
   EXPECT_EQ(cache_.Stats({}).reservations, 0u);
   // Node changes are judged on the node's own facts, not on counts: unaffected.
-  EXPECT_TRUE(Admit(MakeReview("u-node", "nodes", "", "CREATE", "n2", MakeNode({.name = "n2"})))
-                  .allowed());
+  EXPECT_TRUE(
+      Admit(MakeReview("u-node", "nodes", "", "CREATE", "n2", MakeNode({.name = "n2"}))).allowed());
   // Pods without cGPU and nodes without cGPU are not placements to count.
   EXPECT_EQ(Bind("new", "plain-node").reason, "not-cgpu-node");
 

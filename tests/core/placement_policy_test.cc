@@ -187,8 +187,8 @@ TEST(NodeChangeTest, DeniesOnlyNewlyEnablingCgpuOnAnIncompatibleNode) {
 
 TEST(StaleStateTest, FailClosedDeniesAndFailOpenAllowsBothSayingWhy) {
   const Placement placement{"ml/llm-3", "gpu-a10-1", {}};
-  const Decision closed =
-      DecideOnStaleState(placement, "the pods watch has been down for 31 s", StalePolicy::kFailClosed);
+  const Decision closed = DecideOnStaleState(placement, "the pods watch has been down for 31 s",
+                                             StalePolicy::kFailClosed);
   EXPECT_EQ(closed.verdict, Verdict::kDenied);
   EXPECT_EQ(closed.code, 503);
   EXPECT_EQ(closed.reason, "cluster-state-stale");
@@ -197,8 +197,8 @@ TEST(StaleStateTest, FailClosedDeniesAndFailOpenAllowsBothSayingWhy) {
             "stale (the pods watch has been down for 31 s), so pods per GPU cannot be counted; "
             "retry once its watch of the API server is back");
 
-  const Decision open =
-      DecideOnStaleState(placement, "the pods watch has been down for 31 s", StalePolicy::kFailOpen);
+  const Decision open = DecideOnStaleState(placement, "the pods watch has been down for 31 s",
+                                           StalePolicy::kFailOpen);
   EXPECT_EQ(open.verdict, Verdict::kAllowed);
   EXPECT_EQ(open.reason, "cluster-state-stale");
   ASSERT_EQ(open.warnings.size(), 1u);

@@ -46,10 +46,21 @@ contexts:
   }
 
   void Serve(const std::vector<std::string>& extra = {}) {
-    std::vector<std::string> args = {
-        "serve", "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0", "--tls-cert",
-        dir_ + "/tls.crt", "--tls-key", dir_ + "/tls.key", "--kubeconfig", dir_ + "/kubeconfig",
-        "--shutdown-delay", "0s", "--idle-timeout", "1s"};
+    std::vector<std::string> args = {"serve",
+                                     "--listen",
+                                     "127.0.0.1:0",
+                                     "--metrics-listen",
+                                     "127.0.0.1:0",
+                                     "--tls-cert",
+                                     dir_ + "/tls.crt",
+                                     "--tls-key",
+                                     dir_ + "/tls.key",
+                                     "--kubeconfig",
+                                     dir_ + "/kubeconfig",
+                                     "--shutdown-delay",
+                                     "0s",
+                                     "--idle-timeout",
+                                     "1s"};
     args.insert(args.end(), extra.begin(), extra.end());
     process_ = testing::Spawn(args, dir_);
     webhook_port_ = testing::WaitForPort(*process_, "webhook", "https");
@@ -185,8 +196,7 @@ TEST_F(ServeLiveTest, ApiServerFaultsMakeItStaleAndItRecoversFromEach) {
         api_.RequireToken("rotated");
         api_.DropWatches();
       },
-      "401",
-      [&] { testing::WriteFile(dir_ + "/token", "rotated"); });
+      "401", [&] { testing::WriteFile(dir_ + "/token", "rotated"); });
 
   StaleWhile(
       "slow answers",
@@ -194,8 +204,7 @@ TEST_F(ServeLiveTest, ApiServerFaultsMakeItStaleAndItRecoversFromEach) {
         api_.SetDelay(std::chrono::milliseconds(4'000));
         api_.DropWatches();
       },
-      "",
-      [&] { api_.SetDelay(std::chrono::milliseconds(0)); });
+      "", [&] { api_.SetDelay(std::chrono::milliseconds(0)); });
 
   // A storm of 410s: every watch expired, every one a relist. The cache comes out exact.
   const int lists_before = api_.CountRequests(testing::RequestKind::kList);

@@ -29,7 +29,8 @@ using nlohmann::json;
 using testing::RawTlsClient;
 
 const std::string kLocal = std::string(CGPU_SOURCE_DIR) + "/scripts/local";
-const std::string kGood = testing::ReadFixture("upstream/admissionreview-v1-pod-create-minimal.json");
+const std::string kGood =
+    testing::ReadFixture("upstream/admissionreview-v1-pod-create-minimal.json");
 
 // The request line and headers of a POST to /validate; the connection closes after the answer,
 // so ReadUntilClosed() returns as soon as it has it.
@@ -73,29 +74,30 @@ Answer Exchange(int port, const std::string& bytes, std::chrono::milliseconds li
 // a 200 allowing the pod; latencies are kept.
 class GoodClient {
  public:
-  GoodClient(const std::string& ca_file, int port) : thread_([this, ca_file, port] {
-      httplib::SSLClient client("127.0.0.1", port);
-      client.set_ca_cert_path(ca_file.c_str());
-      client.enable_server_certificate_verification(true);
-      client.set_keep_alive(true);
-      client.set_tcp_nodelay(true);  // as the API server's Go client does
-      client.set_read_timeout(10s);
-      while (!stop_) {
-        const auto start = std::chrono::steady_clock::now();
-        auto result = client.Post("/validate", kGood, "application/json");
-        const double micros = std::chrono::duration<double, std::micro>(
-                                  std::chrono::steady_clock::now() - start)
-                                  .count();
-        const bool good = result && result->status == 200 &&
-                          result->body.find(R"("allowed":true)") != std::string::npos;
-        {
-          std::lock_guard<std::mutex> lock(mu_);
-          latencies_.push_back(micros);
-          if (!good) ++failures_;
-        }
-        std::this_thread::sleep_for(5ms);
-      }
-    }) {}
+  GoodClient(const std::string& ca_file, int port)
+      : thread_([this, ca_file, port] {
+          httplib::SSLClient client("127.0.0.1", port);
+          client.set_ca_cert_path(ca_file.c_str());
+          client.enable_server_certificate_verification(true);
+          client.set_keep_alive(true);
+          client.set_tcp_nodelay(true);  // as the API server's Go client does
+          client.set_read_timeout(10s);
+          while (!stop_) {
+            const auto start = std::chrono::steady_clock::now();
+            auto result = client.Post("/validate", kGood, "application/json");
+            const double micros =
+                std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - start)
+                    .count();
+            const bool good = result && result->status == 200 &&
+                              result->body.find(R"("allowed":true)") != std::string::npos;
+            {
+              std::lock_guard<std::mutex> lock(mu_);
+              latencies_.push_back(micros);
+              if (!good) ++failures_;
+            }
+            std::this_thread::sleep_for(5ms);
+          }
+        }) {}
 
   ~GoodClient() { Stop(); }
   void Stop() {
@@ -141,12 +143,12 @@ class BadInputTest : public ::testing::Test {
     dir_ = testing::MakeTempDir();
     ca_ = testing::MakeTestCa();
     testing::WriteServingFiles(dir_, ca_, "cgpu-guard");
-    process_ = testing::Spawn(
-        {"serve", "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0", "--tls-cert",
-         dir_ + "/tls.crt", "--tls-key", dir_ + "/tls.key", "--cluster-state",
-         kLocal + "/cluster-state.json", "--read-timeout", "2s", "--idle-timeout", "60s",
-         "--shutdown-delay", "0s"},
-        dir_);
+    process_ =
+        testing::Spawn({"serve", "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0",
+                        "--tls-cert", dir_ + "/tls.crt", "--tls-key", dir_ + "/tls.key",
+                        "--cluster-state", kLocal + "/cluster-state.json", "--read-timeout", "2s",
+                        "--idle-timeout", "60s", "--shutdown-delay", "0s"},
+                       dir_);
     port_ = testing::WaitForPort(*process_, "webhook", "https");
     ASSERT_NE(port_, 0) << process_->Log();
     good_ = std::make_unique<GoodClient>(dir_ + "/ca.crt", port_);
@@ -261,9 +263,9 @@ TEST_F(BadInputTest, EveryBadInputIsAnsweredPreciselyWhileGoodRequestsFlow) {
   ExpectBadRequest(Review("{\"uid\":\"u\xff\xfe\"}"), "ill-formed UTF-8");
   ExpectBadRequest("\xc3\x28", "not valid JSON");
   // Nested 100,000 deep.
-  ExpectBadRequest(Review(R"({"uid":"u","x":)" + std::string(100'000, '[') +
-                          std::string(100'000, ']') + "}"),
-                   "nests JSON deeper than 128 levels");
+  ExpectBadRequest(
+      Review(R"({"uid":"u","x":)" + std::string(100'000, '[') + std::string(100'000, ']') + "}"),
+      "nests JSON deeper than 128 levels");
   ExpectBadRequest(std::string(100'000, '{'), "nests JSON deeper than 128 levels");
 
   // Numbers as strings and strings as numbers.

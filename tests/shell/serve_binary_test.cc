@@ -77,20 +77,19 @@ TEST(BinaryTest, ClientCertificatesAreVerifiedWhenAClientCaIsGiven) {
   testing::WriteFile(dir + "/stranger.crt", stranger.cert_pem);
   testing::WriteFile(dir + "/stranger.key", stranger.key_pem);
 
-  auto process = Spawn({"serve", "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0",
-                        "--tls-cert", dir + "/tls.crt", "--tls-key", dir + "/tls.key",
-                        "--client-ca", dir + "/client-ca.crt", "--cluster-state", kDemoState,
-                        "--shutdown-delay", "0s"},
-                       dir);
+  auto process =
+      Spawn({"serve", "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0", "--tls-cert",
+             dir + "/tls.crt", "--tls-key", dir + "/tls.key", "--client-ca", dir + "/client-ca.crt",
+             "--cluster-state", kDemoState, "--shutdown-delay", "0s"},
+            dir);
   const int port = WaitForPort(*process, "webhook", "https");
   ASSERT_NE(port, 0) << process->Log();
   const std::string review =
       testing::ReadFixture("upstream/admissionreview-v1-pod-create-minimal.json");
   auto post = [&](const std::string& cert, const std::string& key) {
-    auto client = cert.empty()
-                      ? std::make_unique<httplib::SSLClient>("127.0.0.1", port)
-                      : std::make_unique<httplib::SSLClient>("127.0.0.1", port, dir + "/" + cert,
-                                                             dir + "/" + key);
+    auto client = cert.empty() ? std::make_unique<httplib::SSLClient>("127.0.0.1", port)
+                               : std::make_unique<httplib::SSLClient>(
+                                     "127.0.0.1", port, dir + "/" + cert, dir + "/" + key);
     client->set_ca_cert_path((dir + "/ca.crt").c_str());
     client->enable_server_certificate_verification(true);
     client->set_connection_timeout(2s);
@@ -109,8 +108,8 @@ TEST(BinaryTest, ClientCertificatesAreVerifiedWhenAClientCaIsGiven) {
   std::string output;
   testing::WriteFile(dir + "/empty-ca.crt", "not a certificate\n");
   EXPECT_EQ(RunToEnd({"serve", "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0",
-                      "--tls-cert", dir + "/tls.crt", "--tls-key", dir + "/tls.key",
-                      "--client-ca", dir + "/empty-ca.crt", "--cluster-state", kDemoState},
+                      "--tls-cert", dir + "/tls.crt", "--tls-key", dir + "/tls.key", "--client-ca",
+                      dir + "/empty-ca.crt", "--cluster-state", kDemoState},
                      output),
             1);
   EXPECT_NE(output.find("client CA: no PEM certificate in it"), std::string::npos) << output;

@@ -50,11 +50,10 @@ class Wrk {
  public:
   Wrk(const std::string& dir, int port, const std::string& duration, int connections) {
     testing::WriteFile(dir + "/wrk.lua", kWrkScript);
-    const std::string command = "BODY_FILE=" + kLocal +
-                                "/binding-embed-3.json wrk --timeout 5s -t2 -c" +
-                                std::to_string(connections) + " -d" + duration + " -s " + dir +
-                                "/wrk.lua https://127.0.0.1:" + std::to_string(port) +
-                                "/validate 2>&1";
+    const std::string command =
+        "BODY_FILE=" + kLocal + "/binding-embed-3.json wrk --timeout 5s -t2 -c" +
+        std::to_string(connections) + " -d" + duration + " -s " + dir +
+        "/wrk.lua https://127.0.0.1:" + std::to_string(port) + "/validate 2>&1";
     thread_ = std::thread([this, command] {
       FILE* pipe = popen(command.c_str(), "r");
       if (pipe == nullptr) return;
@@ -99,10 +98,17 @@ class UnderLoadTest : public ::testing::Test {
   }
 
   void Serve(const std::vector<std::string>& extra) {
-    std::vector<std::string> args = {"serve",        "--listen",     "127.0.0.1:0",
-                                     "--metrics-listen", "127.0.0.1:0", "--tls-cert",
-                                     dir_ + "/tls.crt", "--tls-key",  dir_ + "/tls.key",
-                                     "--cluster-state", kLocal + "/cluster-state.json"};
+    std::vector<std::string> args = {"serve",
+                                     "--listen",
+                                     "127.0.0.1:0",
+                                     "--metrics-listen",
+                                     "127.0.0.1:0",
+                                     "--tls-cert",
+                                     dir_ + "/tls.crt",
+                                     "--tls-key",
+                                     dir_ + "/tls.key",
+                                     "--cluster-state",
+                                     kLocal + "/cluster-state.json"};
     args.insert(args.end(), extra.begin(), extra.end());
     process_ = testing::Spawn(args, dir_);
     webhook_port_ = testing::WaitForPort(*process_, "webhook", "https");

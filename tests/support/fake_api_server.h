@@ -46,8 +46,8 @@ struct RecordedRequest {
   std::map<std::string, std::string> params;  // decoded query parameters
   std::string authorization;                  // the Authorization header
   std::string user_agent;
-  std::string content_type;  // of the request body (PATCH)
-  std::string body;          // the request body (PATCH)
+  std::string content_type;    // of the request body (PATCH)
+  std::string body;            // the request body (PATCH)
   std::string client_cert_cn;  // CN of the client certificate, when one was presented
   int status = 0;              // answered status (for watches: at the start of the stream)
 };
