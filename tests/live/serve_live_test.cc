@@ -46,21 +46,9 @@ contexts:
   }
 
   void Serve(const std::vector<std::string>& extra = {}) {
-    std::vector<std::string> args = {"serve",
-                                     "--listen",
-                                     "127.0.0.1:0",
-                                     "--metrics-listen",
-                                     "127.0.0.1:0",
-                                     "--tls-cert",
-                                     dir_ + "/tls.crt",
-                                     "--tls-key",
-                                     dir_ + "/tls.key",
-                                     "--kubeconfig",
-                                     dir_ + "/kubeconfig",
-                                     "--shutdown-delay",
-                                     "0s",
-                                     "--idle-timeout",
-                                     "1s"};
+    std::vector<std::string> args = testing::ServeArgs(
+        dir_,
+        {"--kubeconfig", dir_ + "/kubeconfig", "--shutdown-delay", "0s", "--idle-timeout", "1s"});
     args.insert(args.end(), extra.begin(), extra.end());
     process_ = testing::Spawn(args, dir_);
     webhook_port_ = testing::WaitForPort(*process_, "webhook", "https");

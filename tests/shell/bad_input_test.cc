@@ -144,10 +144,9 @@ class BadInputTest : public ::testing::Test {
     ca_ = testing::MakeTestCa();
     testing::WriteServingFiles(dir_, ca_, "cgpu-guard");
     process_ =
-        testing::Spawn({"serve", "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0",
-                        "--tls-cert", dir_ + "/tls.crt", "--tls-key", dir_ + "/tls.key",
-                        "--cluster-state", kLocal + "/cluster-state.json", "--read-timeout", "2s",
-                        "--idle-timeout", "60s", "--shutdown-delay", "0s"},
+        testing::Spawn(testing::ServeArgs(dir_, {"--cluster-state", kLocal + "/cluster-state.json",
+                                                 "--read-timeout", "2s", "--idle-timeout", "60s",
+                                                 "--shutdown-delay", "0s"}),
                        dir_);
     port_ = testing::WaitForPort(*process_, "webhook", "https");
     ASSERT_NE(port_, 0) << process_->Log();

@@ -98,17 +98,8 @@ class UnderLoadTest : public ::testing::Test {
   }
 
   void Serve(const std::vector<std::string>& extra) {
-    std::vector<std::string> args = {"serve",
-                                     "--listen",
-                                     "127.0.0.1:0",
-                                     "--metrics-listen",
-                                     "127.0.0.1:0",
-                                     "--tls-cert",
-                                     dir_ + "/tls.crt",
-                                     "--tls-key",
-                                     dir_ + "/tls.key",
-                                     "--cluster-state",
-                                     kLocal + "/cluster-state.json"};
+    std::vector<std::string> args =
+        testing::ServeArgs(dir_, {"--cluster-state", kLocal + "/cluster-state.json"});
     args.insert(args.end(), extra.begin(), extra.end());
     process_ = testing::Spawn(args, dir_);
     webhook_port_ = testing::WaitForPort(*process_, "webhook", "https");

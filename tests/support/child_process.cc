@@ -69,4 +69,12 @@ int WaitForPort(const Process& process, const std::string& field, const std::str
   return 0;
 }
 
+std::vector<std::string> ServeArgs(const std::string& dir, const std::vector<std::string>& extra) {
+  std::vector<std::string> args = {
+      "serve",      "--listen",       "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0",
+      "--tls-cert", dir + "/tls.crt", "--tls-key",   dir + "/tls.key"};
+  args.insert(args.end(), extra.begin(), extra.end());
+  return args;
+}
+
 }  // namespace cgpu::testing

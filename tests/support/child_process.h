@@ -23,6 +23,10 @@ struct Process {
 // Starts the binary with `args`, stdout and stderr going to <dir>/out.log.
 std::unique_ptr<Process> Spawn(const std::vector<std::string>& args, const std::string& dir);
 
+// `serve` on ephemeral loopback ports with <dir>/tls.crt and <dir>/tls.key, then `extra`.
+std::vector<std::string> ServeArgs(const std::string& dir,
+                                   const std::vector<std::string>& extra = {});
+
 // The port named in the "serving" log line's `field` ("webhook" or "metrics"), or 0 after 5 s.
 int WaitForPort(const Process& process, const std::string& field, const std::string& scheme);
 
