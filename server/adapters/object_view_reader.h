@@ -78,6 +78,7 @@ BindingObject ReadBindingObject(const V& binding) {
   const V metadata = binding.Member("metadata");
   out.namespace_name = metadata.Member("namespace").String();
   out.name = metadata.Member("name").String();
+  out.uid = metadata.Member("uid").String();
   out.target_name = binding.Member("target").Member("name").String();
   out.gpu_annotations = ReadGpuAnnotations(metadata.Member("annotations"));
   return out;

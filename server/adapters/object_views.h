@@ -43,10 +43,12 @@ struct PodObject {
   GpuAnnotations gpu_annotations;
 };
 
-// A pods/binding subresource's Binding.
+// A Binding, from pods/binding or the legacy bindings resource. Schedulers fill only
+// metadata.name, metadata.uid (the pod's uid) and target; kube-scheduler adds metadata.namespace.
 struct BindingObject {
   std::string namespace_name;  // metadata.namespace
   std::string name;            // metadata.name
+  std::string uid;             // metadata.uid: the uid of the pod being bound
   std::string target_name;     // target.name: the node
   GpuAnnotations gpu_annotations;
 };

@@ -163,6 +163,7 @@ BindingFacts BindingFactsFrom(const BindingObject& binding, const std::string& r
   BindingFacts facts;
   facts.pod_namespace = request_namespace.empty() ? binding.namespace_name : request_namespace;
   facts.pod_name = request_name.empty() ? binding.name : request_name;
+  facts.pod_uid = binding.uid;
   facts.node = binding.target_name;
   facts.gpus = GpuAssignmentFrom(binding.gpu_annotations);
   return facts;

@@ -15,10 +15,14 @@
 
 namespace cgpu {
 
-// A pods/binding request: put pod namespace/name on node `node`.
+// A binding (pods/binding, or the legacy bindings resource): put pod namespace/name on node
+// `node`.
 struct BindingFacts {
   std::string pod_namespace;
   std::string pod_name;
+  // The Binding's metadata.uid: the uid of the pod it binds ("" when the client sent none). A pod
+  // of the same name with another uid is an earlier pod, not this one.
+  std::string pod_uid;
   std::string node;
   // The API server copies a Binding's annotations onto the pod, so a scheduler may send the GPU
   // allocation with the binding itself.
