@@ -17,6 +17,7 @@
 #include <string_view>
 
 #include "adapters/object_views.h"
+#include "core/quantity.h"
 
 namespace cgpu {
 
@@ -40,17 +41,31 @@ GpuAnnotations ReadGpuAnnotations(const V& annotations) {
                         std::string(annotations.Member(kGpuAllocationAnnotation).String())};
 }
 
+// Whether some container of `containers` (spec.containers) shares a GPU through cGPU: it has a
+// limit for kGpuMemResource or kGpuCoreResource whose quantity is above zero. This is the test of
+// ACK's GPU-sharing schedulers, which read limits of spec.containers only (never init containers,
+// never requests) and skip amounts that are not above zero:
+//   - AliyunContainerService/gpushare-scheduler-extender pkg/utils/pod.go: IsGPUsharingPod is
+//     GetGPUMemoryFromPodResource(pod) > 0, the sum of spec.containers[*].resources.limits
+//     ["aliyun.com/gpu-mem"];
+//   - the scheduler-framework plugin (zqzten/koordinator, a copy of ACK's plugins:
+//     pkg/scheduler/plugins/ack/devicesharing/gpushare/gpushare.go PreFilter keeps a limit of
+//     pod.Spec.Containers for aliyun.com/gpu-mem or aliyun.com/gpu-core.percentage only when
+//     Value() > 0; devicesharing/runtime/utils.go IsMyPod likewise).
+// Requests add nothing: the API server refuses a pod whose extended-resource request differs from
+// its limit or has no limit, and any negative amount (kubernetes/kubernetes
+// pkg/apis/core/validation/validation.go, validateResourceRequirements: "must be equal to ...
+// limit", "Limit must be set for non overcommitable resources"; ValidateResourceQuantityValue).
+// The API server writes every quantity as a JSON string (resource.Quantity.MarshalJSON); a limit
+// of any other JSON type reads as no amount.
 template <JsonView V>
-bool RequestsCgpu(const V& containers) {
+bool ContainersShareGpu(const V& containers) {
   bool found = false;
   containers.ForEachElement([&found](const V& container) {
     if (found) return;
-    const V resources = container.Member("resources");
-    for (const char* kind : {"limits", "requests"}) {
-      const V amounts = resources.Member(kind);
-      if (amounts.Member(kGpuMemResource).exists() || amounts.Member(kGpuCoreResource).exists()) {
-        found = true;
-      }
+    const V limits = container.Member("resources").Member("limits");
+    for (const char* resource : {kGpuMemResource, kGpuCoreResource}) {
+      if (QuantityIsPositive(limits.Member(resource).String())) found = true;
     }
   });
   return found;
@@ -66,8 +81,7 @@ PodObject ReadPodObject(const V& pod) {
   const V spec = pod.Member("spec");
   out.node_name = spec.Member("nodeName").String();
   out.phase = pod.Member("status").Member("phase").String();
-  out.requests_cgpu =
-      RequestsCgpu(spec.Member("containers")) || RequestsCgpu(spec.Member("initContainers"));
+  out.requests_cgpu = ContainersShareGpu(spec.Member("containers"));
   out.gpu_annotations = ReadGpuAnnotations(metadata.Member("annotations"));
   return out;
 }

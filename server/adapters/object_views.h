@@ -37,8 +37,9 @@ struct PodObject {
   std::string uid;             // metadata.uid
   std::string node_name;       // spec.nodeName
   std::string phase;           // status.phase
-  // Some container or init container names kGpuMemResource or kGpuCoreResource in its
-  // resources.limits or resources.requests (whatever the amount).
+  // Some container of spec.containers has a resources.limits amount above zero for
+  // kGpuMemResource or kGpuCoreResource: what makes ACK count the pod as GPU-sharing (init
+  // containers and requests do not; see ContainersShareGpu in object_view_reader.h).
   bool requests_cgpu = false;
   GpuAnnotations gpu_annotations;
 };

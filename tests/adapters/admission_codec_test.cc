@@ -349,7 +349,7 @@ json PodReview() {
     "spec": {"nodeName": "n1",
              "initContainers": [{"name": "i", "resources": {}}],
              "containers": [{"name": "c", "image": "x",
-                             "resources": {"limits": {"aliyun.com/gpu-mem": 2, "cpu": "1"},
+                             "resources": {"limits": {"aliyun.com/gpu-mem": "2", "cpu": "1"},
                                            "requests": {"aliyun.com/gpu-mem": "2"}}}]},
     "status": {"phase": "Running"}})");
   review["request"]["oldObject"] = review["request"]["object"];
@@ -480,9 +480,12 @@ TEST(HostileInputTest, NullEverywhereInTheObjectReadsAsAbsent) {
   EXPECT_EQ(pod.node_name, "");
   EXPECT_FALSE(pod.requests_cgpu);
   EXPECT_EQ(pod.gpu_annotations.allocation, "");
-  // A null amount still names the resource: the pod asks for cGPU.
+  // A null amount is no amount: only a limit above zero makes a cGPU pod.
   review["request"]["object"]["spec"]["containers"][2]["resources"]["limits"] = {
       {"aliyun.com/gpu-mem", nullptr}};
+  EXPECT_FALSE(std::get<PodObject>(Ok(DecodeBothWays(review.dump())).object.view).requests_cgpu);
+  review["request"]["object"]["spec"]["containers"][2]["resources"]["limits"] = {
+      {"aliyun.com/gpu-mem", "1"}};
   EXPECT_TRUE(std::get<PodObject>(Ok(DecodeBothWays(review.dump())).object.view).requests_cgpu);
 }
 

@@ -83,15 +83,77 @@ TEST(PodFactsReaderTest, PhasesAndNonCgpuPods) {
                   .HoldsGpu());
   EXPECT_FALSE(ReadPodFacts(MakePod({.name = "p", .node = "n", .cgpu = false})).shares_gpu);
   EXPECT_FALSE(ReadPodFacts(MakePod({.name = "p", .gpus = {0}})).HoldsGpu());  // not bound
+}
 
-  json core_only = MakePod({.name = "p", .node = "n", .gpus = {0}});
-  core_only["spec"]["containers"][0]["resources"] = {
-      {"requests", {{"aliyun.com/gpu-core.percentage", "25"}}}};
-  EXPECT_TRUE(ReadPodFacts(core_only).shares_gpu);
-  json init_only = MakePod({.name = "p", .node = "n", .cgpu = false});
-  init_only["spec"]["initContainers"] = {
-      {{"name", "init"}, {"resources", {{"limits", {{"aliyun.com/gpu-mem", 1}}}}}}};
-  EXPECT_TRUE(ReadPodFacts(init_only).shares_gpu);
+// Resources as the API server returns them: a limit without a request gets the limit as its
+// request (defaulting), and quantities are strings in canonical form.
+json Amounts(const std::string& resource, const std::string& amount) {
+  return {{"limits", {{resource, amount}}}, {"requests", {{resource, amount}}}};
+}
+
+bool SharesGpu(const json& pod) { return ReadPodFacts(pod).shares_gpu; }
+
+// ACK counts a pod as GPU-sharing from the limits of spec.containers alone, with an amount above
+// zero (object_view_reader.h, ContainersShareGpu).
+TEST(PodFactsReaderTest, PositiveContainerLimitsMakeACgpuPod) {
+  json pod = MakePod({.name = "p", .node = "n", .cgpu = false});
+  ASSERT_FALSE(SharesGpu(pod));  // a CPU limit only
+  for (const char* resource : {kGpuMemResource, kGpuCoreResource}) {
+    for (const char* amount : {"1", "2", "25", "16276", "1k", "1Gi"}) {
+      pod["spec"]["containers"][0]["resources"] = Amounts(resource, amount);
+      EXPECT_TRUE(SharesGpu(pod)) << resource << "=" << amount;
+    }
+  }
+  // Limits alone (a pod read before defaulting, or from a hand-written file) count just as well.
+  pod["spec"]["containers"][0]["resources"] = {{"limits", {{kGpuMemResource, "1"}}}};
+  EXPECT_TRUE(SharesGpu(pod));
+}
+
+TEST(PodFactsReaderTest, ZeroLimitsAreNotACgpuPod) {
+  json pod = MakePod({.name = "p", .node = "n", .cgpu = false});
+  for (const char* resource : {kGpuMemResource, kGpuCoreResource}) {
+    for (const char* amount : {"0", "0Gi", "0.0", "-0", "-1", "", "two"}) {
+      pod["spec"]["containers"][0]["resources"] = Amounts(resource, amount);
+      EXPECT_FALSE(SharesGpu(pod)) << resource << "=" << amount;
+    }
+  }
+  // The API server writes every quantity as a string: another JSON type is no amount.
+  pod["spec"]["containers"][0]["resources"] = {{"limits", {{kGpuMemResource, 2}}}};
+  EXPECT_FALSE(SharesGpu(pod));
+  pod["spec"]["containers"][0]["resources"] = {{"limits", {{kGpuMemResource, nullptr}}}};
+  EXPECT_FALSE(SharesGpu(pod));
+}
+
+TEST(PodFactsReaderTest, RequestsAloneAreNotACgpuPod) {
+  // The API server refuses such a pod (an extended resource needs a limit equal to its request);
+  // ACK's schedulers would not count it either.
+  json pod = MakePod({.name = "p", .node = "n", .cgpu = false});
+  for (const char* resource : {kGpuMemResource, kGpuCoreResource}) {
+    pod["spec"]["containers"][0]["resources"] = {{"requests", {{resource, "1"}}}};
+    EXPECT_FALSE(SharesGpu(pod)) << resource;
+  }
+}
+
+TEST(PodFactsReaderTest, InitContainersAreNotACgpuPod) {
+  json pod = MakePod({.name = "p", .node = "n", .cgpu = false});
+  pod["spec"]["initContainers"] = {
+      {{"name", "init"},
+       {"image", "registry.cn-hangzhou.aliyuncs.com/ai-samples/gpushare-sample:tensorflow-1.5"},
+       {"resources", Amounts(kGpuMemResource, "1")}}};
+  EXPECT_FALSE(SharesGpu(pod));
+  // ... but a container's own limit still counts beside it.
+  pod["spec"]["containers"][0]["resources"] = Amounts(kGpuMemResource, "1");
+  EXPECT_TRUE(SharesGpu(pod));
+}
+
+TEST(PodFactsReaderTest, OneContainerWithAPositiveLimitIsEnough) {
+  json pod = MakePod({.name = "p", .node = "n", .containers = 3, .cgpu = false});
+  pod["spec"]["containers"][1]["resources"] = Amounts(kGpuMemResource, "0");
+  EXPECT_FALSE(SharesGpu(pod));
+  pod["spec"]["containers"][2]["resources"] = Amounts(kGpuCoreResource, "30");
+  EXPECT_TRUE(SharesGpu(pod));
+  pod["spec"]["containers"][2]["resources"] = Amounts(kGpuMemResource, "2");
+  EXPECT_TRUE(SharesGpu(pod));
 }
 
 TEST(PodFactsReaderTest, NeverThrowsOnGarbage) {

@@ -479,7 +479,7 @@ TEST_F(InformerTest, HandlerReadsObjectViewsFromListsAndEvents) {
   cgpu["metadata"]["uid"] = "u-1";
   cgpu["metadata"]["annotations"] = {{kGpuIndexAnnotation, "3"}};
   cgpu["spec"]["containers"] = {
-      {{"name", "c"}, {"resources", {{"limits", {{kGpuMemResource, 4}}}}}}};
+      {{"name", "c"}, {"resources", {{"limits", {{kGpuMemResource, "4"}}}}}}};
   json odd = {{"metadata", {{"name", "odd"}, {"namespace", 7}, {"annotations", "not a map"}}},
               {"spec", {{"nodeName", nullptr}, {"containers", {{"a", "b"}}}}},
               {"status", {{"phase", {"Running"}}}}};
