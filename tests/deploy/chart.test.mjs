@@ -436,14 +436,25 @@ describe("values.schema.json and template checks refuse bad values", () => {
 });
 
 describe("matchConditions", () => {
-  const cgpuLimits = { limits: { "aliyun.com/gpu-mem": "4" } };
+  // Pods as the API server hands them to matchConditions: a limit without a request has the
+  // limit as its request (defaulting), and quantities are strings in canonical form.
+  const amounts = (resource, amount) => ({ limits: { [resource]: amount }, requests: { [resource]: amount } });
+  const gpuMem = (amount) => amounts("aliyun.com/gpu-mem", amount);
+  const gpuCore = (amount) => amounts("aliyun.com/gpu-core.percentage", amount);
+  const cgpuLimits = gpuMem("4");
   const pod = (spec) => ({ apiVersion: "v1", kind: "Pod", metadata: { name: "p", namespace: "ml" }, spec });
   const bound = (spec) => pod({ nodeName: "gpu-1", ...spec });
   const podCases = [
     ["cGPU limits, bound", bound({ containers: [{ name: "a", resources: cgpuLimits }] }), true],
-    ["gpu-core.percentage request, bound", bound({ containers: [{ name: "a", resources: { requests: { "aliyun.com/gpu-core.percentage": "30" } } }] }), true],
-    ["second container requests cGPU", bound({ containers: [{ name: "a", resources: {} }, { name: "b", resources: cgpuLimits }] }), true],
-    ["init container requests cGPU", bound({ initContainers: [{ name: "i", resources: cgpuLimits }], containers: [{ name: "a" }] }), true],
+    ["gpu-core.percentage limit, bound", bound({ containers: [{ name: "a", resources: gpuCore("30") }] }), true],
+    ["gpu-mem limit without the defaulted request", bound({ containers: [{ name: "a", resources: { limits: { "aliyun.com/gpu-mem": "1" } } }] }), true],
+    ["second container limits cGPU", bound({ containers: [{ name: "a", resources: {} }, { name: "b", resources: cgpuLimits }] }), true],
+    ["one container of three with a limit above zero", bound({ containers: [{ name: "a", resources: { requests: { cpu: "1" } } }, { name: "b", resources: gpuMem("0") }, { name: "c", resources: gpuCore("5") }] }), true],
+    ["init container limits cGPU (ACK does not count it)", bound({ initContainers: [{ name: "i", resources: cgpuLimits }], containers: [{ name: "a" }] }), false],
+    ["gpu-mem request without a limit (the API server refuses it)", bound({ containers: [{ name: "a", resources: { requests: { "aliyun.com/gpu-mem": "1" } } }] }), false],
+    ["gpu-core.percentage request without a limit", bound({ containers: [{ name: "a", resources: { requests: { "aliyun.com/gpu-core.percentage": "30" } } }] }), false],
+    ["zero gpu-mem limit", bound({ containers: [{ name: "a", resources: gpuMem("0") }] }), false],
+    ["zero limits of both, several containers", bound({ containers: [{ name: "a", resources: gpuMem("0") }, { name: "b", resources: gpuCore("0") }] }), false],
     ["cGPU but not bound (the binding is checked)", pod({ containers: [{ name: "a", resources: cgpuLimits }] }), false],
     ["cGPU, empty nodeName", pod({ nodeName: "", containers: [{ name: "a", resources: cgpuLimits }] }), false],
     ["no resources at all", bound({ containers: [{ name: "a" }] }), false],
@@ -459,6 +470,43 @@ describe("matchConditions", () => {
         "bindings are always sent");
     });
   }
+
+  // Canonical quantities (resource.Quantity's String: zero is "0", a sign only on a negative
+  // amount), as the API server serialises them, and whether each is above zero.
+  const canonical = [
+    ["0", false], ["1", true], ["2", true], ["20", true], ["100", true], ["16276", true],
+    ["1k", true], ["1M", true], ["1Ki", true], ["1Gi", true], ["500m", true], ["1n", true],
+    ["-1", false], ["-500m", false], ["-1Gi", false],
+  ];
+  test("pods: a limit counts exactly when its canonical quantity is above zero", () => {
+    const hook = webhook(rendered.default(), "pods.cgpu-guard.io");
+    for (const resources of [gpuMem, gpuCore]) {
+      for (const [amount, positive] of canonical) {
+        const object = bound({ containers: [{ name: "a", resources: resources(amount) }] });
+        assert.equal(webhookCalled(hook, { object }), positive, JSON.stringify(resources(amount)));
+      }
+    }
+  });
+  test("pods: the condition reads the limits of spec.containers and compares their amounts as text", () => {
+    for (const kubeVersion of ["1.28.0", "1.29.0", "1.30.0"]) {
+      const objects = helmTemplate({ args: ["--kube-version", kubeVersion] }).objects;
+      const condition = webhook(objects, "pods.cgpu-guard.io").matchConditions
+        .find((c) => c.name === "requests-cgpu");
+      assert.ok(condition, `${kubeVersion}: the requests-cgpu condition`);
+      const { expression } = condition;
+      assert.match(expression, /^object\.spec\.containers\.exists\(c, /, `${kubeVersion}: spec.containers`);
+      assert.ok(!expression.includes("initContainers"), `${kubeVersion}: init containers do not count`);
+      assert.ok(!expression.includes("requests"), `${kubeVersion}: requests do not count`);
+      for (const resource of ["aliyun.com/gpu-mem", "aliyun.com/gpu-core.percentage"]) {
+        assert.ok(expression.includes(`c.resources.limits['${resource}'] != '0'`),
+          `${kubeVersion}: ${resource}'s limit compared with zero`);
+        assert.ok(expression.includes(`!c.resources.limits['${resource}'].startsWith('-')`),
+          `${kubeVersion}: ${resource}'s limit not negative`);
+      }
+      // quantity() is not in the environment a 1.28 API server checks new expressions against.
+      assert.ok(!/\b(is)?[qQ]uantity\(/.test(expression), `${kubeVersion}: no CEL quantity library`);
+    }
+  });
 
   const node = (labels) => ({ apiVersion: "v1", kind: "Node", metadata: { name: "n", ...(labels && { labels }) } });
   const nodeCases = [

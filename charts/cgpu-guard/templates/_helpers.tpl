@@ -86,16 +86,31 @@ true
 {{- end -}}
 
 {{/*
-CEL: does the container `c` request cGPU (aliyun.com/gpu-mem or aliyun.com/gpu-core.percentage in
-its limits or requests)? The same test as the server's pod facts reader.
+CEL: does the container `c` share a GPU through cGPU? Its resources.limits holds an amount above
+zero for aliyun.com/gpu-mem or aliyun.com/gpu-core.percentage: the test of ACK's GPU-sharing
+schedulers and of the server (server/adapters/object_view_reader.h, where the sources are cited).
+Only limits count (the API server refuses an extended-resource request without an equal limit)
+and the caller applies it to spec.containers only (init containers do not count).
+
+The amount is compared as text, not with the Kubernetes CEL quantity library. quantity() joined
+the CEL base environment at 1.28 (kubernetes staging/src/k8s.io/apiserver/pkg/cel/environment/
+base.go), but an API server checks a new expression against the environment of the release before
+its own (DefaultCompatibilityVersion, n-1), so a 1.28 API server refuses quantity() in a
+matchCondition and 1.29 is the first to take it; this chart renders matchConditions from 1.28
+(cgpu-guard.useMatchConditions). The text test is exact for what the API server evaluates: it
+serialises every quantity in canonical form (kubernetes/apimachinery
+pkg/api/resource/quantity.go: zero is always "0", a sign only on a negative amount), and it
+refuses negative extended-resource amounts (pkg/apis/core/validation), so an amount is above zero
+exactly when it is not "0" and does not start with "-".
 */}}
-{{- define "cgpu-guard.celContainerRequestsCgpu" -}}
-{{- $c := . -}}
+{{- define "cgpu-guard.celContainerSharesGpu" -}}
+{{- $limits := printf "%s.resources.limits" . -}}
 {{- $terms := list -}}
-{{- range $kind := list "limits" "requests" -}}
-{{- $terms = append $terms (printf "(has(%s.resources.%s) && ('aliyun.com/gpu-mem' in %s.resources.%s || 'aliyun.com/gpu-core.percentage' in %s.resources.%s))" $c $kind $c $kind $c $kind) -}}
+{{- range $resource := list "aliyun.com/gpu-mem" "aliyun.com/gpu-core.percentage" -}}
+{{- $amount := printf "%s[%s]" $limits (squote $resource) -}}
+{{- $terms = append $terms (printf "(%s in %s && %s != '0' && !%s.startsWith('-'))" (squote $resource) $limits $amount $amount) -}}
 {{- end -}}
-{{- printf "has(%s.resources) && (%s)" $c (join " || " $terms) -}}
+{{- printf "has(%s.resources) && has(%s) && (%s)" . $limits (join " || " $terms) -}}
 {{- end -}}
 
 {{/*
