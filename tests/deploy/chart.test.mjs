@@ -562,6 +562,35 @@ describe("matchConditions", () => {
   });
 });
 
+describe("bindings", () => {
+  // Bindings arrive as pods/binding (what schedulers use) and as the legacy POST
+  // /api/v1/namespaces/{ns}/bindings (resource bindings, no subresource): a rule for one does not
+  // match the other, so the bindings webhook names both.
+  const renders = {
+    ...Object.fromEntries(Object.keys(sets).map((name) => [`${name} values`, rendered[name]])),
+    "deploy/cgpu-guard.yaml": once(() => parseDocuments(readFileSync(join(root, "deploy/cgpu-guard.yaml"), "utf8"))),
+  };
+  for (const [name, objects] of Object.entries(renders)) {
+    test(`${name}: pods/binding CREATE and UPDATE, and the legacy bindings CREATE`, () => {
+      const hook = webhook(objects(), "bindings.cgpu-guard.io");
+      const byResource = new Map(hook.rules.flatMap((r) => r.resources.map((res) => [res, r])));
+      assert.deepEqual([...byResource.keys()].sort(), ["bindings", "pods/binding"]);
+      assert.deepEqual([...byResource.get("pods/binding").operations].sort(), ["CREATE", "UPDATE"]);
+      assert.deepEqual(byResource.get("bindings").operations, ["CREATE"]);
+      for (const rule of hook.rules) {
+        assert.deepEqual(rule.apiGroups, [""]);
+        assert.deepEqual(rule.apiVersions, ["v1"]);
+        assert.equal(rule.scope, "Namespaced");
+      }
+      assert.equal(hook.matchConditions, undefined, "every binding is sent");
+      const others = findOne(objects(), "ValidatingWebhookConfiguration").webhooks
+        .filter((w) => w !== hook).flatMap((w) => w.rules.flatMap((r) => r.resources));
+      assert.ok(!others.includes("bindings") && !others.includes("pods/binding"),
+        "no other webhook is sent bindings");
+    });
+  }
+});
+
 describe("server flags", () => {
   // `cgpu-guard serve --help` of the build: every flag has a value in the chart, and the chart's
   // defaults are the server's.

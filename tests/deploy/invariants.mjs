@@ -230,10 +230,19 @@ export function assertLeastPrivilege(allObjects, { namespace }) {
   assert.equal(sa.metadata.namespace, namespace);
 }
 
+const createUpdate = ["CREATE", "UPDATE"];
 const expectedRules = {
-  "pods.cgpu-guard.io": { resources: ["pods"], scope: "Namespaced" },
-  "bindings.cgpu-guard.io": { resources: ["pods/binding"], scope: "Namespaced" },
-  "nodes.cgpu-guard.io": { resources: ["nodes"], scope: "Cluster" },
+  "pods.cgpu-guard.io": { scope: "Namespaced", rules: [{ resources: ["pods"], operations: createUpdate }] },
+  "bindings.cgpu-guard.io": {
+    scope: "Namespaced",
+    rules: [
+      { resources: ["pods/binding"], operations: createUpdate },
+      // The legacy POST /api/v1/namespaces/{ns}/bindings binds pods like pods/binding, but a rule
+      // for one does not match the other; it is only ever created.
+      { resources: ["bindings"], operations: ["CREATE"] },
+    ],
+  },
+  "nodes.cgpu-guard.io": { scope: "Cluster", rules: [{ resources: ["nodes"], operations: createUpdate }] },
 };
 
 // The ValidatingWebhookConfiguration: what it intercepts, how, and where it sends it.
@@ -262,18 +271,22 @@ export function assertWebhooks(objects, { namespace, failurePolicy = "Ignore", t
     }, `${at}: clientConfig.service is the Service's https port, path /validate`);
 
     const expected = expectedRules[webhook.name];
-    assert.equal(webhook.rules.length, 1, `${at}: one rule`);
-    const rule = webhook.rules[0];
-    assert.deepEqual(rule.apiGroups, [""], `${at}: core group`);
-    assert.deepEqual(rule.apiVersions, ["v1"], `${at}: v1`);
-    assert.deepEqual(rule.resources, expected.resources, `${at}: resources`);
-    assert.deepEqual([...rule.operations].sort(), ["CREATE", "UPDATE"], `${at}: CREATE and UPDATE only`);
-    assert.equal(rule.scope, expected.scope, `${at}: scope`);
-    for (const resource of rule.resources) {
-      assert.ok(!resource.includes("*"), `${at}: no wildcard resources`);
-      assert.ok(!["nodes/status", "leases", "pods/status"].includes(resource),
-        `${at}: never ${resource} (the kubelet's heartbeats)`);
-    }
+    assert.equal(webhook.rules.length, expected.rules.length, `${at}: ${expected.rules.length} rule(s)`);
+    expected.rules.forEach((expectedRule, i) => {
+      const rule = webhook.rules[i];
+      const where = `${at}, rule ${i}`;
+      assert.deepEqual(rule.apiGroups, [""], `${where}: core group`);
+      assert.deepEqual(rule.apiVersions, ["v1"], `${where}: v1`);
+      assert.deepEqual(rule.resources, expectedRule.resources, `${where}: resources`);
+      assert.deepEqual([...rule.operations].sort(), expectedRule.operations,
+        `${where}: ${expectedRule.operations.join(" and ")} only`);
+      assert.equal(rule.scope, expected.scope, `${where}: scope`);
+      for (const resource of rule.resources) {
+        assert.ok(!resource.includes("*"), `${where}: no wildcard resources`);
+        assert.ok(!["nodes/status", "leases", "pods/status"].includes(resource),
+          `${where}: never ${resource} (the kubelet's heartbeats)`);
+      }
+    });
 
     if (expected.scope === "Namespaced") {
       const notIn = (webhook.namespaceSelector?.matchExpressions ?? []).find(
