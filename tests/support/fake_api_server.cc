@@ -47,10 +47,14 @@ std::string ReasonFor(int status) {
       return "Expired";
     case 415:
       return "UnsupportedMediaType";
+    case 422:
+      return "Invalid";
     case 429:
       return "TooManyRequests";
     case 503:
       return "ServiceUnavailable";
+    case 504:
+      return "Timeout";
     default:
       return status >= 500 ? "InternalError" : "Unknown";
   }
@@ -65,6 +69,47 @@ json StatusObject(int code, const std::string& message) {
 void Answer(httplib::Response& response, int code, const std::string& message) {
   response.status = code;
   response.set_content(StatusObject(code, message).dump(), "application/json");
+}
+
+// storage.NewTooLargeResourceVersionError (k8s.io/apiserver pkg/storage/errors.go): a 504
+// Timeout whose cause says why, with Retry-After when `retry_seconds` is set (the watch cache
+// asks for 1 s; etcd's future-revision answer for 0).
+void AnswerTooLarge(httplib::Response& response, int64_t wanted, int64_t current,
+                    int retry_seconds) {
+  json status = StatusObject(504, "Timeout: Too large resource version: " + std::to_string(wanted) +
+                                      ", current: " + std::to_string(current));
+  status["details"] = {{"causes", json::array({{{"reason", "ResourceVersionTooLarge"},
+                                                {"message", "Too large resource version"}}})}};
+  if (retry_seconds > 0) {
+    status["details"]["retryAfterSeconds"] = retry_seconds;
+    response.set_header("Retry-After", std::to_string(retry_seconds));
+  }
+  response.status = 504;
+  response.set_content(status.dump(), "application/json");
+}
+
+// A field.Error of apimachinery's validation: its cause type, field and ErrorBody().
+struct FieldError {
+  std::string type;  // FieldValueForbidden, FieldValueNotSupported
+  std::string field;
+  std::string body;  // "Forbidden: ..."
+};
+
+// errors.NewInvalid(meta.k8s.io/<kind>, "", errs), as handlers/get.go answers a ListOptions
+// that ValidateListOptions refuses: 422, reason Invalid, one cause per field error.
+void AnswerInvalid(httplib::Response& response, const std::string& kind,
+                   const std::vector<FieldError>& errors) {
+  std::string aggregate;
+  json causes = json::array();
+  for (const FieldError& error : errors) {
+    aggregate += (aggregate.empty() ? "" : ", ") + error.field + ": " + error.body;
+    causes.push_back({{"reason", error.type}, {"message", error.body}, {"field", error.field}});
+  }
+  if (errors.size() > 1) aggregate = "[" + aggregate + "]";
+  json status = StatusObject(422, kind + ".meta.k8s.io \"\" is invalid: " + aggregate);
+  status["details"] = {{"group", "meta.k8s.io"}, {"kind", kind}, {"causes", causes}};
+  response.status = 422;
+  response.set_content(status.dump(), "application/json");
 }
 
 std::string StringAt(const json& object, const char* outer, const char* inner) {
@@ -104,6 +149,10 @@ bool PeerClosed(int fd) {
 }
 
 bool Truthy(const std::string& value) { return value == "1" || value == "true"; }
+
+bool IsChange(const std::string& type) {
+  return type == "ADDED" || type == "MODIFIED" || type == "DELETED";
+}
 
 }  // namespace
 
@@ -221,22 +270,26 @@ void FakeApiServer::Stop() {
 
 // ---- Store ----
 
+std::shared_ptr<const FakeApiServer::Stored> FakeApiServer::MakeStored(json object) {
+  json item = object;
+  item.erase("kind");  // list items carry no type meta on the wire
+  item.erase("apiVersion");
+  std::string list_item = item.dump();
+  return std::make_shared<const Stored>(Stored{std::move(object), std::move(list_item)});
+}
+
 int64_t FakeApiServer::Record(const std::string& resource, const std::string& type, json object,
                               json old_object) {
   const int64_t version = ++resource_version_;
-  if (type != "BOOKMARK") {
-    object["metadata"]["resourceVersion"] = std::to_string(version);
-    auto& objects = store_[resource];
-    if (type == "DELETED") {
-      objects.erase(KeyOf(object));
-    } else {
-      json item = object;
-      item.erase("kind");  // list items carry no type meta on the wire
-      item.erase("apiVersion");
-      objects[KeyOf(object)] = std::make_shared<const Stored>(Stored{object, item.dump()});
-    }
+  object["metadata"]["resourceVersion"] = std::to_string(version);
+  auto& objects = store_[resource];
+  if (type == "DELETED") {
+    objects.erase(KeyOf(object));
+  } else {
+    objects[KeyOf(object)] = MakeStored(object);
   }
-  events_.push_back(Event{version, resource, type, std::move(object), std::move(old_object), ""});
+  events_.push_back(
+      Event{version, resource, type, std::move(object), std::move(old_object), "", VisibleAt()});
   cv_.notify_all();
   return version;
 }
@@ -283,7 +336,8 @@ int64_t FakeApiServer::Delete(const std::string& resource, const std::string& na
   const auto existing = objects.find(namespace_name.empty() ? name : namespace_name + "/" + name);
   if (existing == objects.end()) return 0;
   json object = existing->second->object;
-  return Record(resource, "DELETED", std::move(object), json());
+  json old = object;  // the state before, with its own resourceVersion, for reads of the past
+  return Record(resource, "DELETED", std::move(object), std::move(old));
 }
 
 std::optional<json> FakeApiServer::Find(const std::string& resource, const std::string& name,
@@ -308,6 +362,80 @@ json FakeApiServer::WithTypeMeta(const std::string& resource, json object) const
   return object;
 }
 
+// ---- The watch cache ----
+//
+// The real API server's watch cache (k8s.io/apiserver pkg/storage/cacher) is fed by an etcd watch
+// and serves every watch, and every list or GET that names a resourceVersion; it trails etcd by
+// however long that feed takes. Here it is a prefix of events_: the first released_ events are
+// in it. Nothing is copied: its state at any version is the store with the later changes undone.
+
+Clock::time_point FakeApiServer::VisibleAt() const {
+  return watch_lag_.count() == 0 ? Clock::time_point::min() : Clock::now() + watch_lag_;
+}
+
+size_t FakeApiServer::Release(Clock::time_point now) const {
+  if (paused_) return released_;
+  // In order: a change never overtakes an earlier one, whatever lag each was recorded under.
+  while (released_ < events_.size() && events_[released_].visible_at <= now) ++released_;
+  return released_;
+}
+
+Clock::time_point FakeApiServer::NextRelease() const {
+  if (paused_ || released_ >= events_.size()) return Clock::time_point::max();
+  return events_[released_].visible_at;
+}
+
+int64_t FakeApiServer::CacheVersion() const {
+  for (size_t i = released_; i < events_.size(); ++i) {
+    if (IsChange(events_[i].type)) return events_[i].resource_version - 1;
+  }
+  return resource_version_;  // all in (Compact moves the version on without an event)
+}
+
+bool FakeApiServer::WaitForCache(std::unique_lock<std::mutex>& lock, int64_t version,
+                                 httplib::Response& response) {
+  // watch_cache.go waitUntilFreshAndBlock: wait for the cache to reach the version, woken by
+  // every change, then give up after blockTimeout asking the client to retry in a second.
+  const auto deadline = Clock::now() + too_large_wait_;
+  while (true) {
+    const auto now = Clock::now();
+    Release(now);
+    if (CacheVersion() >= version) return true;
+    if (stopping_) {
+      Answer(response, 503, "the server is shutting down");
+      return false;
+    }
+    if (now >= deadline) {
+      AnswerTooLarge(response, version, CacheVersion(), 1);
+      return false;
+    }
+    cv_.wait_until(lock, std::min(deadline, NextRelease()));
+  }
+}
+
+const FakeApiServer::ObjectMap& FakeApiServer::ObjectsAt(const std::string& resource,
+                                                         int64_t version, ObjectMap& scratch) {
+  const ObjectMap& current = store_[resource];
+  // Walking back from the newest change, the earliest change after `version` to each key says
+  // what the key held at `version`: nothing before an ADDED, the old object before the rest.
+  std::map<std::string, std::shared_ptr<const Stored>> before;
+  for (size_t i = events_.size(); i > 0 && events_[i - 1].resource_version > version; --i) {
+    const Event& event = events_[i - 1];
+    if (event.resource != resource || !IsChange(event.type)) continue;
+    before[KeyOf(event.object)] = event.type == "ADDED" ? nullptr : MakeStored(event.old_object);
+  }
+  if (before.empty()) return current;
+  scratch = current;
+  for (auto& [key, prior] : before) {
+    if (prior) {
+      scratch[key] = std::move(prior);
+    } else {
+      scratch.erase(key);
+    }
+  }
+  return scratch;
+}
+
 // ---- Watch control ----
 
 void FakeApiServer::Compact() {
@@ -325,13 +453,14 @@ void FakeApiServer::SendBookmarks(const std::string& resource) {
   std::lock_guard<std::mutex> lock(mu_);
   const std::string version = std::to_string(resource_version_);
   events_.push_back(Event{resource_version_, resource, "BOOKMARK",
-                          json{{"metadata", {{"resourceVersion", version}}}}, json(), ""});
+                          json{{"metadata", {{"resourceVersion", version}}}}, json(), "",
+                          VisibleAt()});
   cv_.notify_all();
 }
 
 void FakeApiServer::InjectWatchLine(const std::string& line) {
   std::lock_guard<std::mutex> lock(mu_);
-  events_.push_back(Event{resource_version_, "", "RAW", json(), json(), line});
+  events_.push_back(Event{resource_version_, "", "RAW", json(), json(), line, VisibleAt()});
   cv_.notify_all();
 }
 
@@ -343,6 +472,7 @@ void FakeApiServer::DropWatches() {
 
 void FakeApiServer::PauseWatches() {
   std::lock_guard<std::mutex> lock(mu_);
+  Release(Clock::now());  // what is due by now is in the cache; nothing more until Resume
   paused_ = true;
 }
 
@@ -350,6 +480,22 @@ void FakeApiServer::ResumeWatches() {
   std::lock_guard<std::mutex> lock(mu_);
   paused_ = false;
   cv_.notify_all();
+}
+
+void FakeApiServer::SetWatchLag(std::chrono::milliseconds lag) {
+  std::lock_guard<std::mutex> lock(mu_);
+  watch_lag_ = lag;
+}
+
+void FakeApiServer::SetTooLargeResourceVersionWait(std::chrono::milliseconds wait) {
+  std::lock_guard<std::mutex> lock(mu_);
+  too_large_wait_ = wait;
+}
+
+int64_t FakeApiServer::watch_cache_version() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  Release(Clock::now());
+  return CacheVersion();
 }
 
 int FakeApiServer::open_watches() const {
@@ -456,7 +602,7 @@ void FakeApiServer::Handle(const httplib::Request& request, httplib::Response& r
   } else if (record.kind == RequestKind::kPatch) {
     HandlePatch(target, request, response);
   } else if (record.kind == RequestKind::kGet) {
-    HandleGet(target, response);
+    HandleGet(target, request, response);
   } else if (record.kind == RequestKind::kWatch) {
     HandleWatch(target, request, response, record);
   } else {
@@ -497,10 +643,63 @@ void FakeApiServer::HandleList(const Target& target, const httplib::Request& req
     return;
   }
   const std::string limit_text = request.get_param_value("limit");
-  const size_t limit = limit_text.empty() ? 0 : std::stoul(limit_text);
+  size_t limit = limit_text.empty() ? 0 : std::stoul(limit_text);
   const std::string token = request.get_param_value("continue");
+  const std::string version_text = request.get_param_value("resourceVersion");
+  const std::string match = request.get_param_value("resourceVersionMatch");
 
-  std::lock_guard<std::mutex> lock(mu_);
+  // apimachinery pkg/apis/meta/internalversion/validation ValidateListOptions, word for word.
+  std::vector<FieldError> errors;
+  if (!match.empty()) {
+    if (version_text.empty()) {
+      errors.push_back({"FieldValueForbidden", "resourceVersionMatch",
+                        "Forbidden: resourceVersionMatch is forbidden unless resourceVersion is "
+                        "provided"});
+    }
+    if (!token.empty()) {
+      errors.push_back({"FieldValueForbidden", "resourceVersionMatch",
+                        "Forbidden: resourceVersionMatch is forbidden when continue is provided"});
+    }
+    if (match != "Exact" && match != "NotOlderThan") {
+      errors.push_back({"FieldValueNotSupported", "resourceVersionMatch",
+                        "Unsupported value: \"" + match +
+                            "\": supported values: \"Exact\", \"NotOlderThan\", \"\""});
+    }
+    if (match == "Exact" && version_text == "0") {
+      errors.push_back({"FieldValueForbidden", "resourceVersionMatch",
+                        "Forbidden: resourceVersionMatch \"exact\" is forbidden for "
+                        "resourceVersion \"0\""});
+    }
+  }
+  if (!errors.empty()) {
+    AnswerInvalid(response, "ListOptions", errors);
+    return;
+  }
+
+  // Which state answers (API concepts, "Semantics for get and list"; KEP-2523):
+  //  - no resourceVersion: the most recent, a quorum read of etcd;
+  //  - resourceVersion=0: any, the watch cache's (which ignores limit);
+  //  - resourceVersion=X, NotOlderThan or no match: at least X, from the watch cache once it has
+  //    X (given a limit, some API server versions read etcd instead: also at least X);
+  //  - Exact, or X with a limit and no match (the legacy paged form): exactly X, from etcd.
+  enum class Read { kQuorum, kCache, kExact } read = Read::kQuorum;
+  int64_t version = 0;
+  if (token.empty() && !version_text.empty()) {
+    try {
+      version = std::stoll(version_text);
+    } catch (const std::exception&) {
+      Answer(response, 400, "invalid resourceVersion \"" + version_text + "\"");
+      return;
+    }
+    if (match == "Exact" || (match.empty() && limit > 0 && version != 0)) {
+      read = Read::kExact;
+    } else {
+      read = Read::kCache;
+      if (version == 0) limit = 0;
+    }
+  }
+
+  std::unique_lock<std::mutex> lock(mu_);
   int64_t id = 0;
   size_t offset = 0;
   if (!token.empty()) {
@@ -525,8 +724,29 @@ void FakeApiServer::HandleList(const Target& target, const httplib::Request& req
     }
   } else {
     Snapshot snapshot;
-    snapshot.resource_version = resource_version_;
-    for (const auto& [key, object] : store_[target.resource]) {
+    ObjectMap scratch;
+    const ObjectMap* objects = nullptr;
+    if (read == Read::kQuorum) {
+      snapshot.resource_version = resource_version_;
+      objects = &store_[target.resource];
+    } else if (read == Read::kExact) {
+      // etcd keeps every revision since its last compaction (storage/etcd3 store.go GetList).
+      if (version < compacted_) {
+        Answer(response, 410, "The resourceVersion for the provided list is too old.");
+        return;
+      }
+      if (version > resource_version_) {
+        AnswerTooLarge(response, version, resource_version_, 0);
+        return;
+      }
+      snapshot.resource_version = version;
+      objects = &ObjectsAt(target.resource, version, scratch);
+    } else {
+      if (!WaitForCache(lock, version, response)) return;
+      snapshot.resource_version = CacheVersion();
+      objects = &ObjectsAt(target.resource, snapshot.resource_version, scratch);
+    }
+    for (const auto& [key, object] : *objects) {
       if (!target.namespace_name.empty() &&
           StringAt(object->object, "metadata", "namespace") != target.namespace_name) {
         continue;
@@ -580,15 +800,22 @@ void FakeApiServer::HandleWatch(const Target& target, const httplib::Request& re
              watch->selector.Matches(object);
     };
     if (version_text.empty() || version_text == "0") {
-      // "Any version": the current state as synthetic ADDED events, then what follows.
-      for (const auto& [key, object] : store_[watch->resource]) {
+      // A state as synthetic ADDED events, then what follows. No resourceVersion: "start at most
+      // recent", the store's state; 0: "any", the watch cache's, however far it trails.
+      ObjectMap scratch;
+      const ObjectMap* objects = &store_[watch->resource];
+      watch->next_event = events_.size();
+      if (version_text == "0") {
+        watch->next_event = Release(Clock::now());
+        objects = &ObjectsAt(watch->resource, CacheVersion(), scratch);
+      }
+      for (const auto& [key, object] : *objects) {
         if (!in_scope(object->object)) continue;
         watch->initial_lines.push_back(
             json{{"type", "ADDED"}, {"object", WithTypeMeta(watch->resource, object->object)}}
                 .dump() +
             "\n");
       }
-      watch->next_event = events_.size();
     } else {
       int64_t version = 0;
       try {
@@ -630,10 +857,10 @@ void FakeApiServer::HandleWatch(const Target& target, const httplib::Request& re
           std::unique_lock<std::mutex> lock(mu_);
           const auto has_work = [&] {
             return stopping_ || watch->dropped || !watch->initial_lines.empty() ||
-                   (!paused_ && watch->next_event < events_.size()) ||
-                   Clock::now() >= watch->deadline;
+                   watch->next_event < Release(Clock::now()) || Clock::now() >= watch->deadline;
           };
-          cv_.wait_for(lock, kWatchPoll, has_work);
+          // Woken by every change; a lagging one is due at NextRelease().
+          cv_.wait_until(lock, std::min(Clock::now() + kWatchPoll, NextRelease()), has_work);
           if (stopping_ || watch->dropped) return false;  // cut without the final chunk
           NextWatchLines(*watch, lines);
           finish = watch->end_after_initial || (lines.empty() && Clock::now() >= watch->deadline);
@@ -658,7 +885,8 @@ bool FakeApiServer::NextWatchLines(WatchStream& watch, std::vector<std::string>&
     lines.push_back(std::move(watch.initial_lines.front()));
     watch.initial_lines.pop_front();
   }
-  if (watch.end_after_initial || paused_) return !lines.empty();
+  if (watch.end_after_initial) return !lines.empty();
+  const size_t released = Release(Clock::now());  // the watch cache has these; the rest lag
   const auto in_scope = [&](const json& object) {
     return object.is_object() &&
            (watch.namespace_name.empty() ||
@@ -668,7 +896,7 @@ bool FakeApiServer::NextWatchLines(WatchStream& watch, std::vector<std::string>&
   const auto line = [&](const std::string& type, const json& object) {
     return json{{"type", type}, {"object", WithTypeMeta(watch.resource, object)}}.dump() + "\n";
   };
-  for (; watch.next_event < events_.size(); ++watch.next_event) {
+  for (; watch.next_event < released; ++watch.next_event) {
     const size_t index = watch.next_event;
     const Event& event = events_[index];
     if (event.type == "RAW") {
@@ -697,11 +925,29 @@ bool FakeApiServer::NextWatchLines(WatchStream& watch, std::vector<std::string>&
   return !lines.empty();
 }
 
-void FakeApiServer::HandleGet(const Target& target, httplib::Response& response) {
-  std::lock_guard<std::mutex> lock(mu_);
-  auto& objects = store_[target.resource];
-  const auto found = objects.find(target.key());
-  if (found == objects.end()) {
+void FakeApiServer::HandleGet(const Target& target, const httplib::Request& request,
+                              httplib::Response& response) {
+  // No resourceVersion: a quorum read of etcd. With one the watch cache answers (cacher.go Get),
+  // once it holds that version; 0 takes whatever it holds.
+  const std::string version_text = request.get_param_value("resourceVersion");
+  int64_t version = -1;
+  if (!version_text.empty()) {
+    try {
+      version = std::stoll(version_text);
+    } catch (const std::exception&) {
+      Answer(response, 400, "invalid resourceVersion \"" + version_text + "\"");
+      return;
+    }
+  }
+  std::unique_lock<std::mutex> lock(mu_);
+  ObjectMap scratch;
+  const ObjectMap* objects = &store_[target.resource];
+  if (version >= 0) {
+    if (!WaitForCache(lock, version, response)) return;
+    objects = &ObjectsAt(target.resource, CacheVersion(), scratch);
+  }
+  const auto found = objects->find(target.key());
+  if (found == objects->end()) {
     Answer(response, 404, target.resource + " \"" + target.name + "\" not found");
     return;
   }

@@ -9,12 +9,34 @@
 // PATCH (merge, strategic-merge treated as merge, JSON patch) of single objects. Every change
 // made from the test (Add/Update/Delete) takes the next resourceVersion and becomes an event.
 //
+// Like the real one it has two views of the store (k8s.io/apiserver pkg/storage/cacher):
+//  - etcd, always current: GET and list without a resourceVersion are quorum reads of it, and a
+//    watch without one starts from it;
+//  - the watch cache, which receives every change in order, `SetWatchLag` after it was recorded
+//    (never while PauseWatches holds it back). Open watches see a change only when the cache
+//    has it, and the cache answers what the API server answers from it: list and GET with
+//    resourceVersion=0 (any state: the cache's, however old) and with resourceVersion=X or
+//    resourceVersionMatch=NotOlderThan&resourceVersion=X (a state at least as new as X: the
+//    request waits until the cache has X, and after SetTooLargeResourceVersionWait (3 s, the
+//    watch cache's blockTimeout) answers 504 "Too large resource version", as
+//    watch_cache.go waitUntilFreshAndBlock does); a watch from resourceVersion=0 starts from the
+//    cache's state.
+// resourceVersionMatch=Exact&resourceVersion=X (and resourceVersion=X with a limit and no match,
+// the legacy paged form) lists the state at exactly X, rebuilt from the change history as etcd
+// keeps revisions: 410 "too old" below the compaction point, 504 at once above the store's
+// version (storage/etcd3 store.go GetList). Invalid list options are refused as
+// ValidateListOptions and handlers/get.go refuse them: 422 Invalid, e.g. resourceVersionMatch
+// without resourceVersion. Field selectors apply to every form. The request log records every
+// query parameter, so tests can assert which form a client used. (Sources: the API concepts
+// page "Resource versions" / "Semantics for get and list", KEP-2523, and the files named.)
+//
 // Faults on demand: drop every open watch mid-stream, fail the next N requests with a status,
 // delay answers, expire continue tokens, require a bearer token or a client certificate, pause
-// event delivery, inject raw lines. Every request is recorded so tests can count lists, watches
-// and relists. Binds 127.0.0.1 on an ephemeral port, serving a certificate for localhost and
-// 127.0.0.1 from its own test CA. All methods are thread-safe; the destructor stops the server
-// and ends every open stream. Ignores SIGPIPE for the process (a client may vanish mid-write).
+// or lag event delivery, inject raw lines. Every request is recorded so tests can count lists,
+// watches and relists. Binds 127.0.0.1 on an ephemeral port, serving a certificate for localhost
+// and 127.0.0.1 from its own test CA. All methods are thread-safe; the destructor stops the
+// server and ends every open stream. Ignores SIGPIPE for the process (a client may vanish
+// mid-write).
 #pragma once
 
 #include <httplib.h>
@@ -98,10 +120,24 @@ class FakeApiServer {
   void InjectWatchLine(const std::string& line);
   // Cuts every open watch stream without the terminating chunk (a dropped connection).
   void DropWatches();
-  // While paused, open watches send no events (they are kept and sent on Resume).
+  // While paused, open watches send no events (they are kept and sent on Resume), and the watch
+  // cache takes no change: a deterministic, endless lag. Tests pin the binding race with it.
   void PauseWatches();
   void ResumeWatches();
   int open_watches() const;
+
+  // ---- Watch cache (see the top of this file).
+  // Changes recorded from now on reach the watch cache, and so open watches, no sooner than
+  // `lag` after they were recorded, in order (a change never overtakes an earlier one, whatever
+  // lag each was recorded under). GET and list without a resourceVersion stay current. 0 (the
+  // default) costs nothing.
+  void SetWatchLag(std::chrono::milliseconds lag);
+  // How long a list or GET for a resourceVersion the watch cache has not reached waits for it
+  // before 504 "Too large resource version" (default 3 s, the watch cache's blockTimeout).
+  void SetTooLargeResourceVersionWait(std::chrono::milliseconds wait);
+  // The newest resourceVersion the watch cache holds: resource_version() unless changes are
+  // still lagging or paused.
+  int64_t watch_cache_version() const;
 
   // ---- Faults.
   // The next `count` requests of `kind` are answered `status` (500, 401, 403, 410, ...) with a
@@ -129,8 +165,10 @@ class FakeApiServer {
     std::string resource;
     std::string type;  // ADDED, MODIFIED, DELETED, BOOKMARK, RAW
     nlohmann::json object;
-    nlohmann::json old_object;  // MODIFIED: the state before, for selector transitions
+    nlohmann::json old_object;  // MODIFIED, DELETED: the state before
     std::string raw_line;       // RAW
+    // When the watch cache may take it (time_point::min() when recorded without lag).
+    std::chrono::steady_clock::time_point visible_at;
   };
   struct Target;  // a parsed request path
   struct Selector {
@@ -154,6 +192,8 @@ class FakeApiServer {
     nlohmann::json object;
     std::string list_item;
   };
+  using ObjectMap = std::map<std::string, std::shared_ptr<const Stored>>;  // key -> object
+  static std::shared_ptr<const Stored> MakeStored(nlohmann::json object);
   struct Snapshot {
     int64_t resource_version = 0;
     std::vector<std::shared_ptr<const Stored>> items;  // shared with store_: no copies
@@ -169,13 +209,25 @@ class FakeApiServer {
                   httplib::Response& response, RecordedRequest& record);
   void HandleWatch(const Target& target, const httplib::Request& request,
                    httplib::Response& response, RecordedRequest& record);
-  void HandleGet(const Target& target, httplib::Response& response);
+  void HandleGet(const Target& target, const httplib::Request& request,
+                 httplib::Response& response);
   void HandlePatch(const Target& target, const httplib::Request& request,
                    httplib::Response& response);
   bool NextWatchLines(WatchStream& watch, std::vector<std::string>& lines);  // mu_ held
   int64_t Record(const std::string& resource, const std::string& type, nlohmann::json object,
                  nlohmann::json old_object);  // mu_ held
   nlohmann::json WithTypeMeta(const std::string& resource, nlohmann::json object) const;
+  // ---- The watch cache (mu_ held).
+  std::chrono::steady_clock::time_point VisibleAt() const;          // for a change recorded now
+  size_t Release(std::chrono::steady_clock::time_point now) const;  // events_ the cache has
+  std::chrono::steady_clock::time_point NextRelease() const;        // max() when none is due
+  int64_t CacheVersion() const;  // after Release: the newest version the cache holds
+  // Waits until the cache holds `version`; false after answering 504 (or 503 on Stop).
+  bool WaitForCache(std::unique_lock<std::mutex>& lock, int64_t version,
+                    httplib::Response& response);
+  // The objects of `resource` as they were at `version`: store_'s own map when nothing has
+  // changed since, else `scratch` filled with the older state, rebuilt from events_.
+  const ObjectMap& ObjectsAt(const std::string& resource, int64_t version, ObjectMap& scratch);
 
   TestCa ca_;
   std::mutex stop_mu_;  // serialises Stop
@@ -190,9 +242,12 @@ class FakeApiServer {
   int64_t compacted_ = 0;  // watches from versions below this are 410
   bool expired_as_http_410_ = false;
   bool paused_ = false;
+  std::chrono::milliseconds watch_lag_{0};
+  std::chrono::milliseconds too_large_wait_{std::chrono::seconds(3)};
+  mutable size_t released_ = 0;  // events_[0, released_) are in the watch cache
   // resource -> key -> object. Objects are immutable once stored (a change stores a new one), so
   // a list snapshot of 100,000 objects shares them instead of copying.
-  std::map<std::string, std::map<std::string, std::shared_ptr<const Stored>>> store_;
+  std::map<std::string, ObjectMap> store_;
   std::vector<Event> events_;
   std::vector<std::shared_ptr<WatchStream>> watches_;
   std::map<int64_t, Snapshot> snapshots_;  // continue token id -> list snapshot
