@@ -230,6 +230,22 @@ std::vector<VersionSetRow> VersionSetRows(const Reader& r, const YAML::Node& rul
   return rows;
 }
 
+// `affected`, and the fix the source names, if it names one: `fixed_from` lies past `affected`.
+KnownIssue Issue(const Reader& r, const YAML::Node& rule, const std::string& path) {
+  KnownIssue issue;
+  issue.affected = r.Range(r.Required(rule, "affected", path), path + ".affected");
+  const YAML::Node fixed = rule["fixed_from"];
+  if (fixed.IsDefined() && !fixed.IsNull()) {
+    issue.fixed_from = r.AVersion(fixed, path + ".fixed_from");
+    if (!issue.affected.high || !issue.affected.IsAbove(*issue.fixed_from)) {
+      r.Fail(fixed, path + ".fixed_from",
+             issue.fixed_from->ToString() + " is not past the affected versions (" +
+                 issue.affected.ToString() + ")");
+    }
+  }
+  return issue;
+}
+
 LabelMatch Label(const Reader& r, const YAML::Node& node, const std::string& path) {
   r.Map(node, path, {"key", "value"});
   return LabelMatch{r.Text(node, "key", path), r.Text(node, "value", path)};
@@ -282,10 +298,9 @@ RuleTable Parse(const Reader& r, const YAML::Node& root) {
   table.kernel = VersionSetRows(r, kernel, "rules.kernel");
 
   const YAML::Node panic = r.Map(r.Required(rules, "kernel_panic", "rules"), "rules.kernel_panic",
-                                 {"symptom", "remedy", "affected"});
+                                 {"symptom", "remedy", "affected", "fixed_from"});
   table.texts["kernel-panic"] = r.Texts(panic, "rules.kernel_panic");
-  table.kernel_panic.affected =
-      r.Range(r.Required(panic, "affected", "rules.kernel_panic"), "rules.kernel_panic.affected");
+  table.kernel_panic = Issue(r, panic, "rules.kernel_panic");
 
   const YAML::Node os = r.Map(r.Required(rules, "container_os", "rules"), "rules.container_os",
                               {"symptom", "remedy", "affected", "fixed_by_ai_installer"});

@@ -198,12 +198,25 @@ Finding CheckVersionSet(const std::string& rule, std::string_view what,
 
 Finding CheckKernelPanic(const Version& cgpu, const RuleTable& table) {
   const std::string rule = "kernel-panic";
-  if (table.kernel_panic.affected.Contains(cgpu)) {
+  const KnownIssue& issue = table.kernel_panic;
+  if (issue.affected.Contains(cgpu)) {
     return Make(rule, RuleVerdict::kIncompatible,
                 WithRemedy("cGPU " + cgpu.ToString() +
                                " is affected by the kernel-driver deadlock "
                                "that panics the Linux kernel (affected: " +
-                               table.kernel_panic.affected.ToString() + ")",
+                               issue.affected.ToString() + ")",
+                           table, rule));
+  }
+  // A remedy is not an affected range: between the last affected version and the fix the source
+  // says nothing.
+  if (issue.fixed_from && issue.affected.IsAbove(cgpu) && cgpu < *issue.fixed_from) {
+    return Make(rule, RuleVerdict::kUnknown,
+                WithRemedy("cGPU " + cgpu.ToString() +
+                               " lies between the versions named as affected by the kernel-panic "
+                               "deadlock (" +
+                               issue.affected.ToString() +
+                               ") and the fix (>=" + issue.fixed_from->ToString() +
+                               "); whether it has the deadlock is not documented",
                            table, rule));
   }
   return Make(rule, RuleVerdict::kCompatible,

@@ -51,9 +51,12 @@ struct VersionSetRow {
   std::vector<VersionRange> not_supported;
 };
 
-// A known failure of some cGPU versions.
+// A known failure of some cGPU versions. `affected` is what the source names as affected;
+// `fixed_from`, when the source names a fix, is the first version it says is free of the issue.
+// A version between the two is neither: the source says nothing of it (unknown, never affected).
 struct KnownIssue {
-  VersionRange affected;  // cGPU versions that have it
+  VersionRange affected;
+  std::optional<Version> fixed_from;  // past `affected`; absent: every later version is free
 };
 
 struct ContainerOsIssue {

@@ -74,11 +74,13 @@ TEST(RulesLoaderTest, RealFileLoadsWithTheSeedTables) {
   ASSERT_EQ(table.container_toolkit[1].not_supported.size(), 1u);
   EXPECT_EQ(table.container_toolkit[1].not_supported[0].ToString(), "1.11-1.17");
 
-  // A single version is a one-version range; "<= 1.5.9" has no lower bound.
+  // A single version is a one-version range; "<= 1.5.7" has no lower bound.
   EXPECT_EQ(table.kernel[3].cgpu.ToString(), "0.8.17");
   EXPECT_EQ(table.kernel[0].supported[1].ToString(), "5-5.15");
   EXPECT_FALSE(table.kernel_panic.affected.low.has_value());
-  EXPECT_EQ(table.kernel_panic.affected.ToString(), "<=1.5.9");
+  EXPECT_EQ(table.kernel_panic.affected.ToString(), "<=1.5.7");
+  ASSERT_TRUE(table.kernel_panic.fixed_from.has_value());
+  EXPECT_EQ(table.kernel_panic.fixed_from->ToString(), "1.5.10");
   EXPECT_EQ(table.container_os.affected.ToString(), "<=1.5.18");
   EXPECT_EQ(table.container_os.fixed_by_ai_installer.ToString(), "1.12.6");
   EXPECT_EQ(table.nvml.affected.ToString(), "<=1.5.2");
@@ -138,7 +140,8 @@ TEST(RulesLoaderTest, MalformedYamlNamesTheLine) {
 
 // Found by fuzz_rules (tests/fuzz/): a bound with a very long component overflowed an int.
 TEST(RulesLoaderTest, OverlongVersionComponentIsAnErrorNotOverflow) {
-  const std::string text = EditedRules("- cgpu: 1.5.19 - 1.5.20", "- cgpu: 1.5.19 - 1.544444444444444.20");
+  const std::string text =
+      EditedRules("- cgpu: 1.5.19 - 1.5.20", "- cgpu: 1.5.19 - 1.544444444444444.20");
   const std::string message = ErrorOf(text);
   EXPECT_NE(message.find(std::to_string(LineOf(text, "1.544444444444444.20"))), std::string::npos)
       << message;
@@ -380,6 +383,30 @@ TEST(RulesLoaderTest, DriverSeriesFormsThatLoad) {
   ASSERT_TRUE(table.ok()) << table.status().message();
   ASSERT_TRUE(table->driver[0].supported[1].max.has_value());
   EXPECT_EQ(table->driver[0].supported[1].max->ToString(), "470.82.01");
+}
+
+TEST(RulesLoaderTest, FixedFromLiesPastTheAffectedVersions) {
+  for (const std::string bad : {"1.5.7", "1.5.3", "1.5"}) {
+    const std::string text = EditedRules("    fixed_from: 1.5.10", "    fixed_from: " + bad);
+    EXPECT_EQ(ErrorOf(text),
+              Located(LineOf(text, "fixed_from: " + bad), "rules.kernel_panic.fixed_from",
+                      bad + " is not past the affected versions (<=1.5.7)"))
+        << bad;
+  }
+  // An open-ended affected range has no "past".
+  std::string text = EditedRules("    affected: \"<= 1.5.7\"", "    affected: \">= 1.5.7\"");
+  EXPECT_EQ(ErrorOf(text), Located(LineOf(text, "fixed_from:"), "rules.kernel_panic.fixed_from",
+                                   "1.5.10 is not past the affected versions (>=1.5.7)"));
+  text = EditedRules("    fixed_from: 1.5.10", "    fixed_from: 1.5.x");
+  EXPECT_EQ(ErrorOf(text), Located(LineOf(text, "fixed_from:"), "rules.kernel_panic.fixed_from",
+                                   "\"1.5.x\" is not a version"));
+}
+
+TEST(RulesLoaderTest, FixedFromIsOptional) {
+  StatusOr<RuleTable> table = LoadRules(EditedRules("    fixed_from: 1.5.10\n", ""), kSource);
+  ASSERT_TRUE(table.ok()) << table.status().message();
+  EXPECT_FALSE(table->kernel_panic.fixed_from.has_value());
+  EXPECT_EQ(table->kernel_panic.affected.ToString(), "<=1.5.7");
 }
 
 TEST(RulesLoaderTest, BadNotSupportedSeriesNumber) {

@@ -302,16 +302,40 @@ TEST(SeedKernelTable, MessageNamesTheNeededCgpu) {
 
 // ---- Known issues ------------------------------------------------------------------------------
 
-TEST(SeedKnownIssues, KernelPanicUpToTheStatedFix) {
-  EXPECT_EQ(Verdict(Node("1.5.7"), "kernel-panic"), kNo);
+// "A deadlock in the cGPU kernel driver causes concurrent processes to block each other,
+// resulting in a Linux kernel panic. This affects cGPU versions 1.5.7 and earlier." and
+// "Upgrade to cGPU ≥ 1.5.10 to prevent kernel errors in new services." The upgrade is a remedy,
+// not an affected range: 1.5.8 and 1.5.9 are neither affected nor fixed by these words.
+TEST(SeedKnownIssues, KernelPanicAffects1_5_7AndEarlier) {
   EXPECT_EQ(Verdict(Node("0.8.13"), "kernel-panic"), kNo);
-  // Disagreement: "1.5.7 and earlier" are affected but the fix is ">= 1.5.10"; 1.5.8 and 1.5.9
-  // take the stricter reading.
-  EXPECT_EQ(Verdict(Node("1.5.8"), "kernel-panic"), kNo);
-  EXPECT_EQ(Verdict(Node("1.5.9"), "kernel-panic"), kNo);
+  EXPECT_EQ(Verdict(Node("1.5.7"), "kernel-panic"), kNo);
+  EXPECT_EQ(Verdict(Node("1.5.8"), "kernel-panic"), kUnknown);
+  EXPECT_EQ(Verdict(Node("1.5.9"), "kernel-panic"), kUnknown);
   EXPECT_EQ(Verdict(Node("1.5.10"), "kernel-panic"), kOk);
+  EXPECT_EQ(Verdict(Node("1.5.20"), "kernel-panic"), kOk);
+  EXPECT_NE(Message(Node("1.5.7"), "kernel-panic").find("(affected: <=1.5.7)"), std::string::npos)
+      << Message(Node("1.5.7"), "kernel-panic");
   EXPECT_NE(Message(Node("1.5.7"), "kernel-panic").find("upgrade cGPU to 1.5.10 or later"),
             std::string::npos);
+  const std::string gap = Message(Node("1.5.8"), "kernel-panic");
+  EXPECT_NE(gap.find("cGPU 1.5.8 lies between the versions named as affected by the kernel-panic "
+                     "deadlock (<=1.5.7) and the fix (>=1.5.10); whether it has the deadlock is "
+                     "not documented; upgrade cGPU to 1.5.10 or later"),
+            std::string::npos)
+      << gap;
+}
+
+// The same gap seen from the whole node: a 1.5.8 or 1.5.9 node that every table accepts is
+// unknown (allowed with a warning by default), never incompatible.
+TEST(SeedKnownIssues, KernelPanicGapDoesNotDenyTheNode) {
+  for (const char* cgpu : {"1.5.8", "1.5.9"}) {
+    const NodeEvaluation evaluation = EvaluateNode(Node(cgpu), EmbeddedRules());
+    EXPECT_EQ(evaluation.verdict, NodeVerdict::kUnknown) << cgpu;
+    ASSERT_NE(evaluation.FirstProblem(), nullptr) << cgpu;
+    EXPECT_EQ(evaluation.FirstProblem()->rule, "kernel-panic") << cgpu;
+  }
+  EXPECT_EQ(EvaluateNode(Node("1.5.7"), EmbeddedRules()).verdict, NodeVerdict::kIncompatible);
+  EXPECT_EQ(EvaluateNode(Node("1.5.10"), EmbeddedRules()).verdict, NodeVerdict::kCompatible);
 }
 
 TEST(SeedKnownIssues, ContainerOptimizedOsNeedsNewAiInstaller) {
