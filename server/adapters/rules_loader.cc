@@ -104,10 +104,9 @@ class Reader {
     return std::vector<YAML::Node>(node.begin(), node.end());
   }
 
-  // "470" or "470 <= 470.161.03"
-  DriverSeriesSupport Series(const YAML::Node& node, const std::string& path) const {
+  // "470" or "470 <= 470.161.03": a driver series, as a family of versions.
+  VersionSet Series(const YAML::Node& node, const std::string& path) const {
     const std::string text = Scalar(node, path);
-    DriverSeriesSupport entry;
     const size_t bound = text.find("<=");
     const std::string series_text = text.substr(0, text.find_first_of(" <"));
     std::optional<Version> series = Version::Parse(series_text);
@@ -118,15 +117,26 @@ class Reader {
         (after != std::string::npos && after != bound)) {
       Fail(node, path, "\"" + text + "\" is not a driver series (forms: 470, 470 <= 470.161.03)");
     }
-    entry.series = series->major();
-    if (bound != std::string::npos) {
-      entry.max = Version::Parse(text.substr(bound + 2));
-      if (!entry.max || entry.max->major() != entry.series) {
-        Fail(node, path,
-             "\"" + text + "\": the bound must be a version of the " + series_text + " series");
-      }
+    if (bound == std::string::npos) return VersionSet::Family(*series);
+    std::optional<Version> max = Version::Parse(text.substr(bound + 2));
+    if (!max || max->major() != series->major()) {
+      Fail(node, path,
+           "\"" + text + "\": the bound must be a version of the " + series_text + " series");
     }
-    return entry;
+    return VersionSet::Family(*series, max);
+  }
+
+  // A cell of the toolkit or kernel table: "5.x", "5.x <= 5.15", "<= 1.10", "1.11 - 1.17".
+  VersionSet Set(const YAML::Node& node, const std::string& path) const {
+    const std::string text = Scalar(node, path);
+    std::optional<VersionSet> set = VersionSet::Parse(text);
+    if (!set) {
+      Fail(node, path,
+           "\"" + text +
+               "\" is not a version set (forms: 5.x, 5.x <= 5.15, <= 1.10, 1.11 - 1.17, >= 1.11; "
+               "a bound lies inside its family)");
+    }
+    return *set;
   }
 
   RuleText Texts(const YAML::Node& rule, const std::string& path) const {
@@ -162,14 +172,14 @@ void CheckNoOverlap(const Reader& reader, const std::vector<Row>& rows,
   }
 }
 
-std::vector<DriverRow> DriverRows(const Reader& r, const YAML::Node& rule,
-                                  const std::string& path) {
-  std::vector<DriverRow> rows;
+std::vector<VersionSetRow> DriverRows(const Reader& r, const YAML::Node& rule,
+                                      const std::string& path) {
+  std::vector<VersionSetRow> rows;
   const auto nodes = r.List(rule, "rows", path, true);
   for (size_t i = 0; i < nodes.size(); ++i) {
     const std::string row_path = Indexed(path + ".rows", i);
     r.Map(nodes[i], row_path, {"cgpu", "supported", "not_supported"});
-    DriverRow row;
+    VersionSetRow row;
     row.cgpu = r.Range(r.Required(nodes[i], "cgpu", row_path), row_path + ".cgpu");
     const auto supported = r.List(nodes[i], "supported", row_path, true);
     for (size_t k = 0; k < supported.size(); ++k) {
@@ -177,8 +187,8 @@ std::vector<DriverRow> DriverRows(const Reader& r, const YAML::Node& rule,
     }
     const auto excluded = r.List(nodes[i], "not_supported", row_path, false);
     for (size_t k = 0; k < excluded.size(); ++k) {
-      row.not_supported.push_back(
-          r.Integer(excluded[k], Indexed(row_path + ".not_supported", k), 1, 100000));
+      const int series = r.Integer(excluded[k], Indexed(row_path + ".not_supported", k), 1, 100000);
+      row.not_supported.push_back(VersionSet::Family(Version({series})));
     }
     rows.push_back(std::move(row));
   }
@@ -219,9 +229,9 @@ std::vector<VersionSetRow> VersionSetRows(const Reader& r, const YAML::Node& rul
     row.cgpu = r.Range(r.Required(nodes[i], "cgpu", row_path), row_path + ".cgpu");
     for (const char* key : {"supported", "not_supported"}) {
       auto& target = std::string(key) == "supported" ? row.supported : row.not_supported;
-      const auto ranges = r.List(nodes[i], key, row_path, std::string(key) == "supported");
-      for (size_t k = 0; k < ranges.size(); ++k) {
-        target.push_back(r.Range(ranges[k], Indexed(row_path + "." + key, k)));
+      const auto cells = r.List(nodes[i], key, row_path, std::string(key) == "supported");
+      for (size_t k = 0; k < cells.size(); ++k) {
+        target.push_back(r.Set(cells[k], Indexed(row_path + "." + key, k)));
       }
     }
     rows.push_back(std::move(row));

@@ -61,16 +61,58 @@ std::string NeededCgpu(const std::vector<Row>& rows, Accepts accepts) {
   return VersionRange{low, high}.ToString();
 }
 
-const DriverSeriesSupport* FindSeries(const std::vector<DriverSeriesSupport>& list, int series) {
-  for (const auto& entry : list) {
-    if (entry.series == series) return &entry;
+// Where a value stands in a row of the driver, nvidia-container-toolkit or kernel table. The one
+// place that decides between `incompatible` and `unknown` for all three.
+enum class Standing {
+  kSupported,  // a supported cell holds it
+  kExcluded,   // a not_supported cell holds it
+  kPastBound,  // past the bound a supported cell states inside its family: 5.16 for "5.x <= 5.15"
+  kNewer,      // past everything the row names (6.1, toolkit 1.18, driver series 580)
+  kUnnamed,    // anything else the row does not name: an older value, a value between cells
+};
+
+struct RowMatch {
+  Standing standing = Standing::kUnnamed;
+  const VersionSet* set = nullptr;  // the cell that decided, for kSupported .. kPastBound
+};
+
+RowMatch MatchRow(const VersionSetRow& row, const Version& value) {
+  for (const VersionSet& set : row.supported) {
+    if (set.Contains(value)) return {Standing::kSupported, &set};
   }
-  return nullptr;
+  for (const VersionSet& set : row.not_supported) {
+    if (set.Contains(value)) return {Standing::kExcluded, &set};
+  }
+  for (const VersionSet& set : row.supported) {
+    if (set.PastBound(value)) return {Standing::kPastBound, &set};
+  }
+  const auto below = [&](const VersionSet& set) { return set.IsBelow(value); };
+  if (std::all_of(row.supported.begin(), row.supported.end(), below) &&
+      std::all_of(row.not_supported.begin(), row.not_supported.end(), below) &&
+      !(row.supported.empty() && row.not_supported.empty())) {
+    return {Standing::kNewer, nullptr};
+  }
+  return {Standing::kUnnamed, nullptr};
 }
 
-bool DriverRowAccepts(const DriverRow& row, const Version& driver) {
-  const DriverSeriesSupport* entry = FindSeries(row.supported, driver.major());
-  return entry != nullptr && (!entry->max || driver.ComparePrefix(*entry->max) <= 0);
+bool AnyContains(const std::vector<VersionSet>& sets, const Version& version) {
+  return std::any_of(sets.begin(), sets.end(),
+                     [&](const VersionSet& set) { return set.Contains(version); });
+}
+
+std::string SetList(const std::vector<VersionSet>& sets) {
+  std::string text;
+  for (const auto& set : sets) text += (text.empty() ? "" : ", ") + set.ToString();
+  return text;
+}
+
+// The cGPU versions whose rows support `value`, as " (WHO needs cGPU 1.5.3-1.5.20)".
+std::string NeedsCgpu(const std::vector<VersionSetRow>& rows, const Version& value,
+                      const std::string& who) {
+  const std::string needed =
+      NeededCgpu(rows, [&](const VersionSetRow& row) { return AnyContains(row.supported, value); });
+  return needed.empty() ? " (no cGPU version in the table supports it)"
+                        : " (" + who + " needs cGPU " + needed + ")";
 }
 
 Finding CheckDriver(const NodeFacts& facts, const Version& cgpu, const RuleTable& table) {
@@ -79,36 +121,38 @@ Finding CheckDriver(const NodeFacts& facts, const Version& cgpu, const RuleTable
     return Make(rule, RuleVerdict::kUnknown, Unreadable(facts.driver_version, "NVIDIA driver"));
   }
   const Version& driver = *facts.driver_version.value;
-  const DriverRow* row = RowFor(table.driver, cgpu);
+  const VersionSetRow* row = RowFor(table.driver, cgpu);
   if (row == nullptr) return Gap(table.driver, cgpu, rule, "driver");
 
-  const int series = driver.major();
+  const std::string series = std::to_string(driver.major());
   const std::string subject =
       "cGPU " + cgpu.ToString() + " does not support NVIDIA driver " + driver.ToString();
-  const std::string needed =
-      NeededCgpu(table.driver, [&](const DriverRow& r) { return DriverRowAccepts(r, driver); });
-  const std::string needs = needed.empty()
-                                ? " (no cGPU version in the table supports it)"
-                                : " (" + driver.ToString() + " needs cGPU " + needed + ")";
-  if (const DriverSeriesSupport* entry = FindSeries(row->supported, series)) {
-    if (entry->max && driver.ComparePrefix(*entry->max) > 0) {
+  const RowMatch at = MatchRow(*row, driver);
+  switch (at.standing) {
+    case Standing::kSupported:
+      return Make(rule, RuleVerdict::kCompatible,
+                  "cGPU " + cgpu.ToString() + " supports NVIDIA driver " + driver.ToString());
+    case Standing::kPastBound:
       return Make(rule, RuleVerdict::kIncompatible,
-                  WithRemedy(subject + ": it supports the " + std::to_string(series) +
-                                 " series only up to " + entry->max->ToString() + needs,
+                  WithRemedy(subject + ": it supports the " + series + " series only up to " +
+                                 at.set->Bound()->ToString() +
+                                 NeedsCgpu(table.driver, driver, driver.ToString()),
                              table, rule));
-    }
-    return Make(rule, RuleVerdict::kCompatible,
-                "cGPU " + cgpu.ToString() + " supports NVIDIA driver " + driver.ToString());
-  }
-  if (std::find(row->not_supported.begin(), row->not_supported.end(), series) !=
-      row->not_supported.end()) {
-    const std::string series_needs =
-        needed.empty() ? " (no cGPU version in the table supports it)"
-                       : " (" + std::to_string(series) + " series needs cGPU " + needed + ")";
-    return Make(rule, RuleVerdict::kIncompatible, WithRemedy(subject + series_needs, table, rule));
+    case Standing::kExcluded:
+      return Make(
+          rule, RuleVerdict::kIncompatible,
+          WithRemedy(subject + NeedsCgpu(table.driver, driver, series + " series"), table, rule));
+    case Standing::kNewer:
+      return Make(rule, RuleVerdict::kUnknown,
+                  "NVIDIA driver series " + series + " (driver " + driver.ToString() +
+                      ") is newer than every series the driver table names for cGPU " +
+                      row->cgpu.ToString() +
+                      ": the source predates it, so its compatibility is not documented");
+    case Standing::kUnnamed:
+      break;
   }
   return Make(rule, RuleVerdict::kUnknown,
-              "NVIDIA driver series " + std::to_string(series) + " (driver " + driver.ToString() +
+              "NVIDIA driver series " + series + " (driver " + driver.ToString() +
                   ") is not in the driver table for cGPU " + row->cgpu.ToString() +
                   "; its compatibility is not documented");
 }
@@ -151,24 +195,6 @@ Finding CheckInstanceFamily(const NodeFacts& facts, const Version& cgpu, const R
                   "; its compatibility is not documented");
 }
 
-bool AnyContains(const std::vector<VersionRange>& ranges, const Version& version) {
-  return std::any_of(ranges.begin(), ranges.end(),
-                     [&](const VersionRange& range) { return range.Contains(version); });
-}
-
-// Past every upper bound the row states (and below none of its lower bounds).
-bool PastStatedBounds(const VersionSetRow& row, const Version& version) {
-  if (row.supported.empty()) return false;
-  return std::all_of(row.supported.begin(), row.supported.end(),
-                     [&](const VersionRange& range) { return range.IsAbove(version); });
-}
-
-std::string RangeList(const std::vector<VersionRange>& ranges) {
-  std::string text;
-  for (const auto& range : ranges) text += (text.empty() ? "" : ", ") + range.ToString();
-  return text;
-}
-
 Finding CheckVersionSet(const std::string& rule, std::string_view what,
                         const std::vector<VersionSetRow>& rows, const VersionFact& fact,
                         const Version& cgpu, const RuleTable& table) {
@@ -177,23 +203,33 @@ Finding CheckVersionSet(const std::string& rule, std::string_view what,
   const VersionSetRow* row = RowFor(rows, cgpu);
   if (row == nullptr) return Gap(rows, cgpu, rule, std::string(what));
   const std::string described = std::string(what) + " " + version.ToString();
-  if (AnyContains(row->supported, version)) {
-    return Make(rule, RuleVerdict::kCompatible,
-                "cGPU " + cgpu.ToString() + " supports " + described);
-  }
-  if (AnyContains(row->not_supported, version) || PastStatedBounds(*row, version)) {
-    const std::string needed =
-        NeededCgpu(rows, [&](const VersionSetRow& r) { return AnyContains(r.supported, version); });
-    std::string message = "cGPU " + cgpu.ToString() + " does not support " + described +
-                          " (it supports " + RangeList(row->supported) + "; ";
-    message += needed.empty() ? "no cGPU version in the table supports " + version.ToString() + ")"
-                              : version.ToString() + " needs cGPU " + needed + ")";
-    return Make(rule, RuleVerdict::kIncompatible, WithRemedy(message, table, rule));
+  const std::string cells = " (" + SetList(row->supported) + ")";
+  switch (MatchRow(*row, version).standing) {
+    case Standing::kSupported:
+      return Make(rule, RuleVerdict::kCompatible,
+                  "cGPU " + cgpu.ToString() + " supports " + described);
+    case Standing::kExcluded:
+    case Standing::kPastBound: {
+      const std::string needed = NeededCgpu(
+          rows, [&](const VersionSetRow& r) { return AnyContains(r.supported, version); });
+      std::string message = "cGPU " + cgpu.ToString() + " does not support " + described +
+                            " (it supports " + SetList(row->supported) + "; ";
+      message += needed.empty()
+                     ? "no cGPU version in the table supports " + version.ToString() + ")"
+                     : version.ToString() + " needs cGPU " + needed + ")";
+      return Make(rule, RuleVerdict::kIncompatible, WithRemedy(message, table, rule));
+    }
+    case Standing::kNewer:
+      return Make(rule, RuleVerdict::kUnknown,
+                  described + " is newer than every version the " + std::string(what) +
+                      " table names for cGPU " + row->cgpu.ToString() + cells +
+                      ": the source predates it, so its compatibility is not documented");
+    case Standing::kUnnamed:
+      break;
   }
   return Make(rule, RuleVerdict::kUnknown,
               described + " is not covered by the " + std::string(what) + " table for cGPU " +
-                  row->cgpu.ToString() + " (" + RangeList(row->supported) +
-                  "); its compatibility is not documented");
+                  row->cgpu.ToString() + cells + "; its compatibility is not documented");
 }
 
 Finding CheckKernelPanic(const Version& cgpu, const RuleTable& table) {
@@ -266,9 +302,12 @@ Finding CheckNvml(const NodeFacts& facts, const Version& cgpu, const RuleTable& 
     return Make(rule, RuleVerdict::kUnknown, Unreadable(facts.driver_version, "NVIDIA driver"));
   }
   const Version& driver = *facts.driver_version.value;
-  const DriverSeriesSupport* safe = FindSeries(issue.last_safe, driver.major());
-  const bool too_new = driver.major() >= issue.newer_series_from ||
-                       (safe != nullptr && safe->max && driver.ComparePrefix(*safe->max) > 0);
+  const VersionSet* safe = nullptr;
+  for (const VersionSet& set : issue.last_safe) {
+    if (set.family && driver.ComparePrefix(*set.family) == 0) safe = &set;
+  }
+  const bool too_new =
+      driver.major() >= issue.newer_series_from || (safe != nullptr && safe->PastBound(driver));
   if (too_new) {
     return Make(rule, RuleVerdict::kIncompatible,
                 WithRemedy("cGPU " + cgpu.ToString() + " with NVIDIA driver " + driver.ToString() +

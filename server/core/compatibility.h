@@ -1,10 +1,14 @@
 // EvaluateNode: a node's cGPU facts against the rule table, as findings and a verdict.
 //
 // Pure: no I/O, no clock, no globals; the same facts and table always give the same verdict.
-// Every rule gives one finding: compatible, incompatible (the seed excludes the combination or it
-// lies past a bound the seed states) or unknown (the seed says nothing, or a fact is missing or
-// unreadable). The node is incompatible if any finding is, else unknown if any finding is, else
-// compatible; a node without cGPU isolation is not-cgpu and has no findings.
+// Every rule gives one finding: compatible, incompatible or unknown. Incompatible only where the
+// seed says so: a row excludes the value, the value lies past a bound the row states inside a
+// family ("5.x <= 5.15": kernel 5.16), or the seed names the cGPU version as affected by a known
+// issue. Unknown wherever the seed says nothing: a cGPU version in no row, a value no row names,
+// a value newer than everything its row names (kernel 6.1, toolkit 1.18, driver series 580: the
+// seed predates it), a version between an issue's last affected one and its fix, or a fact that
+// is missing or unreadable. The node is incompatible if any finding is, else unknown if any
+// finding is, else compatible; a node without cGPU isolation is not-cgpu and has no findings.
 #pragma once
 
 #include <string>

@@ -30,6 +30,13 @@ std::string ErrorOf(const std::string& text) {
   return table.status().message();
 }
 
+// The cells of a row as their ToString(), space-separated.
+std::string Sets(const std::vector<VersionSet>& sets) {
+  std::string text;
+  for (const VersionSet& set : sets) text += (text.empty() ? "" : " ") + set.ToString();
+  return text;
+}
+
 // "test-rules.yaml:LINE: PATH: " followed by `what`.
 std::string Located(int line, const std::string& path, const std::string& what) {
   return std::string(kSource) + ":" + std::to_string(line) + ": " + path + ": " + what;
@@ -54,15 +61,16 @@ TEST(RulesLoaderTest, RealFileLoadsWithTheSeedTables) {
   EXPECT_EQ(table.isolation_disabled_label.key, "cgpu.disable.isolation");
   EXPECT_EQ(table.isolation_disabled_label.value, "true");
 
-  // Driver row 1: "470 <= 470.161.03" is a bounded series, not_supported plain integers.
+  // Driver row 1: "470 <= 470.161.03" is a bounded series, not_supported plain series numbers;
+  // every cell is a family.
   EXPECT_EQ(table.driver[1].cgpu.ToString(), "1.0.5-1.5.2");
   ASSERT_EQ(table.driver[1].supported.size(), 5u);
-  EXPECT_EQ(table.driver[1].supported[0].series, 460);
-  EXPECT_FALSE(table.driver[1].supported[0].max.has_value());
-  EXPECT_EQ(table.driver[1].supported[1].series, 470);
-  ASSERT_TRUE(table.driver[1].supported[1].max.has_value());
-  EXPECT_EQ(table.driver[1].supported[1].max->ToString(), "470.161.03");
-  EXPECT_EQ(table.driver[1].not_supported, (std::vector<int>{535, 550, 560, 565, 570, 575}));
+  EXPECT_EQ(table.driver[1].supported[0].ToString(), "460.x");
+  EXPECT_EQ(table.driver[1].supported[1].ToString(), "470.x<=470.161.03");
+  ASSERT_TRUE(table.driver[1].supported[1].family.has_value());
+  EXPECT_EQ(table.driver[1].supported[1].family->ToString(), "470");
+  EXPECT_EQ(table.driver[1].supported[1].range.high->ToString(), "470.161.03");
+  EXPECT_EQ(Sets(table.driver[1].not_supported), "535.x 550.x 560.x 565.x 570.x 575.x");
   EXPECT_EQ(table.driver[0].supported.size(), 11u);
 
   EXPECT_EQ(table.instance_family[0].cgpu.ToString(), "1.5.19-1.5.20");
@@ -71,12 +79,15 @@ TEST(RulesLoaderTest, RealFileLoadsWithTheSeedTables) {
   EXPECT_EQ(table.instance_family[5].not_supported.size(), 14u);
 
   EXPECT_EQ(table.container_toolkit[1].cgpu.ToString(), "0.8.13-1.0.10");
-  ASSERT_EQ(table.container_toolkit[1].not_supported.size(), 1u);
-  EXPECT_EQ(table.container_toolkit[1].not_supported[0].ToString(), "1.11-1.17");
+  EXPECT_EQ(Sets(table.container_toolkit[0].supported), "<=1.10 1.11-1.17");
+  EXPECT_EQ(Sets(table.container_toolkit[1].not_supported), ">=1.11");
+  EXPECT_FALSE(table.container_toolkit[0].supported[1].family.has_value()) << "a range";
 
   // A single version is a one-version range; "<= 1.5.7" has no lower bound.
   EXPECT_EQ(table.kernel[3].cgpu.ToString(), "0.8.17");
-  EXPECT_EQ(table.kernel[0].supported[1].ToString(), "5-5.15");
+  EXPECT_EQ(Sets(table.kernel[0].supported), "3.x 4.x 5.x<=5.15");
+  EXPECT_EQ(Sets(table.kernel[4].supported), "3.x 4.x");
+  EXPECT_EQ(Sets(table.kernel[4].not_supported), "5.x");
   EXPECT_FALSE(table.kernel_panic.affected.low.has_value());
   EXPECT_EQ(table.kernel_panic.affected.ToString(), "<=1.5.7");
   ASSERT_TRUE(table.kernel_panic.fixed_from.has_value());
@@ -84,7 +95,8 @@ TEST(RulesLoaderTest, RealFileLoadsWithTheSeedTables) {
   EXPECT_EQ(table.container_os.affected.ToString(), "<=1.5.18");
   EXPECT_EQ(table.container_os.fixed_by_ai_installer.ToString(), "1.12.6");
   EXPECT_EQ(table.nvml.affected.ToString(), "<=1.5.2");
-  EXPECT_EQ(table.nvml.last_safe.size(), 5u);
+  EXPECT_EQ(Sets(table.nvml.last_safe),
+            "460.x 470.x<=470.161.03 510.x<=510.108.03 515.x<=515.86.01 525.x<=525.89.03");
   EXPECT_EQ(table.nvml.newer_series_from, 535);
 
   for (const char* rule : {"driver", "instance-family", "container-toolkit", "kernel",
@@ -107,8 +119,8 @@ TEST(RulesLoaderTest, EmbeddedRulesAreTheFileAsBuilt) {
   ASSERT_EQ(embedded.driver.size(), loaded->driver.size());
   for (size_t i = 0; i < embedded.driver.size(); ++i) {
     EXPECT_EQ(embedded.driver[i].cgpu.ToString(), loaded->driver[i].cgpu.ToString());
-    EXPECT_EQ(embedded.driver[i].supported.size(), loaded->driver[i].supported.size());
-    EXPECT_EQ(embedded.driver[i].not_supported, loaded->driver[i].not_supported);
+    EXPECT_EQ(Sets(embedded.driver[i].supported), Sets(loaded->driver[i].supported));
+    EXPECT_EQ(Sets(embedded.driver[i].not_supported), Sets(loaded->driver[i].not_supported));
   }
   ASSERT_EQ(embedded.instance_family.size(), loaded->instance_family.size());
   for (size_t i = 0; i < embedded.instance_family.size(); ++i) {
@@ -381,8 +393,35 @@ TEST(RulesLoaderTest, DriverSeriesFormsThatLoad) {
                             "        supported: [\"460\", \"470<=470.82.01\", \"510\""),
                 kSource);
   ASSERT_TRUE(table.ok()) << table.status().message();
-  ASSERT_TRUE(table->driver[0].supported[1].max.has_value());
-  EXPECT_EQ(table->driver[0].supported[1].max->ToString(), "470.82.01");
+  ASSERT_TRUE(table->driver[0].supported[1].range.high.has_value());
+  EXPECT_EQ(table->driver[0].supported[1].range.high->ToString(), "470.82.01");
+  EXPECT_EQ(table->driver[0].supported[1].ToString(), "470.x<=470.82.01");
+}
+
+TEST(RulesLoaderTest, BadVersionSets) {
+  const std::string forms =
+      " is not a version set (forms: 5.x, 5.x <= 5.15, <= 1.10, 1.11 - 1.17, >= 1.11; a bound lies "
+      "inside its family)";
+  // The bound of a family lies inside it: "5.x <= 6.1" would say something of 6.x, "5.x <= 5"
+  // nothing at all.
+  for (const std::string bad :
+       {"5.y <= 5.15", "5.x <= 6.1", "5.x <= 5", "5.x <=", "x", "5.x - 6"}) {
+    const std::string text = EditedRules("supported: [\"3.x\", \"4.x\", \"5.x <= 5.15\"]",
+                                         "supported: [\"3.x\", \"4.x\", \"" + bad + "\"]");
+    EXPECT_EQ(ErrorOf(text),
+              Located(LineOf(text, "\"" + bad + "\""), "rules.kernel.rows[0].supported[2]",
+                      "\"" + bad + "\"" + forms))
+        << bad;
+  }
+}
+
+TEST(RulesLoaderTest, VersionSetFormsThatLoad) {
+  StatusOr<RuleTable> table =
+      LoadRules(EditedRules("supported: [\"3.x\", \"4.x\", \"5.x <= 5.15\"]",
+                            "supported: [\"3 - 4\", \"5<=5.15\", \">= 6.1\"]"),
+                kSource);
+  ASSERT_TRUE(table.ok()) << table.status().message();
+  EXPECT_EQ(Sets(table->kernel[0].supported), "3-4 5.x<=5.15 >=6.1");
 }
 
 TEST(RulesLoaderTest, FixedFromLiesPastTheAffectedVersions) {

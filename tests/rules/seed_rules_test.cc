@@ -121,6 +121,27 @@ TEST(SeedDriverTable, GapsAndUnlistedSeriesAreUnknown) {
   EXPECT_EQ(DriverVerdict("1.5.20", "580.65.06"), kUnknown);
 }
 
+// The table's newest series is 575: "1.5.3 – 1.5.20 | 460, 470, 510, 515, 525, 535, 550, 560, 565,
+// 570, 575 series". A later series is newer than every row, not excluded by one.
+TEST(SeedDriverTable, SeriesAfterEveryRowIsUnknownAndSaysSo) {
+  // 575 is named by every row: supported by the newest, "Not supported" by the two older ones.
+  for (const char* cgpu : {"1.5.3", "1.5.20"}) {
+    EXPECT_EQ(DriverVerdict(cgpu, "575.51.03"), kOk) << cgpu;
+    EXPECT_EQ(DriverVerdict(cgpu, "580.65.06"), kUnknown) << cgpu;
+  }
+  for (const char* cgpu : {"0.8.13", "1.0.3", "1.0.5", "1.5.2"}) {
+    EXPECT_EQ(DriverVerdict(cgpu, "575.51.03"), kNo) << cgpu;
+    EXPECT_EQ(DriverVerdict(cgpu, "580.65.06"), kUnknown) << cgpu;
+  }
+  NodeFacts facts = Node("1.5.20");
+  facts.driver_version = Fact("580.65.06", "label cgpu-guard.io/nvidia-driver-version");
+  EXPECT_NE(Message(facts, "driver")
+                .find("NVIDIA driver series 580 (driver 580.65.06) is newer than every series "
+                      "the driver table names for cGPU 1.5.3-1.5.20"),
+            std::string::npos)
+      << Message(facts, "driver");
+}
+
 TEST(SeedDriverTable, MessageSaysWhatToUpgrade) {
   NodeFacts facts = Node("1.5.2");
   facts.driver_version = Fact("535.104.05", "label cgpu-guard.io/nvidia-driver-version");
@@ -227,15 +248,40 @@ TEST(SeedToolkitTable, NewRowSupportsUpTo1_17) {
     EXPECT_EQ(ToolkitVerdict(cgpu, "1.10.0"), kOk) << cgpu;
     EXPECT_EQ(ToolkitVerdict(cgpu, "1.11.0"), kOk) << cgpu;
     EXPECT_EQ(ToolkitVerdict(cgpu, "1.17.8"), kOk) << cgpu;
-    EXPECT_EQ(ToolkitVerdict(cgpu, "1.18.0"), kNo) << cgpu;  // past the stated bound
   }
 }
 
+// "1.0.10 – 1.5.20 | ≤ 1.10 and 1.11 – 1.17" names nothing after 1.17, and the troubleshooting
+// entry blames later toolkits only on old cGPU: "This is caused by an incompatibility between
+// cGPU versions 1.0.10 and earlier and nvidia-container-toolkit versions 1.11 and later." A
+// toolkit after 1.17 is newer than every row for the new cGPU versions: unknown, not excluded.
+TEST(SeedToolkitTable, NewRowSaysNothingOfToolkitsAfter1_17) {
+  for (const char* cgpu : {"1.0.11", "1.5.20"}) {
+    EXPECT_EQ(ToolkitVerdict(cgpu, "1.17"), kOk) << cgpu;
+    EXPECT_EQ(ToolkitVerdict(cgpu, "1.17.99"), kOk) << cgpu;
+    EXPECT_EQ(ToolkitVerdict(cgpu, "1.18.0"), kUnknown) << cgpu;
+    EXPECT_EQ(ToolkitVerdict(cgpu, "2.0.0"), kUnknown) << cgpu;
+  }
+  NodeFacts facts = Node("1.5.20");
+  facts.toolkit_version = Fact("1.18.0", "label cgpu-guard.io/container-toolkit-version");
+  EXPECT_NE(Message(facts, "container-toolkit")
+                .find("nvidia-container-toolkit 1.18.0 is newer than every version the "
+                      "nvidia-container-toolkit table names for cGPU 1.0.11-1.5.20 (<=1.10, "
+                      "1.11-1.17): the source predates it"),
+            std::string::npos)
+      << Message(facts, "container-toolkit");
+}
+
+// "0.8.13 – 1.0.9 | ≤ 1.10 only (1.11 – 1.17 not supported)", and the troubleshooting entry:
+// "an incompatibility between cGPU versions 1.0.10 and earlier and nvidia-container-toolkit
+// versions 1.11 and later". "1.11 and later" has no end: 1.18 stays excluded for old cGPU.
 TEST(SeedToolkitTable, OldRowSupportsUpTo1_10Only) {
   for (const char* cgpu : {"0.8.13", "1.0.9"}) {
     EXPECT_EQ(ToolkitVerdict(cgpu, "1.10.0"), kOk) << cgpu;
     EXPECT_EQ(ToolkitVerdict(cgpu, "1.11.0"), kNo) << cgpu;
     EXPECT_EQ(ToolkitVerdict(cgpu, "1.17.8"), kNo) << cgpu;
+    EXPECT_EQ(ToolkitVerdict(cgpu, "1.18.0"), kNo) << cgpu;
+    EXPECT_EQ(ToolkitVerdict(cgpu, "2.0.0"), kNo) << cgpu;
   }
 }
 
@@ -272,6 +318,8 @@ const std::vector<KernelRow> kKernelRows = {
     {"0.8.10", "0.8.13", "4.19.91", "5.0.0"},
 };
 
+// "1.5.9 – 1.5.20 | 3.x, 4.x, 5.x ≤ 5.15" ... "0.8.10 – 0.8.13 | 3.x, 4.x (5.x not supported)":
+// the bound inside 5.x, or "5.x not supported", excludes the 5.x kernels past it.
 TEST(SeedKernelTable, EveryRowAtBothEndsAndOnePastItsBound) {
   for (const KernelRow& row : kKernelRows) {
     for (const std::string& cgpu : {row.low, row.high}) {
@@ -279,9 +327,32 @@ TEST(SeedKernelTable, EveryRowAtBothEndsAndOnePastItsBound) {
       EXPECT_EQ(KernelVerdict(cgpu, "4.19.91"), kOk) << cgpu;
       EXPECT_EQ(KernelVerdict(cgpu, row.newest_ok), kOk) << cgpu;
       EXPECT_EQ(KernelVerdict(cgpu, row.first_past), kNo) << cgpu;
-      EXPECT_EQ(KernelVerdict(cgpu, "6.6.0"), kNo) << cgpu;
+      EXPECT_EQ(KernelVerdict(cgpu, "5.19.17"), kNo) << cgpu;  // still a 5.x kernel
     }
   }
+}
+
+// No row names a 6.x kernel ("3.x, 4.x, 5.x ≤ 5.15" is the newest a row goes): the page
+// predates it, so a 6.x kernel is unknown for every row, not excluded by the 5.x bound.
+TEST(SeedKernelTable, KernelsNewerThanEveryRowAreUnknown) {
+  for (const KernelRow& row : kKernelRows) {
+    for (const std::string& cgpu : {row.low, row.high}) {
+      EXPECT_EQ(KernelVerdict(cgpu, "6.1.0"), kUnknown) << cgpu;
+      EXPECT_EQ(KernelVerdict(cgpu, "6.6.0"), kUnknown) << cgpu;
+    }
+  }
+  // Both sides of the 5.x bound and the next major, for the newest row.
+  EXPECT_EQ(KernelVerdict("1.5.20", "5.15.0"), kOk);
+  EXPECT_EQ(KernelVerdict("1.5.20", "5.16.0"), kNo);
+  EXPECT_EQ(KernelVerdict("1.5.20", "6.1.0"), kUnknown);
+
+  NodeFacts facts = Node("1.5.20");
+  facts.kernel_version = Fact("6.1.0", "status.nodeInfo.kernelVersion");
+  EXPECT_NE(Message(facts, "kernel")
+                .find("kernel 6.1.0 is newer than every version the kernel table names for cGPU "
+                      "1.5.9-1.5.20 (3.x, 4.x, 5.x<=5.15): the source predates it"),
+            std::string::npos)
+      << Message(facts, "kernel");
 }
 
 TEST(SeedKernelTable, GapsAndOlderKernelsAreUnknown) {
@@ -394,6 +465,21 @@ TEST(SeedNodeVerdict, CurrentStackIsCompatible) {
   EXPECT_EQ(evaluation.verdict, NodeVerdict::kCompatible);
   EXPECT_EQ(evaluation.FirstProblem(), nullptr);
   EXPECT_EQ(evaluation.findings.size(), 7u);
+}
+
+// What the tables do not name warns, what they exclude denies: the same 1.5.20 node with a
+// kernel past "5.x ≤ 5.15" is incompatible, with a 6.x kernel or a toolkit after 1.17 unknown.
+TEST(SeedNodeVerdict, NewerThanEveryRowWarnsAndPastARowBoundDenies) {
+  NodeFacts facts = Node("1.5.20");
+  facts.kernel_version = Fact("5.16.0", "status.nodeInfo.kernelVersion");
+  EXPECT_EQ(EvaluateNode(facts, EmbeddedRules()).verdict, NodeVerdict::kIncompatible);
+  facts.kernel_version = Fact("6.1.0", "status.nodeInfo.kernelVersion");
+  EXPECT_EQ(EvaluateNode(facts, EmbeddedRules()).verdict, NodeVerdict::kUnknown);
+  facts.kernel_version = Fact("5.15.0", "status.nodeInfo.kernelVersion");
+  facts.toolkit_version = Fact("1.18.0", "label cgpu-guard.io/container-toolkit-version");
+  EXPECT_EQ(EvaluateNode(facts, EmbeddedRules()).verdict, NodeVerdict::kUnknown);
+  facts.toolkit_version = Fact("1.17.3", "label cgpu-guard.io/container-toolkit-version");
+  EXPECT_EQ(EvaluateNode(facts, EmbeddedRules()).verdict, NodeVerdict::kCompatible);
 }
 
 TEST(SeedNodeVerdict, IncompatibleBeatsUnknownAndComesFirst) {

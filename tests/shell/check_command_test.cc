@@ -383,9 +383,9 @@ TEST(CheckBinaryTest, RulesFileReplacesTheBuiltInRules) {
   EXPECT_EQ(JsonVerdicts(json::parse(result.out)), kFixtureVerdicts);
 
   // Newest cGPU supports kernels only up to 5.4: gpu-compatible runs 5.10.
-  const std::string narrower = WriteTemp(
-      "rules.yaml",
-      EditedRules("supported: [\"3 - 4\", \"5 - 5.15\"]", "supported: [\"3 - 4\", \"5 - 5.4\"]"));
+  const std::string narrower =
+      WriteTemp("rules.yaml", EditedRules("supported: [\"3.x\", \"4.x\", \"5.x <= 5.15\"]",
+                                          "supported: [\"3.x\", \"4.x\", \"5.x <= 5.4\"]"));
   result = Check({"-f", kAckNodes, "-o", "json", "--rules", narrower});
   EXPECT_EQ(result.exit_code, 1) << result.err;
   const json report = json::parse(result.out);
