@@ -302,29 +302,45 @@ Finding CheckNvml(const NodeFacts& facts, const Version& cgpu, const RuleTable& 
     return Make(rule, RuleVerdict::kUnknown, Unreadable(facts.driver_version, "NVIDIA driver"));
   }
   const Version& driver = *facts.driver_version.value;
+  const std::string series = std::to_string(driver.major());
+  const std::string affected = "cGPU " + issue.affected.ToString();
+  // The source dates the issue ("drivers released after July 2023"); the rules know versions,
+  // not dates, so the message says which of the two it rests on.
+  const std::string seed_link = "; the source links NVML failures of " + affected +
+                                " (nvidia-smi in pods: \"GPU access blocked by operating "
+                                "system\") to drivers released after July 2023";
   const VersionSet* safe = nullptr;
   for (const VersionSet& set : issue.last_safe) {
     if (set.family && driver.ComparePrefix(*set.family) == 0) safe = &set;
   }
-  const bool too_new =
-      driver.major() >= issue.newer_series_from || (safe != nullptr && safe->PastBound(driver));
-  if (too_new) {
-    return Make(rule, RuleVerdict::kIncompatible,
-                WithRemedy("cGPU " + cgpu.ToString() + " with NVIDIA driver " + driver.ToString() +
-                               " (released after July 2023) blocks NVML: nvidia-smi in pods fails "
-                               "with \"GPU access blocked by operating system\"",
-                           table, rule));
+  if (driver.major() >= issue.newer_series_from) {
+    return Make(
+        rule, RuleVerdict::kIncompatible,
+        WithRemedy("cGPU " + cgpu.ToString() + " with NVIDIA driver " + driver.ToString() +
+                       ": no driver of the " + std::to_string(issue.newer_series_from) +
+                       " series or a later one is known to work with " + affected + seed_link,
+                   table, rule));
+  }
+  if (safe != nullptr && safe->PastBound(driver)) {
+    return Make(
+        rule, RuleVerdict::kIncompatible,
+        WithRemedy("cGPU " + cgpu.ToString() + " with NVIDIA driver " + driver.ToString() +
+                       ": the driver is newer than " + safe->Bound()->ToString() + ", the newest " +
+                       series + " driver known to work with " + affected + seed_link,
+                   table, rule));
   }
   if (safe == nullptr) {
     return Make(rule, RuleVerdict::kUnknown,
-                "whether NVIDIA driver " + driver.ToString() +
-                    " was released after July 2023 is "
-                    "not known here; cGPU " +
-                    cgpu.ToString() + " blocks NVML with such drivers");
+                "NVIDIA driver " + driver.ToString() + " is of a series (" + series +
+                    ") the NVML rule does not name, so whether it works with cGPU " +
+                    cgpu.ToString() + " is not known" + seed_link);
   }
-  return Make(
-      rule, RuleVerdict::kCompatible,
-      "NVIDIA driver " + driver.ToString() + " predates the NVML issue of cGPU " + cgpu.ToString());
+  const std::optional<Version> bound = safe->Bound();
+  const std::string known =
+      "the " + series + " series" + (bound ? " up to " + bound->ToString() : "");
+  return Make(rule, RuleVerdict::kCompatible,
+              "NVIDIA driver " + driver.ToString() + " is known to work with " + affected + " (" +
+                  known + ")");
 }
 
 }  // namespace

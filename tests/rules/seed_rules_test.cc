@@ -429,6 +429,33 @@ TEST(SeedKnownIssues, ContainerOptimizedOsNeedsNewAiInstaller) {
   EXPECT_EQ(Verdict(Node("1.5.2"), "container-os"), kOk);  // not a container-optimized image
 }
 
+// "This is caused by an incompatibility between cGPU versions 1.5.2 and earlier and GPU driver
+// versions released after July 2023." The rules know versions, not release dates: a driver past
+// the newest one the 1.0.5 - 1.5.2 driver row supports is newer than every driver known to
+// work, and the finding says that, not that the driver was released after July 2023.
+TEST(SeedKnownIssues, NvmlMessageSaysWhatIsKnown) {
+  NodeFacts facts = Node("1.5.2");
+  facts.driver_version = Fact("470.182.03", "label cgpu-guard.io/nvidia-driver-version");
+  std::string message = Message(facts, "nvml");
+  EXPECT_EQ(message.find("(released after July 2023)"), std::string::npos) << message;
+  EXPECT_NE(message.find("cGPU 1.5.2 with NVIDIA driver 470.182.03: the driver is newer than "
+                         "470.161.03, the newest 470 driver known to work with cGPU <=1.5.2; "
+                         "the source links NVML failures of cGPU <=1.5.2"),
+            std::string::npos)
+      << message;
+  EXPECT_NE(message.find("to drivers released after July 2023; upgrade cGPU to the latest"),
+            std::string::npos)
+      << message;
+
+  facts.driver_version = Fact("535.54.03", "label cgpu-guard.io/nvidia-driver-version");
+  message = Message(facts, "nvml");
+  EXPECT_EQ(message.find("(released after July 2023)"), std::string::npos) << message;
+  EXPECT_NE(message.find("no driver of the 535 series or a later one is known to work with "
+                         "cGPU <=1.5.2"),
+            std::string::npos)
+      << message;
+}
+
 TEST(SeedKnownIssues, NvmlBlockedWithDriversAfterJuly2023) {
   NodeFacts facts = Node("1.5.2");
   facts.driver_version = Fact("535.104.05", "label cgpu-guard.io/nvidia-driver-version");
