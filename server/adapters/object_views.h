@@ -17,6 +17,8 @@
 #include <variant>
 #include <vector>
 
+#include "core/resource_routes.h"
+
 namespace cgpu {
 
 inline constexpr char kGpuIndexAnnotation[] = "ALIYUN_COM_GPU_MEM_IDX";
@@ -71,20 +73,6 @@ struct NodeObject {
     return {};
   }
 };
-
-// Which object view a request's objects are read into: core-group pods, their binding
-// subresource and nodes (any subresource, e.g. nodes/status). Anything else is not read.
-enum class ObjectKind { kNone, kPod, kBinding, kNode };
-
-inline ObjectKind ObjectKindFor(std::string_view group, std::string_view resource,
-                                std::string_view sub_resource) {
-  if (!group.empty()) return ObjectKind::kNone;
-  if (resource == "pods") {
-    if (sub_resource == "binding") return ObjectKind::kBinding;
-    return sub_resource.empty() ? ObjectKind::kPod : ObjectKind::kNone;
-  }
-  return resource == "nodes" ? ObjectKind::kNode : ObjectKind::kNone;
-}
 
 // request.object or request.oldObject of an AdmissionReview.
 struct ReviewObject {

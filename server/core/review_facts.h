@@ -1,17 +1,20 @@
 // ReviewFacts: one admission request with its objects already read into plain facts.
 //
 // adapters/review_facts_reader fills this from a decoded AdmissionReview; the policy decides on
-// it. Which members are set depends on the resource: pods (pod, old_pod on UPDATE), pods/binding
-// (binding), nodes (node, old_node on UPDATE). A member is empty when the request has no such
-// object (DELETE has no new object) or when `object_error` says why it could not be read.
+// it. Which members are set depends on the route (core/resource_routes.h): pods (pod, old_pod on
+// UPDATE), pods/binding and bindings (binding), nodes (node, old_node on UPDATE). A member is empty
+// when the request has no such object (DELETE has no new object) or when `object_error` says why it
+// could not be read.
 #pragma once
 
+#include <chrono>
 #include <optional>
 #include <string>
 
 #include "core/admission_request.h"
 #include "core/node_facts.h"
 #include "core/pod_facts.h"
+#include "core/resource_routes.h"
 
 namespace cgpu {
 
@@ -33,6 +36,10 @@ struct BindingFacts {
 
 struct ReviewFacts {
   AdmissionRequest request;
+  const ResourceRoute* route = nullptr;  // nullptr: a resource cgpu-guard does not judge
+  // When the request arrived (its body complete); live reads made to decide it share one deadline
+  // counted from here. The epoch (default): from when the decision starts.
+  std::chrono::steady_clock::time_point received{};
   std::optional<PodFacts> pod;
   std::optional<PodFacts> old_pod;
   std::optional<BindingFacts> binding;

@@ -3,6 +3,7 @@
 #include <string>
 #include <vector>
 
+#include "core/resource_routes.h"
 #include "shell/check_command.h"
 #include "shell/node_facts_command.h"
 #include "shell/serve_command.h"
@@ -17,6 +18,8 @@ constexpr char kUsage[] =
     "  serve     run the admission webhook over HTTPS (see cgpu-guard serve --help)\n"
     "  check     check nodes (kubectl get nodes -o json) against the cGPU rules\n"
     "  node-facts  keep this node's cGPU, driver and toolkit version labels true\n"
+    "  routes    print the resources the webhook judges, one per line (what the webhook rules\n"
+    "            must send it)\n"
     "  version   print the version\n"
     "  help      show this text\n";
 
@@ -33,6 +36,14 @@ int main(int argc, char** argv) {
   if (command == "serve") return cgpu::RunServeCommand(args);
   if (command == "check") return cgpu::RunCheckCommand(args);
   if (command == "node-facts") return cgpu::RunNodeFactsCommand(args);
+  if (command == "routes") {
+    // "<resource path> <operations>" for each route a webhook rule must send (the chart's tests
+    // compare its rules with this list).
+    for (const cgpu::ResourceRoute& route : cgpu::kResourceRoutes) {
+      if (!route.operations.empty()) std::cout << route.path << " " << route.operations << "\n";
+    }
+    return 0;
+  }
   if (command == "version" || command == "--version") {
     std::cout << "cgpu-guard " << cgpu::kVersion << " (commit " << cgpu::kGitCommit << ")\n";
     return 0;

@@ -30,11 +30,12 @@ Metrics::Metrics(std::string_view version) : registry_(std::make_shared<promethe
                        .Name("cgpu_guard_admission_requests_total")
                        .Help("Admission reviews answered, by resource, operation and verdict.")
                        .Register(*registry_);
-  for (size_t r = 0; r < kResources.size(); ++r) {
+  for (size_t r = 0; r < kResourceLabels; ++r) {
+    const std::string resource(r < kResourceRoutes.size() ? kResourceRoutes[r].path : "other");
     for (size_t o = 0; o < kOperations.size(); ++o) {
       for (size_t v = 0; v < kVerdicts.size(); ++v) {
         requests_[(r * kOperations.size() + o) * kVerdicts.size() + v] =
-            &requests.Add({{"resource", std::string(kResources[r])},
+            &requests.Add({{"resource", resource},
                            {"operation", std::string(ToString(kOperations[o]))},
                            {"verdict", std::string(ToString(kVerdicts[v]))}});
       }
@@ -54,6 +55,29 @@ Metrics::Metrics(std::string_view version) : registry_(std::make_shared<promethe
            .Add({}, prometheus::Histogram::BucketBoundaries{0.00001, 0.000025, 0.00005, 0.0001,
                                                             0.00025, 0.0005, 0.001, 0.0025, 0.005,
                                                             0.01, 0.025, 0.1, 1});
+  auto& live_reads =
+      BuildCounter()
+          .Name("cgpu_guard_live_reads_total")
+          .Help(
+              "Reads of the API server made to decide a review (the bound pod, a last-slot "
+              "recount), by read and outcome: ok, not-found, deadline (past --live-read-deadline: "
+              "the unknown policy answered), error.")
+          .Register(*registry_);
+  auto& live_read_seconds =
+      BuildHistogram()
+          .Name("cgpu_guard_live_read_duration_seconds")
+          .Help("How long a read of the API server made to decide a review took.")
+          .Register(*registry_);
+  for (size_t r = 0; r < kLiveReads.size(); ++r) {
+    for (size_t o = 0; o < kLiveReadOutcomes.size(); ++o) {
+      live_reads_[r * kLiveReadOutcomes.size() + o] = &live_reads.Add(
+          {{"read", std::string(kLiveReads[r])}, {"outcome", std::string(kLiveReadOutcomes[o])}});
+    }
+    live_read_seconds_[r] = &live_read_seconds.Add(
+        {{"read", std::string(kLiveReads[r])}},
+        prometheus::Histogram::BucketBoundaries{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+                                                0.1, 0.25, 0.5, 1, 2.5});
+  }
   in_flight_ = &BuildGauge()
                     .Name("cgpu_guard_in_flight_requests")
                     .Help("Admission reviews being decided right now.")
@@ -159,13 +183,22 @@ void Metrics::SetWatchTotals(std::string_view collection, int64_t relists, int64
   }
 }
 
-void Metrics::RecordDecision(std::string_view resource_path, Operation operation, Verdict verdict,
+void Metrics::RecordDecision(const ResourceRoute* route, Operation operation, Verdict verdict,
                              double seconds) {
-  size_t r = std::min(IndexOf(kResources, resource_path), kResources.size() - 1);  // else "other"
+  const size_t r = route != nullptr ? static_cast<size_t>(route - kResourceRoutes.data())
+                                    : kResourceRoutes.size();
   size_t o = IndexOf(kOperations, operation);
   size_t v = IndexOf(kVerdicts, verdict);
   requests_[(r * kOperations.size() + o) * kVerdicts.size() + v]->Increment();
   decision_seconds_->Observe(seconds);
+}
+
+void Metrics::RecordLiveRead(std::string_view read, std::string_view outcome, double seconds) {
+  const size_t r = IndexOf(kLiveReads, read);
+  const size_t o = IndexOf(kLiveReadOutcomes, outcome);
+  if (r >= kLiveReads.size() || o >= kLiveReadOutcomes.size()) return;  // not ours: not counted
+  live_reads_[r * kLiveReadOutcomes.size() + o]->Increment();
+  live_read_seconds_[r]->Observe(seconds);
 }
 
 void Metrics::RecordBadRequest(std::string_view reason) {

@@ -1,8 +1,9 @@
 // Metrics: the Prometheus families cgpu-guard exports, registered once.
 //
-// Label values come from closed sets (resource: pods, pods/binding, nodes, other; operation;
-// verdict), so cardinality is bounded whatever the cluster sends. Children for the hot path are
-// created up front; recording a decision is an array lookup and two atomic adds. Thread-safe.
+// Label values come from closed sets (resource: a route of core/resource_routes.h or "other";
+// operation; verdict; reason and outcome from the policy's own vocabulary), so cardinality is
+// bounded whatever the cluster sends. Children for the hot path are created up front; recording a
+// decision is an array lookup and two atomic adds. Thread-safe.
 #pragma once
 
 #include <prometheus/counter.h>
@@ -21,6 +22,7 @@
 
 #include "core/admission_request.h"
 #include "core/decision.h"
+#include "core/resource_routes.h"
 
 namespace cgpu {
 
@@ -28,7 +30,8 @@ class Metrics {
  public:
   explicit Metrics(std::string_view version);
 
-  void RecordDecision(std::string_view resource_path, Operation operation, Verdict verdict,
+  // `route`: the request's route (core/resource_routes.h), nullptr for any other resource.
+  void RecordDecision(const ResourceRoute* route, Operation operation, Verdict verdict,
                       double seconds);
   void RecordBadRequest(std::string_view reason);
   // The policy's answer by reason (a rule name such as pods-per-gpu or driver, or why it was not
@@ -44,6 +47,9 @@ class Metrics {
   void SetStaleness(bool stale, std::string_view collection, double seconds_without_watch);
   void SetWatchTotals(std::string_view collection, int64_t relists, int64_t restarts,
                       int64_t errors);
+  // A read of the API server made to decide a review: `read` is get-pod or list-node-pods,
+  // `outcome` ok, not-found, deadline or error (core of admission_controller.h's LiveReadReport).
+  void RecordLiveRead(std::string_view read, std::string_view outcome, double seconds);
   void SetCertificateExpiry(std::time_t not_after);
   void RecordCertificateReload(bool ok);
   prometheus::Gauge& in_flight() { return *in_flight_; }
@@ -51,10 +57,13 @@ class Metrics {
   // The text exposition format (version 0.0.4), as served on /metrics.
   std::string Serialize() const;
 
-  static constexpr std::array<std::string_view, 4> kResources = {"pods", "pods/binding", "nodes",
-                                                                 "other"};
+  // The resource label's values: one per route, then "other".
+  static constexpr size_t kResourceLabels = kResourceRoutes.size() + 1;
   static constexpr std::array<Operation, 4> kOperations = {Operation::kCreate, Operation::kUpdate,
                                                            Operation::kDelete, Operation::kConnect};
+  static constexpr std::array<std::string_view, 2> kLiveReads = {"get-pod", "list-node-pods"};
+  static constexpr std::array<std::string_view, 4> kLiveReadOutcomes = {"ok", "not-found",
+                                                                        "deadline", "error"};
   static constexpr std::array<Verdict, 3> kVerdicts = {Verdict::kAllowed, Verdict::kDenied,
                                                        Verdict::kErrored};
 
@@ -62,9 +71,11 @@ class Metrics {
   std::shared_ptr<prometheus::Registry> registry_;
   prometheus::Family<prometheus::Counter>* bad_requests_family_;
   std::mutex bad_requests_mu_;  // Family::Add is safe, the cache is ours to guard
-  std::array<prometheus::Counter*, kResources.size() * kOperations.size() * kVerdicts.size()>
+  std::array<prometheus::Counter*, kResourceLabels * kOperations.size() * kVerdicts.size()>
       requests_{};
   prometheus::Histogram* decision_seconds_;
+  std::array<prometheus::Counter*, kLiveReads.size() * kLiveReadOutcomes.size()> live_reads_{};
+  std::array<prometheus::Histogram*, kLiveReads.size()> live_read_seconds_{};
   prometheus::Gauge* in_flight_;
   prometheus::Gauge* certificate_expiry_;
   prometheus::Counter* reloads_ok_;

@@ -89,7 +89,9 @@ std::string MakeReview(const std::string& uid, const std::string& resource,
                   {"kind",
                    {{"group", ""},
                     {"version", "v1"},
-                    {"kind", is_node ? "Node" : (sub_resource == "binding" ? "Binding" : "Pod")}}},
+                    {"kind", is_node                                                 ? "Node"
+                             : (sub_resource == "binding" || resource == "bindings") ? "Binding"
+                                                                                     : "Pod"}}},
                   {"resource", {{"group", ""}, {"version", "v1"}, {"resource", resource}}},
                   {"name", name},
                   {"operation", operation},

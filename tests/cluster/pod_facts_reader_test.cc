@@ -294,11 +294,15 @@ TEST(ReviewFactsParityTest, ObjectsMissingOrOfTheWrongTypeSaySo) {
     const ReviewFacts pod = DecodeFacts(MakeReview("u", "pods", "", "CREATE", "p", object));
     EXPECT_FALSE(pod.pod);
     EXPECT_EQ(pod.object_error, "request.object is missing or not an object");
+    // pods/exec has no route: it is not read, so nothing about its object is wrong.
     const ReviewFacts exec = DecodeFacts(MakeReview("u", "pods", "exec", "CONNECT", "p", object));
-    EXPECT_EQ(exec.object_error, "request.object is missing or not an object");
+    EXPECT_EQ(exec.route, nullptr);
+    EXPECT_EQ(exec.object_error, "");
     const ReviewFacts binding =
         DecodeFacts(MakeReview("u", "pods", "binding", "CREATE", "p", object));
     EXPECT_EQ(binding.object_error, "the pods/binding request carries no Binding object");
+    const ReviewFacts legacy = DecodeFacts(MakeReview("u", "bindings", "", "CREATE", "p", object));
+    EXPECT_EQ(legacy.object_error, "the bindings request carries no Binding object");
   }
   EXPECT_EQ(DecodeFacts(MakeReview("u", "pods", "", "DELETE", "p", nullptr)).object_error, "");
 }

@@ -589,6 +589,31 @@ describe("bindings", () => {
         "no other webhook is sent bindings");
     });
   }
+
+  // The server routes requests by one table (server/core/resource_routes.h), which
+  // `cgpu-guard routes` prints: every webhook rule together must send exactly those resources
+  // with exactly those operations, so a route added to the server cannot be left without a rule
+  // (and a rule cannot send what the server would allow unread).
+  test("the webhook rules send exactly the routes the server judges", () => {
+    const result = run(binaryPath, ["routes"]);
+    assert.equal(result.status, 0, `${binaryPath} routes failed: ${result.stderr}`);
+    const routes = new Map(result.stdout.trim().split("\n").map((line) => {
+      const [resource, operations] = line.split(" ");
+      return [resource, operations.split(",").sort()];
+    }));
+    assert.ok(routes.has("pods/binding") && routes.has("bindings"), result.stdout);
+    for (const [name, objects] of Object.entries(renders)) {
+      const sent = new Map();
+      for (const hook of findOne(objects(), "ValidatingWebhookConfiguration").webhooks) {
+        for (const rule of hook.rules) {
+          for (const resource of rule.resources) {
+            sent.set(resource, [...new Set([...(sent.get(resource) ?? []), ...rule.operations])].sort());
+          }
+        }
+      }
+      assert.deepEqual(Object.fromEntries(sent), Object.fromEntries(routes), name);
+    }
+  });
 });
 
 describe("server flags", () => {
