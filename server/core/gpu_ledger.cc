@@ -17,22 +17,33 @@ void GpuLedger::Add(const Holding& holding, int delta) {
   }
 }
 
+void GpuLedger::Unreserve(std::unordered_map<std::string, Reservation>::iterator it) {
+  Add(it->second.holding, -1);
+  if (!it->second.uid.empty()) reserved_uids_.erase(it->second.uid);
+  reservations_.erase(it);
+}
+
 void GpuLedger::UpsertPod(const PodFacts& pod) {
   const std::string key = pod.Key();
 
   // A reservation is settled once the cluster shows the pod bound (wherever), finished, or not a
   // cGPU pod after all. While it still shows as a pending cGPU pod, the reservation counts for it.
-  if (auto reservation = reservations_.find(key); reservation != reservations_.end()) {
+  // It is found by name, or by uid when it was made under another key (before the name was known).
+  auto reservation = reservations_.find(key);
+  if (reservation == reservations_.end() && !pod.uid.empty()) {
+    if (auto by_uid = reserved_uids_.find(pod.uid); by_uid != reserved_uids_.end()) {
+      reservation = reservations_.find(by_uid->second);
+    }
+  }
+  if (reservation != reservations_.end()) {
     const bool still_pending = pod.shares_gpu && pod.node_name.empty() &&
                                pod.phase != PodPhase::kSucceeded && pod.phase != PodPhase::kFailed;
-    if (!still_pending) {
-      Add(reservation->second.holding, -1);
-      reservations_.erase(reservation);
-    }
+    if (!still_pending) Unreserve(reservation);
   }
 
   PodRecord& record = pods_[key];
   Add(HoldingOf(record), -1);
+  record.uid = pod.uid;
   record.shares_gpu = pod.shares_gpu;
   record.holds = pod.HoldsGpu();
   record.node = pod.node_name;
@@ -56,10 +67,7 @@ void GpuLedger::RemovePod(const std::string& pod_key) {
     Add(HoldingOf(it->second), -1);
     pods_.erase(it);
   }
-  if (auto it = reservations_.find(pod_key); it != reservations_.end()) {
-    Add(it->second.holding, -1);
-    reservations_.erase(it);
-  }
+  if (auto it = reservations_.find(pod_key); it != reservations_.end()) Unreserve(it);
 }
 
 void GpuLedger::BeginResync() {
@@ -80,21 +88,26 @@ size_t GpuLedger::RemoveUnseen() {
   return removed;
 }
 
-void GpuLedger::Reserve(const std::string& pod_key, const std::string& node,
-                        const std::vector<int>& gpus, SteadyTime expires) {
-  if (auto it = reservations_.find(pod_key); it != reservations_.end()) {
-    Add(it->second.holding, -1);
-    reservations_.erase(it);
+void GpuLedger::Reserve(const std::string& pod_key, const std::string& pod_uid,
+                        const std::string& node, const std::vector<int>& gpus, SteadyTime expires) {
+  if (auto it = reservations_.find(pod_key); it != reservations_.end()) Unreserve(it);
+  if (!pod_uid.empty()) {
+    if (auto by_uid = reserved_uids_.find(pod_uid); by_uid != reserved_uids_.end()) {
+      if (auto it = reservations_.find(by_uid->second); it != reservations_.end()) Unreserve(it);
+    }
   }
-  // Already counted there from the cluster: a retried binding must not count twice.
-  Reservation reservation{Holding{node, gpus}, expires};
+  // Already counted there from the cluster: a retried binding must not count twice. (An earlier
+  // pod of the same name, another uid, is another pod.)
+  Reservation reservation{Holding{node, gpus}, expires, pod_uid};
   std::sort(reservation.holding.gpus.begin(), reservation.holding.gpus.end());
-  if (auto it = pods_.find(pod_key); it != pods_.end() && it->second.holds &&
-                                     it->second.node == node &&
-                                     it->second.gpus == reservation.holding.gpus) {
+  if (auto it = pods_.find(pod_key);
+      it != pods_.end() && it->second.holds && it->second.node == node &&
+      it->second.gpus == reservation.holding.gpus &&
+      (pod_uid.empty() || it->second.uid.empty() || it->second.uid == pod_uid)) {
     return;
   }
   Add(reservation.holding, +1);
+  if (!pod_uid.empty()) reserved_uids_[pod_uid] = pod_key;
   reservations_.emplace(pod_key, std::move(reservation));
 }
 
@@ -103,6 +116,7 @@ size_t GpuLedger::ExpireReservations(SteadyTime now) {
   for (auto it = reservations_.begin(); it != reservations_.end();) {
     if (it->second.expires <= now) {
       Add(it->second.holding, -1);
+      if (!it->second.uid.empty()) reserved_uids_.erase(it->second.uid);
       it = reservations_.erase(it);
       ++expired;
     } else {

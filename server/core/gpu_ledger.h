@@ -7,7 +7,9 @@
 // A pod counts once per GPU index it uses while it HoldsGpu(). A reservation is an allowed
 // placement (a binding) that the watch has not shown yet: it counts until the watch shows the pod
 // bound, finished or deleted, or until it expires, so two concurrent bindings can never both take
-// the last slot. Re-admitting the same pod to the same place does not count it twice.
+// the last slot. Re-admitting the same pod to the same place does not count it twice. A
+// reservation is matched to the watch's copy of its pod by name or by uid, so a pod admitted
+// before its name was known (generateName) is replaced by its watched copy, not added to it.
 //
 // Plain data structure: no clock, no locks, no I/O. The caller passes the time and serialises
 // access (adapters/cluster_cache holds the lock).
@@ -35,10 +37,10 @@ class GpuLedger {
   void BeginResync();
   size_t RemoveUnseen();
 
-  // Counts `gpus` on `node` for `pod_key` until `expires` or until the watch settles it.
-  // Replaces an earlier reservation of the same pod.
-  void Reserve(const std::string& pod_key, const std::string& node, const std::vector<int>& gpus,
-               SteadyTime expires);
+  // Counts `gpus` on `node` for `pod_key` (uid `pod_uid`, "" when unknown) until `expires` or
+  // until the watch settles it. Replaces an earlier reservation of the same pod.
+  void Reserve(const std::string& pod_key, const std::string& pod_uid, const std::string& node,
+               const std::vector<int>& gpus, SteadyTime expires);
   size_t ExpireReservations(SteadyTime now);
 
   // Pods holding `gpu` of `node`, reservations included, leaving `except_pod` out (the pod being
@@ -56,6 +58,7 @@ class GpuLedger {
 
   // What the cluster last said of a pod; nullptr when it has not been seen.
   struct PodRecord {
+    std::string uid;
     bool shares_gpu = false;
     bool holds = false;     // HoldsGpu(): counted on `node`, `gpus`
     std::string node;       // spec.nodeName
@@ -73,15 +76,19 @@ class GpuLedger {
   struct Reservation {
     Holding holding;
     SteadyTime expires;
+    std::string uid;
   };
 
   void Add(const Holding& holding, int delta);
+  // Drops the reservation at `it`, uncounting it.
+  void Unreserve(std::unordered_map<std::string, Reservation>::iterator it);
 
   static Holding HoldingOf(const PodRecord& pod);
 
   std::unordered_map<std::string, PodRecord> pods_;
-  std::unordered_map<std::string, Reservation> reservations_;
-  std::unordered_map<std::string, std::vector<int>> usage_;  // node -> pods per GPU index
+  std::unordered_map<std::string, Reservation> reservations_;   // by pod key
+  std::unordered_map<std::string, std::string> reserved_uids_;  // uid -> key in reservations_
+  std::unordered_map<std::string, std::vector<int>> usage_;     // node -> pods per GPU index
 };
 
 }  // namespace cgpu

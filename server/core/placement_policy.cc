@@ -37,8 +37,13 @@ const Finding* FirstWith(const NodeEvaluation& evaluation, RuleVerdict verdict) 
   return nullptr;
 }
 
-// An `unknown` outcome under the configured policy.
-Decision Unknown(std::string reason, const std::string& message, const UnknownPolicy policy) {
+void AddWarnings(Decision& decision, std::vector<std::string> warnings) {
+  for (std::string& warning : warnings) decision.warnings.push_back(std::move(warning));
+}
+
+}  // namespace
+
+Decision DecideUnknown(std::string reason, const std::string& message, const UnknownPolicy policy) {
   switch (policy) {
     case UnknownPolicy::kDeny:
       return Deny(std::move(reason), message + " (unknown compatibility is denied by policy)");
@@ -52,12 +57,6 @@ Decision Unknown(std::string reason, const std::string& message, const UnknownPo
   }
   return Allow(std::move(reason));
 }
-
-void AddWarnings(Decision& decision, std::vector<std::string> warnings) {
-  for (std::string& warning : warnings) decision.warnings.push_back(std::move(warning));
-}
-
-}  // namespace
 
 std::string_view ToString(EnforcementMode mode) {
   switch (mode) {
@@ -109,10 +108,11 @@ Decision DecidePlacement(const Placement& placement, const NodeView& node, const
                          const PolicyOptions& options) {
   const std::string where = "pod " + placement.pod + " on node " + placement.node;
   if (node.facts == nullptr) {
-    return Unknown("node-unknown",
-                   "node " + placement.node + " is not in cgpu-guard's cluster state yet, so " +
-                       where + " was not checked",
-                   options.unknown);
+    return DecideUnknown("node-unknown",
+                         "node " + placement.node +
+                             " is not in cgpu-guard's cluster state yet, so " + where +
+                             " was not checked",
+                         options.unknown);
   }
   const NodeFacts& facts = *node.facts;
   if (!facts.cgpu_enabled) return Allow("not-cgpu-node");
@@ -126,7 +126,7 @@ Decision DecidePlacement(const Placement& placement, const NodeView& node, const
                       DescribeProblems(evaluation, RuleVerdict::kIncompatible));
     }
     if (evaluation.verdict == NodeVerdict::kUnknown) {
-      Decision unknown = Unknown(
+      Decision unknown = DecideUnknown(
           FirstWith(evaluation, RuleVerdict::kUnknown)->rule,
           "compatibility of node " + placement.node +
               " with cGPU is unknown: " + DescribeProblems(evaluation, RuleVerdict::kUnknown),
@@ -156,7 +156,7 @@ Decision DecidePlacement(const Placement& placement, const NodeView& node, const
                         "); " + text.remedy + ": schedule it to another node or add GPU capacity");
       }
     }
-    Decision unknown = Unknown(
+    Decision unknown = DecideUnknown(
         "gpu-unknown",
         "cannot tell which GPU " + where + " uses" +
             (placement.gpus.error.empty() ? " (no GPU allocation annotation on the pod)"
@@ -166,6 +166,22 @@ Decision DecidePlacement(const Placement& placement, const NodeView& node, const
     if (!unknown.allowed()) return unknown;
     AddWarnings(unknown, std::move(warnings));
     return unknown;
+  }
+
+  if (facts.gpu_count) {
+    for (int gpu : gpus) {
+      if (gpu < *facts.gpu_count) continue;
+      Decision unknown = DecideUnknown(
+          "gpu-unknown",
+          where + " names GPU " + std::to_string(gpu) +
+              (placement.gpus.source.empty() ? "" : " (" + placement.gpus.source + ")") +
+              " but the node has " + std::to_string(*facts.gpu_count) + " GPUs, so the " +
+              std::to_string(limit.value) + "-pods-per-GPU limit was not checked",
+          options.unknown);
+      if (!unknown.allowed()) return unknown;
+      AddWarnings(unknown, std::move(warnings));
+      return unknown;
+    }
   }
 
   std::vector<int> full;
@@ -208,10 +224,10 @@ Decision DecideNodeChange(const AdmissionRequest& request, const NodeFacts* old_
     return decision;
   }
   if (evaluation.verdict == NodeVerdict::kUnknown && newly_enabled) {
-    return Unknown(FirstWith(evaluation, RuleVerdict::kUnknown)->rule,
-                   "compatibility of node " + name + " with cGPU is unknown: " +
-                       DescribeProblems(evaluation, RuleVerdict::kUnknown),
-                   options.unknown);
+    return DecideUnknown(FirstWith(evaluation, RuleVerdict::kUnknown)->rule,
+                         "compatibility of node " + name + " with cGPU is unknown: " +
+                             DescribeProblems(evaluation, RuleVerdict::kUnknown),
+                         options.unknown);
   }
   return Allow("compatible-node");
 }

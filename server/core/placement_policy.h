@@ -43,7 +43,9 @@ struct PolicyOptions {
   int max_pods_per_gpu = 0;
 };
 
-// What the cache knows of the target node.
+// What the cache knows of the target node. A GPU index at or past the node's GPU count
+// (aliyun.com/gpu-count) is a GPU that does not exist: a placement naming one is `unknown`
+// ("gpu-unknown"), never counted.
 struct NodeView {
   const NodeFacts* facts = nullptr;  // nullptr: the node is not known (yet)
   const NodeEvaluation* evaluation = nullptr;
@@ -69,6 +71,10 @@ PodLimit PodsPerGpuLimit(const NodeFacts& node, const RuleTable& rules,
 
 // The GPUs a placement will count on: its assignment, or GPU 0 on a node with one GPU.
 std::vector<int> EffectiveGpus(const GpuAssignment& gpus, const NodeFacts* node);
+
+// An `unknown` outcome (the rules or the cluster state cannot tell) under `policy`: allowed,
+// allowed with "cgpu-guard: <message>" as a warning, or denied saying the policy denies it.
+Decision DecideUnknown(std::string reason, const std::string& message, UnknownPolicy policy);
 
 Decision DecidePlacement(const Placement& placement, const NodeView& node, const RuleTable& rules,
                          const PolicyOptions& options);

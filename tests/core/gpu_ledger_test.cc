@@ -76,7 +76,7 @@ TEST(GpuLedgerTest, ResyncDropsPodsTheListNoLongerHolds) {
 TEST(GpuLedgerTest, ReservationCountsUntilTheWatchShowsThePodBound) {
   GpuLedger ledger;
   ledger.UpsertPod(Pod("a", "", {1}, PodPhase::kPending));
-  ledger.Reserve("default/a", "n1", {1}, kT0 + seconds(30));
+  ledger.Reserve("default/a", "", "n1", {1}, kT0 + seconds(30));
   EXPECT_EQ(ledger.PodsOnGpu("n1", 1), 1);
   // The watch shows the pod still pending (e.g. an annotation change): still reserved.
   ledger.UpsertPod(Pod("a", "", {1}, PodPhase::kPending));
@@ -90,8 +90,8 @@ TEST(GpuLedgerTest, ReservationCountsUntilTheWatchShowsThePodBound) {
 
 TEST(GpuLedgerTest, ReservationsExpireAndDeletionsSettleThem) {
   GpuLedger ledger;
-  ledger.Reserve("default/a", "n1", {1}, kT0 + seconds(30));
-  ledger.Reserve("default/b", "n1", {1}, kT0 + seconds(60));
+  ledger.Reserve("default/a", "", "n1", {1}, kT0 + seconds(30));
+  ledger.Reserve("default/b", "", "n1", {1}, kT0 + seconds(60));
   EXPECT_EQ(ledger.ExpireReservations(kT0 + seconds(29)), 0u);
   EXPECT_EQ(ledger.ExpireReservations(kT0 + seconds(30)), 1u);
   EXPECT_EQ(ledger.PodsOnGpu("n1", 1), 1);
@@ -102,12 +102,12 @@ TEST(GpuLedgerTest, ReservationsExpireAndDeletionsSettleThem) {
 
 TEST(GpuLedgerTest, RetriedBindingDoesNotCountTwice) {
   GpuLedger ledger;
-  ledger.Reserve("default/a", "n1", {1}, kT0 + seconds(30));
-  ledger.Reserve("default/a", "n1", {1}, kT0 + seconds(30));
+  ledger.Reserve("default/a", "", "n1", {1}, kT0 + seconds(30));
+  ledger.Reserve("default/a", "", "n1", {1}, kT0 + seconds(30));
   EXPECT_EQ(ledger.PodsOnGpu("n1", 1), 1);
   // Already bound there per the watch: a reservation adds nothing.
   ledger.UpsertPod(Pod("a", "n1", {1}));
-  ledger.Reserve("default/a", "n1", {1}, kT0 + seconds(30));
+  ledger.Reserve("default/a", "", "n1", {1}, kT0 + seconds(30));
   EXPECT_EQ(ledger.PodsOnGpu("n1", 1), 1);
   EXPECT_EQ(ledger.reservation_count(), 0u);
 }
@@ -118,17 +118,61 @@ TEST(GpuLedgerTest, CountsLeaveThePodBeingPlacedOut) {
   ledger.UpsertPod(Pod("b", "n1", {1}));
   EXPECT_EQ(ledger.PodsOnGpu("n1", 1, "default/a"), 1);
   EXPECT_EQ(ledger.PodsPerGpu("n1", "default/a"), (std::vector<int>{0, 1}));
-  ledger.Reserve("default/c", "n1", {1}, kT0 + seconds(30));
+  ledger.Reserve("default/c", "", "n1", {1}, kT0 + seconds(30));
   EXPECT_EQ(ledger.PodsOnGpu("n1", 1, "default/c"), 2);
   EXPECT_EQ(ledger.PodsOnGpu("n1", 1), 3);
 }
 
 TEST(GpuLedgerTest, AFinishedPodSettlesItsReservation) {
   GpuLedger ledger;
-  ledger.Reserve("default/a", "n1", {0}, kT0 + seconds(30));
+  ledger.Reserve("default/a", "", "n1", {0}, kT0 + seconds(30));
   ledger.UpsertPod(Pod("a", "", {0}, PodPhase::kFailed));
   EXPECT_EQ(ledger.PodsOnGpu("n1", 0), 0);
   EXPECT_EQ(ledger.reservation_count(), 0u);
+}
+
+}  // namespace
+}  // namespace cgpu
+
+namespace cgpu {
+namespace {
+
+PodFacts WithUid(PodFacts pod, std::string uid) {
+  pod.uid = std::move(uid);
+  return pod;
+}
+
+// A pod CREATE with generateName and spec.nodeName may be admitted under a key that is not its
+// final name; the watch's copy, matched by uid, then replaces the reservation.
+TEST(GpuLedgerTest, WatchedPodReplacesAReservationMadeUnderAnotherKeyByUid) {
+  GpuLedger ledger;
+  ledger.Reserve("default/(generated)", "uid-1", "n1", {2}, kT0 + std::chrono::seconds(30));
+  EXPECT_EQ(ledger.PodsOnGpu("n1", 2), 1);
+  ledger.UpsertPod(WithUid(Pod("web-x7k2p", "n1", {2}), "uid-1"));
+  EXPECT_EQ(ledger.PodsOnGpu("n1", 2), 1) << "counted once, not reservation + pod";
+  EXPECT_EQ(ledger.reservation_count(), 0u);
+}
+
+TEST(GpuLedgerTest, AnEarlierPodOfTheSameNameDoesNotStandInForANewReservation) {
+  GpuLedger ledger;
+  ledger.UpsertPod(WithUid(Pod("db-0", "n1", {1}), "old-uid"));
+  ledger.Reserve("default/db-0", "new-uid", "n1", {1}, kT0 + std::chrono::seconds(30));
+  EXPECT_EQ(ledger.reservation_count(), 1u) << "another uid: a reservation of its own";
+  // The same pod re-admitted where it already counts is not counted twice.
+  GpuLedger same;
+  same.UpsertPod(WithUid(Pod("db-0", "n1", {1}), "uid"));
+  same.Reserve("default/db-0", "uid", "n1", {1}, kT0 + std::chrono::seconds(30));
+  EXPECT_EQ(same.reservation_count(), 0u);
+  EXPECT_EQ(same.PodsOnGpu("n1", 1), 1);
+}
+
+TEST(GpuLedgerTest, ReservingAgainByUidMovesTheReservation) {
+  GpuLedger ledger;
+  ledger.Reserve("default/a", "uid-a", "n1", {0}, kT0 + std::chrono::seconds(30));
+  ledger.Reserve("default/a", "uid-a", "n1", {3}, kT0 + std::chrono::seconds(30));
+  EXPECT_EQ(ledger.PodsPerGpu("n1"), (std::vector<int>{0, 0, 0, 1}));
+  EXPECT_EQ(ledger.ExpireReservations(kT0 + std::chrono::seconds(31)), 1u);
+  EXPECT_TRUE(ledger.PodsPerGpu("n1").empty());
 }
 
 }  // namespace
