@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <cctype>
 #include <fstream>
+#include <optional>
 #include <sstream>
 #include <thread>
 #include <vector>
@@ -149,6 +150,10 @@ struct KubeClient::Exchange {
   std::function<void(int status)> on_status;         // when the headers arrive
   std::function<bool(const char*, size_t)> on_data;  // false: stop reading, not an error
   StreamCancel* cancel = nullptr;
+  // Get and Patch: take a kept-alive connection and keep this one for the next call.
+  bool reuse_connection = false;
+  // When set (and `cancel` is not): the call is abandoned at this moment.
+  std::optional<std::chrono::steady_clock::time_point> deadline;
   int* status_out = nullptr;
 };
 
@@ -195,25 +200,9 @@ StatusOr<std::string> KubeClient::CurrentToken() const {
   return last_token_;
 }
 
-// Cancellation. httplib 0.11 has one thread-safe way to abort a request from another thread:
-// ClientImpl::stop(), which shuts the socket down so the blocked read fails at once. It only
-// works while the request holds the socket, though: called before send() has connected, it finds
-// no socket, does nothing, and the request would then proceed and wait out its read timeout. So
-// while a call runs, a watcher thread waits for Cancel() and then calls stop() every 10 ms until
-// the call has returned: whichever stop() lands after the connection is up ends it. stop() waits
-// for a TCP connect or TLS handshake in progress (bounded by connect_timeout). Between the
-// moment the call finishes and the watcher is joined, stop() finds a closed socket: harmless.
-Status KubeClient::Send(const Exchange& exchange) const {
-  std::string what = exchange.method + " " + exchange.path;
-  if (what.size() > 300) what = what.substr(0, 300) + "...";
-  if (!setup_error_.ok()) return Status(setup_error_.code(), what + ": " + setup_error_.message());
-  if (exchange.cancel != nullptr && exchange.cancel->cancelled()) {
-    return Unavailable(what + ": cancelled");
-  }
-  StatusOr<std::string> token = CurrentToken();
-  if (!token.ok()) return Unavailable(what + ": " + token.status().message());
-
-  CallState state;  // outlives the client, whose SSL_CTX points at it
+// A configured client for one connection to the API server: TLS trust, host check and client
+// certificate set up once; the connection is made on first use and, with keep-alive, kept.
+std::unique_ptr<httplib::SSLClient> KubeClient::NewConnection(std::string& error) const {
   std::unique_ptr<httplib::SSLClient> client;
   if (tls_->client_cert != nullptr) {
     // This constructor installs the certificate and key on the client's own SSL_CTX.
@@ -223,7 +212,8 @@ Status KubeClient::Send(const Exchange& exchange) const {
     client = std::make_unique<httplib::SSLClient>(config_.host, config_.port);
   }
   if (!client->is_valid()) {
-    return Internal(what + ": cannot set up TLS: " + TakeSslError());
+    error = "cannot set up TLS: " + TakeSslError();
+    return nullptr;
   }
   SSL_CTX* context = client->ssl_context();
   SSL_CTX_set_min_proto_version(context, TLS1_2_VERSION);
@@ -233,7 +223,6 @@ Status KubeClient::Send(const Exchange& exchange) const {
   // httplib's own check is off because its load_certs() would add the system default paths to
   // whatever store the context has, widening trust beyond the configured CA.
   client->enable_server_certificate_verification(false);
-  SSL_CTX_set_ex_data(context, CallStateIndex(), &state);
   if (config_.insecure_skip_tls_verify) {
     SSL_CTX_set_verify(context, SSL_VERIFY_NONE, nullptr);
   } else {
@@ -253,27 +242,114 @@ Status KubeClient::Send(const Exchange& exchange) const {
     }
     SSL_CTX_set_verify(context, SSL_VERIFY_PEER, RecordVerifyError);
   }
-
-  client->set_connection_timeout(options_.connect_timeout);
-  client->set_read_timeout(exchange.read_timeout);
-  client->set_write_timeout(options_.write_timeout);
-  client->set_keep_alive(false);
   client->set_follow_location(false);
   client->set_url_encode(false);  // paths arrive escaped; httplib would re-escape '+' and ','
+  client->set_tcp_nodelay(true);  // a request is one small write; never hold it for an ACK
+  return client;
+}
+
+// Connection reuse. Get and Patch keep their connection open afterwards and put it back here for
+// the next call (a TLS handshake per read would cost more than the read: reads on the admission
+// path are many and small); streams always use a connection of their own. A connection the
+// server closed while idle is noticed by httplib before reuse, or fails the first read of the
+// answer: a call on a reused connection that fails before any answer arrived is sent once more on
+// a fresh one (GET and PATCH of our own are safe to repeat: nothing was answered, and a merge
+// patch of labels is idempotent).
+std::unique_ptr<httplib::SSLClient> KubeClient::TakeIdleConnection() const {
+  std::lock_guard<std::mutex> lock(pool_mu_);
+  if (idle_.empty()) return nullptr;
+  std::unique_ptr<httplib::SSLClient> client = std::move(idle_.back());
+  idle_.pop_back();
+  return client;
+}
+
+void KubeClient::ReturnIdleConnection(std::unique_ptr<httplib::SSLClient> client) const {
+  std::lock_guard<std::mutex> lock(pool_mu_);
+  if (idle_.size() < options_.max_idle_connections) idle_.push_back(std::move(client));
+}
+
+// Cancellation. httplib 0.11 has one thread-safe way to abort a request from another thread:
+// ClientImpl::stop(), which shuts the socket down so the blocked read fails at once. It only
+// works while the request holds the socket, though: called before send() has connected, it finds
+// no socket, does nothing, and the request would then proceed and wait out its read timeout. So
+// while a call runs, a watcher thread waits for Cancel() (or the deadline) and then calls stop()
+// every 10 ms until the call has returned: whichever stop() lands after the connection is up
+// ends it. stop() waits for a TCP connect or TLS handshake in progress (bounded by
+// connect_timeout). Between the moment the call finishes and the watcher is joined, stop() finds
+// a closed socket: harmless.
+Status KubeClient::Send(const Exchange& exchange) const {
+  std::string what = exchange.method + " " + exchange.path;
+  if (what.size() > 300) what = what.substr(0, 300) + "...";
+  if (!setup_error_.ok()) return Status(setup_error_.code(), what + ": " + setup_error_.message());
+  if (exchange.cancel != nullptr && exchange.cancel->cancelled()) {
+    return Unavailable(what + ": cancelled");
+  }
+  if (exchange.deadline && std::chrono::steady_clock::now() >= *exchange.deadline) {
+    return DeadlineExceeded(what + ": no time left before the deadline");
+  }
+  StatusOr<std::string> token = CurrentToken();
+  if (!token.ok()) return Unavailable(what + ": " + token.status().message());
+
+  std::unique_ptr<httplib::SSLClient> client;
+  if (exchange.reuse_connection) client = TakeIdleConnection();
+  const bool reused = client != nullptr;
+  if (!reused) {
+    std::string error;
+    client = NewConnection(error);
+    if (!client) return Internal(what + ": " + error);
+  }
+  bool answered = false;  // the server's answer (its status line) arrived
+  Status status = SendOn(*client, exchange, *token, what, answered);
+  if (reused && !status.ok() && !answered && status.code() == StatusCode::kUnavailable &&
+      !(exchange.cancel != nullptr && exchange.cancel->cancelled())) {
+    // The server closed the idle connection under us: once more on a fresh one.
+    std::string error;
+    client = NewConnection(error);
+    if (!client) return Internal(what + ": " + error);
+    status = SendOn(*client, exchange, *token, what, answered);
+  }
+  if (status.ok() && exchange.reuse_connection && client->is_socket_open()) {
+    ReturnIdleConnection(std::move(client));
+  }
+  return status;
+}
+
+Status KubeClient::SendOn(httplib::SSLClient& client, const Exchange& exchange,
+                          const std::string& token, const std::string& what, bool& answered) const {
+  CallState state;  // outlives the call; the SSL_CTX points at it only while it runs
+  SSL_CTX* context = client.ssl_context();
+  SSL_CTX_set_ex_data(context, CallStateIndex(), &state);
+
+  // Each phase's own timeout is cut to what is left of the deadline, and the watcher below stops
+  // the call at the deadline whatever phase it is in.
+  auto within_deadline = [&](std::chrono::milliseconds timeout) {
+    if (!exchange.deadline) return timeout;
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        *exchange.deadline - std::chrono::steady_clock::now());
+    return std::clamp(left, std::chrono::milliseconds(1), timeout);
+  };
+  client.set_connection_timeout(within_deadline(options_.connect_timeout));
+  client.set_read_timeout(within_deadline(exchange.read_timeout));
+  client.set_write_timeout(within_deadline(options_.write_timeout));
+  client.set_keep_alive(exchange.reuse_connection);
 
   httplib::Request request;
   request.method = exchange.method;
   request.path = exchange.path;
   request.headers = {{"Accept", "application/json"},
                      {"User-Agent", "cgpu-guard/" + options_.version}};
-  if (!token->empty()) request.headers.emplace("Authorization", "Bearer " + *token);
+  if (!token.empty()) request.headers.emplace("Authorization", "Bearer " + token);
   if (!exchange.body.empty() || !exchange.content_type.empty()) {
     request.headers.emplace("Content-Type", exchange.content_type);
     request.body = exchange.body;
   }
-  StreamCancel* const cancel = exchange.cancel;
+  StreamCancel deadline_cancel;  // fired by the watcher at the deadline
+  StreamCancel* const cancel =
+      exchange.cancel == nullptr && exchange.deadline ? &deadline_cancel : exchange.cancel;
+  bool deadline_passed = false;  // guarded by cancel->mu_
   bool stopped_by_caller = false;
   request.response_handler = [&](const httplib::Response& response) {
+    answered = true;
     if (exchange.status_out != nullptr) *exchange.status_out = response.status;
     if (exchange.on_status) exchange.on_status(response.status);
     return cancel == nullptr || !cancel->cancelled();
@@ -294,12 +370,20 @@ Status KubeClient::Send(const Exchange& exchange) const {
       watcher = std::thread([&] {
         std::unique_lock<std::mutex> lock(cancel->mu_);
         while (!done) {
+          if (!cancel->cancelled_ && cancel == &deadline_cancel) {
+            if (!cancel->cv_.wait_until(lock, *exchange.deadline,
+                                        [&] { return done || cancel->cancelled_; })) {
+              cancel->cancelled_ = true;
+              deadline_passed = true;
+            }
+            continue;
+          }
           if (!cancel->cancelled_) {
             cancel->cv_.wait(lock);
             continue;
           }
           lock.unlock();
-          client->stop();
+          client.stop();
           lock.lock();
           cancel->cv_.wait_for(lock, kStopRetry, [&] { return done; });
         }
@@ -312,7 +396,7 @@ Status KubeClient::Send(const Exchange& exchange) const {
   httplib::Response response;
   httplib::Error error = httplib::Error::Success;
   ERR_clear_error();
-  const bool sent = client->send(request, response, error);
+  const bool sent = client.send(request, response, error);
   const std::string failure =
       sent ? ""
            : DescribeTransportError(error, state,
@@ -325,10 +409,20 @@ Status KubeClient::Send(const Exchange& exchange) const {
     cancel->cv_.notify_all();
     watcher.join();
   }
+  SSL_CTX_set_ex_data(context, CallStateIndex(), nullptr);
   if (exchange.status_out != nullptr && response.status > 0) *exchange.status_out = response.status;
 
+  if (deadline_passed) return DeadlineExceeded(what + ": no answer within the deadline");
   if (cancel != nullptr && cancel->cancelled()) return Unavailable(what + ": cancelled");
-  if (sent || stopped_by_caller) return OkStatus();
+  if (exchange.deadline && !sent && error == httplib::Error::Read &&
+      std::chrono::steady_clock::now() >= *exchange.deadline) {
+    return DeadlineExceeded(what + ": no answer within the deadline");
+  }
+  if (sent || stopped_by_caller) {
+    // The caller stopped reading part-way: the connection is not in step for another request.
+    if (stopped_by_caller) client.stop();
+    return OkStatus();
+  }
   return Unavailable(what + ": " + failure + " (" + Describe() + ")");
 }
 
@@ -342,6 +436,15 @@ StatusOr<KubeResponse> KubeClient::Get(const std::string& path_and_query,
   exchange.method = "GET";
   exchange.path = path_and_query;
   exchange.cancel = cancel;
+  return Collect(std::move(exchange));
+}
+
+StatusOr<KubeResponse> KubeClient::Get(const std::string& path_and_query,
+                                       std::chrono::steady_clock::time_point deadline) const {
+  Exchange exchange;
+  exchange.method = "GET";
+  exchange.path = path_and_query;
+  exchange.deadline = deadline;
   return Collect(std::move(exchange));
 }
 
@@ -359,6 +462,7 @@ StatusOr<KubeResponse> KubeClient::Collect(Exchange exchange) const {
   KubeResponse response;
   bool too_large = false;
   exchange.read_timeout = options_.read_timeout;
+  exchange.reuse_connection = true;
   exchange.status_out = &response.status;
   exchange.on_data = [&](const char* data, size_t length) {
     if (response.body.size() + length > options_.max_response_bytes) {

@@ -1,7 +1,8 @@
 // KubeClient: HTTPS requests to the Kubernetes API server.
 //
-// Every call opens its own cpp-httplib SSLClient (one TLS connection per call, none shared
-// between threads), so a KubeClient may be used from any number of threads at once. TLS: the
+// Get and Patch reuse kept-alive connections (one call on a connection at a time, at most
+// max_idle_connections kept idle); a stream always has a connection of its own. A KubeClient may
+// be used from any number of threads at once. TLS: the
 // server certificate chain is verified inside the handshake against the KubeConfig's CA bundle
 // alone (an X509_STORE built from memory; the system store only when no CA is given), and its
 // SAN must match the host (DNS name or IP address); insecure_skip_tls_verify turns all of that
@@ -23,9 +24,14 @@
 #include <mutex>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "adapters/kube_config.h"
 #include "core/status.h"
+
+namespace httplib {
+class SSLClient;
+}
 
 namespace cgpu {
 
@@ -45,6 +51,8 @@ struct KubeClientOptions {
   // A single watch event larger than this fails the stream. etcd caps objects at 1.5 MiB.
   size_t max_line_bytes = size_t{64} << 20;
   std::string version = "dev";  // sent as User-Agent: cgpu-guard/<version>
+  // Idle kept-alive connections kept for the next Get or Patch.
+  size_t max_idle_connections = 8;
 };
 
 struct KubeResponse {
@@ -82,6 +90,11 @@ class KubeClient {
   StatusOr<KubeResponse> Get(const std::string& path_and_query) const;
   // The same, abandoned promptly when `cancel` fires (then Unavailable "... cancelled").
   StatusOr<KubeResponse> Get(const std::string& path_and_query, StreamCancel* cancel) const;
+  // The same, given up at `deadline`: connecting, the TLS handshake and reading the answer all
+  // count against it (then DeadlineExceeded "GET ...: no answer within the deadline"). For reads
+  // on the admission path, where the API server itself is waiting for the answer.
+  StatusOr<KubeResponse> Get(const std::string& path_and_query,
+                             std::chrono::steady_clock::time_point deadline) const;
 
   // PATCH with a content type, e.g. application/merge-patch+json.
   StatusOr<KubeResponse> Patch(const std::string& path, const std::string& content_type,
@@ -110,6 +123,12 @@ class KubeClient {
   struct TlsMaterial;
 
   Status Send(const Exchange& exchange) const;
+  // One attempt of `exchange` on `client`; `answered` is set once the status line arrived.
+  Status SendOn(httplib::SSLClient& client, const Exchange& exchange, const std::string& token,
+                const std::string& what, bool& answered) const;
+  std::unique_ptr<httplib::SSLClient> NewConnection(std::string& error) const;
+  std::unique_ptr<httplib::SSLClient> TakeIdleConnection() const;
+  void ReturnIdleConnection(std::unique_ptr<httplib::SSLClient> client) const;
   // Send with the answer's body collected (up to max_response_bytes): Get and Patch.
   StatusOr<KubeResponse> Collect(Exchange exchange) const;
   StatusOr<std::string> CurrentToken() const;
@@ -118,6 +137,9 @@ class KubeClient {
   const KubeClientOptions options_;
   std::shared_ptr<const TlsMaterial> tls_;  // parsed once; immutable
   Status setup_error_;                      // constant after construction
+
+  mutable std::mutex pool_mu_;
+  mutable std::vector<std::unique_ptr<httplib::SSLClient>> idle_;  // guarded by pool_mu_
 
   mutable std::mutex token_mu_;
   mutable std::string last_token_;  // guarded by token_mu_: the last token read successfully
