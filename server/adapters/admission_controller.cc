@@ -3,19 +3,25 @@
 namespace cgpu {
 namespace {
 
-bool IsCoreResource(const AdmissionRequest& request, const char* resource) {
-  return request.resource.group.empty() && request.resource.resource == resource;
+std::string Milliseconds(std::chrono::milliseconds duration) {
+  return std::to_string(duration.count()) + " ms";
 }
 
 }  // namespace
 
+std::string_view ToString(LiveRead read) {
+  return read == LiveRead::kGetPod ? "get-pod" : "list-node-pods";
+}
+
 AdmissionController::AdmissionController(ClusterCache& cache, PolicyOptions options,
                                          ClusterReads reads,
-                                         std::function<std::string()> stale_reason)
+                                         std::function<std::string()> stale_reason,
+                                         LiveReadOptions live)
     : cache_(cache),
       options_(options),
       reads_(std::move(reads)),
-      stale_reason_(std::move(stale_reason)) {}
+      stale_reason_(std::move(stale_reason)),
+      live_(std::move(live)) {}
 
 Decision AdmissionController::Admit(const ReviewFacts& facts) const {
   return ApplyMode(Decide(facts), options_.mode);
@@ -23,68 +29,154 @@ Decision AdmissionController::Admit(const ReviewFacts& facts) const {
 
 Decision AdmissionController::Decide(const ReviewFacts& facts) const {
   const AdmissionRequest& request = facts.request;
-  if (request.operation == Operation::kDelete || request.operation == Operation::kConnect) {
+  if (facts.route == nullptr || request.operation == Operation::kDelete ||
+      request.operation == Operation::kConnect) {
     return Allow("not-checked");
   }
-  if (IsCoreResource(request, "pods")) {
-    if (request.sub_resource == "binding") return AdmitBinding(facts);
-    if (request.sub_resource.empty()) return AdmitPod(facts);
-    return Allow("not-checked");
+  const SteadyTime received = facts.received == SteadyTime{} ? live_.now() : facts.received;
+  const SteadyTime deadline = received + live_.deadline;
+  switch (facts.route->point) {
+    case EnforcementPoint::kBinding:
+      return AdmitBinding(facts, deadline);
+    case EnforcementPoint::kPod:
+      return AdmitPod(facts, deadline);
+    case EnforcementPoint::kNode:
+      return AdmitNode(facts);
+    case EnforcementPoint::kNone:
+      break;
   }
-  if (IsCoreResource(request, "nodes")) return AdmitNode(facts);
   return Allow("not-checked");
 }
 
-Decision AdmissionController::AdmitBinding(const ReviewFacts& facts) const {
-  if (!facts.binding) {
-    return Errored("bad-object", "cannot read the pods/binding request: " + facts.object_error,
-                   400);
+bool AdmissionController::MayReadLive(const ReviewFacts& facts) const {
+  if (!reads_.get_pod && !reads_.list_pods_on_node) return false;
+  if (facts.route == nullptr || facts.request.operation == Operation::kDelete ||
+      facts.request.operation == Operation::kConnect) {
+    return false;
   }
-  const BindingFacts& binding = *facts.binding;
-  const std::optional<bool> node_is_cgpu = cache_.NodeIsCgpu(binding.node);
-  if (node_is_cgpu == false) return Allow("not-cgpu-node");
-  if (!cache_.synced()) {
-    return Errored("cluster-state-not-synced",
-                   "cgpu-guard has not finished reading the cluster's pods and nodes; cannot "
-                   "count pods per GPU yet",
-                   503);
+  if (facts.route->point == EnforcementPoint::kBinding) {
+    const BindingPlan plan = PlanBinding(facts);
+    return !plan.decided || plan.read_pod;
   }
-
-  const std::string pod_key = binding.PodKey();
-  std::optional<ClusterCache::PodInfo> pod = cache_.FindPod(pod_key);
-  if (!pod && reads_.get_pod) {
-    // Created moments ago and not in the watch yet: ask the API server.
-    StatusOr<std::optional<PodFacts>> fetched =
-        reads_.get_pod(binding.pod_namespace, binding.pod_name);
-    if (fetched.ok() && fetched->has_value()) {
-      cache_.UpsertPodFacts(**fetched);
-      pod = cache_.FindPod(pod_key);
-    }
+  if (facts.route->point == EnforcementPoint::kPod && facts.pod && facts.pod->shares_gpu &&
+      !facts.pod->node_name.empty() && reads_.list_pods_on_node) {
+    return AtLastSlot(Placement{facts.pod->Key(), facts.pod->node_name, facts.pod->gpus});
   }
-  if (pod && !pod->shares_gpu) return Allow("not-cgpu-pod");
-
-  Placement placement{pod_key, binding.node, binding.gpus};
-  if (!placement.gpus.known() && pod) placement.gpus.indices = pod->gpus;
-  if (!pod) {
-    // Not in the cache and not to be read: it may or may not be a cGPU pod, and refusing a
-    // DaemonSet's pod because its node is incompatible with cGPU would be wrong.
-    Decision unknown = Allow("pod-unknown");
-    if (options_.unknown == UnknownPolicy::kDeny) {
-      return Deny("pod-unknown", "pod " + pod_key +
-                                     " is not in cgpu-guard's cluster state, so "
-                                     "its cGPU use on node " +
-                                     binding.node + " cannot be checked");
-    }
-    if (options_.unknown == UnknownPolicy::kWarn) {
-      unknown.warnings.push_back("cgpu-guard: pod " + pod_key +
-                                 " is not in its cluster state; GPU limits were not checked");
-    }
-    return unknown;
-  }
-  return Place(placement, pod_key, facts.request.dry_run);
+  return false;
 }
 
-Decision AdmissionController::AdmitPod(const ReviewFacts& facts) const {
+std::optional<Decision> AdmissionController::NotSynced() const {
+  if (cache_.synced()) return std::nullopt;
+  return Errored("cluster-state-not-synced",
+                 "cgpu-guard has not finished reading the cluster's pods and nodes; cannot "
+                 "count pods per GPU yet",
+                 503);
+}
+
+AdmissionController::BindingPlan AdmissionController::PlanBinding(const ReviewFacts& facts) const {
+  BindingPlan plan;
+  if (!facts.binding) {
+    plan.decided = Errored(
+        "bad-object",
+        "cannot read the " + std::string(facts.route->path) + " request: " + facts.object_error,
+        400);
+    return plan;
+  }
+  const BindingFacts& binding = *facts.binding;
+  const std::optional<ClusterCache::NodeInfo> node = cache_.FindNode(binding.node);
+  if (node && !node->cgpu_enabled) {
+    plan.decided = Allow("not-cgpu-node");
+    return plan;
+  }
+  if (std::optional<Decision> not_synced = NotSynced()) {
+    plan.decided = std::move(not_synced);
+    return plan;
+  }
+
+  plan.placement = Placement{binding.PodKey(), binding.node, binding.gpus};
+  plan.pod_uid = binding.pod_uid;
+  const std::optional<ClusterCache::PodInfo> cached = cache_.FindPod(plan.placement.pod);
+  // The cache's copy is this pod unless the uids say otherwise (the Binding's uid is the pod's).
+  const bool same_pod =
+      cached && (binding.pod_uid.empty() || cached->uid.empty() || cached->uid == binding.pod_uid);
+  if (same_pod && !cached->shares_gpu) {
+    plan.decided = Allow("not-cgpu-pod");
+    return plan;
+  }
+  plan.pod_known = same_pod;
+  if (plan.pod_uid.empty() && same_pod) plan.pod_uid = cached->uid;
+  // The Binding names the GPU itself, or on a one-GPU node there is only GPU 0: nothing to read.
+  // (An allocation on the Binding comes from a GPU-sharing scheduler: the pod shares a GPU.)
+  if (binding.gpus.known()) return plan;
+  if (same_pod && node && node->gpu_count == 1) return plan;
+  if (reads_.get_pod) {
+    plan.read_pod = true;
+  } else if (same_pod) {
+    plan.placement.gpus.indices = cached->gpus;  // cluster-state file: the file is all there is
+  }
+  return plan;
+}
+
+Decision AdmissionController::AdmitBinding(const ReviewFacts& facts, SteadyTime deadline) const {
+  BindingPlan plan = PlanBinding(facts);
+  if (plan.decided) return std::move(*plan.decided);
+  Placement& placement = plan.placement;
+  const BindingFacts& binding = *facts.binding;
+
+  if (plan.read_pod) {
+    const SteadyTime started = live_.now();
+    StatusOr<std::optional<PodFacts>> live =
+        started < deadline
+            ? reads_.get_pod(binding.pod_namespace, binding.pod_name, deadline)
+            : StatusOr<std::optional<PodFacts>>(DeadlineExceeded(
+                  "no time left of the " + Milliseconds(live_.deadline) + " live-read deadline"));
+    if (!live.ok()) {
+      const bool timed_out = live.status().code() == StatusCode::kDeadlineExceeded;
+      Report(LiveRead::kGetPod, timed_out ? "deadline" : "error", started, placement.pod,
+             live.status().message());
+      const std::string why = "cannot read pod " + placement.pod + " from the API server" +
+                              (timed_out ? " within " + Milliseconds(live_.deadline) : "") + " (" +
+                              live.status().message() + ")";
+      if (!plan.pod_known) {
+        // Whether it is a cGPU pod at all is not known: refusing a DaemonSet's pod because its
+        // node is incompatible with cGPU would be wrong.
+        return DecideUnknown(
+            "pod-unknown", why + ", so its cGPU use on node " + placement.node + " was not checked",
+            options_.unknown);
+      }
+      // A cGPU pod: the node's compatibility can still be judged; its GPU cannot.
+      placement.gpus = GpuAssignment{};
+      placement.gpus.error = why;
+      return Place(placement, plan.pod_uid, facts.request.dry_run, deadline);
+    }
+    if (!live->has_value()) {
+      Report(LiveRead::kGetPod, "not-found", started, placement.pod);
+      // The API server refuses a binding of a pod that does not exist.
+      return Allow("pod-not-found");
+    }
+    Report(LiveRead::kGetPod, "ok", started, placement.pod);
+    const PodFacts& pod = **live;
+    if (!binding.pod_uid.empty() && !pod.uid.empty() && pod.uid != binding.pod_uid) {
+      // The pod was deleted and created again under its name: the API server refuses a binding
+      // whose uid is not the pod's, so there is nothing to place.
+      return Allow("pod-replaced");
+    }
+    if (!pod.shares_gpu) return Allow("not-cgpu-pod");
+    placement.gpus = pod.gpus;
+    if (plan.pod_uid.empty()) plan.pod_uid = pod.uid;
+  } else if (!plan.pod_known && !binding.gpus.known()) {
+    // Not in the cache and not to be read (a cluster-state file): it may or may not be a cGPU pod.
+    return DecideUnknown("pod-unknown",
+                         "pod " + placement.pod +
+                             " is not in cgpu-guard's cluster state, so its "
+                             "cGPU use on node " +
+                             placement.node + " was not checked",
+                         options_.unknown);
+  }
+  return Place(placement, plan.pod_uid, facts.request.dry_run, deadline);
+}
+
+Decision AdmissionController::AdmitPod(const ReviewFacts& facts, SteadyTime deadline) const {
   if (!facts.pod) {
     return Errored("bad-object", "cannot read the pod: " + facts.object_error, 400);
   }
@@ -99,15 +191,14 @@ Decision AdmissionController::AdmitPod(const ReviewFacts& facts) const {
     }
   }
   if (cache_.NodeIsCgpu(pod.node_name) == false) return Allow("not-cgpu-node");
-  if (!cache_.synced()) {
-    return Errored("cluster-state-not-synced",
-                   "cgpu-guard has not finished reading the cluster's pods and nodes; cannot "
-                   "count pods per GPU yet",
-                   503);
-  }
+  if (std::optional<Decision> not_synced = NotSynced()) return std::move(*not_synced);
+  // The API server names a generateName pod and gives it its uid before validating webhooks see
+  // it (k8s.io/apiserver registry/generic/registry/store.go, (*Store).create: name generation and
+  // FillObjectMetaSystemFields come before createValidation). Without a name, the uid keys it.
   std::string pod_key = pod.Key();
-  if (pod.name.empty()) pod_key = pod.namespace_name + "/(generated " + facts.request.uid + ")";
-  return Place(Placement{pod_key, pod.node_name, pod.gpus}, pod_key, facts.request.dry_run);
+  if (pod.name.empty()) pod_key = pod.namespace_name + "/(uid " + pod.uid + ")";
+  return Place(Placement{pod_key, pod.node_name, pod.gpus}, pod.uid, facts.request.dry_run,
+               deadline);
 }
 
 Decision AdmissionController::AdmitNode(const ReviewFacts& facts) const {
@@ -119,25 +210,48 @@ Decision AdmissionController::AdmitNode(const ReviewFacts& facts) const {
                           evaluation, options_);
 }
 
-Decision AdmissionController::Place(const Placement& placement, const std::string& pod_key,
-                                    bool dry_run) const {
+bool AdmissionController::AtLastSlot(const Placement& placement) const {
+  const std::optional<int> left =
+      cache_.SlotsLeft(placement.node, placement.gpus.indices, placement.pod, options_);
+  return left && *left <= 1;
+}
+
+Decision AdmissionController::Place(const Placement& placement, const std::string& pod_uid,
+                                    bool dry_run, SteadyTime deadline) const {
   if (stale_reason_) {
     if (const std::string why = stale_reason_(); !why.empty()) {
       return DecideOnStaleState(placement, why, options_.stale);
     }
   }
-  if (reads_.list_pods_on_node) {
-    const std::vector<int> gpus = placement.gpus.indices;
-    std::optional<int> left = cache_.SlotsLeft(placement.node, gpus, pod_key, options_);
-    if (left && *left <= 1) {
-      // The last slot: another replica may have just given it away. Re-read the node's pods.
-      StatusOr<std::vector<PodFacts>> pods = reads_.list_pods_on_node(placement.node);
+  std::optional<std::vector<PodFacts>> fresh;
+  if (reads_.list_pods_on_node && AtLastSlot(placement)) {
+    // The last slot: another replica may have just given it away. Count the node's pods again,
+    // if there is time left; else the cache's count is what there is.
+    const SteadyTime started = live_.now();
+    if (started >= deadline) {
+      Report(LiveRead::kListNodePods, "deadline", started, placement.node,
+             "no time left of the " + Milliseconds(live_.deadline) + " live-read deadline");
+    } else {
+      StatusOr<std::vector<PodFacts>> pods = reads_.list_pods_on_node(placement.node, deadline);
       if (pods.ok()) {
-        for (const PodFacts& pod : *pods) cache_.UpsertPodFacts(pod);
+        Report(LiveRead::kListNodePods, "ok", started, placement.node);
+        fresh = std::move(pods).value();
+      } else {
+        const bool timed_out = pods.status().code() == StatusCode::kDeadlineExceeded;
+        Report(LiveRead::kListNodePods, timed_out ? "deadline" : "error", started, placement.node,
+               pods.status().message());
       }
     }
   }
-  return cache_.Place(placement, pod_key, options_, /*reserve=*/!dry_run);
+  return cache_.Place(placement, placement.pod, pod_uid, options_, /*reserve=*/!dry_run,
+                      fresh ? &*fresh : nullptr);
+}
+
+void AdmissionController::Report(LiveRead read, std::string_view outcome, SteadyTime started,
+                                 std::string target, std::string error) const {
+  if (!live_.observe) return;
+  live_.observe(
+      LiveReadReport{read, outcome, live_.now() - started, std::move(target), std::move(error)});
 }
 
 }  // namespace cgpu

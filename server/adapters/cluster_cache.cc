@@ -82,7 +82,7 @@ std::optional<ClusterCache::PodInfo> ClusterCache::FindPod(const std::string& po
   std::lock_guard lock(mu_);
   const GpuLedger::PodRecord* pod = ledger_.FindPod(pod_key);
   if (pod == nullptr) return std::nullopt;
-  return PodInfo{pod->shares_gpu, pod->node, pod->gpus};
+  return PodInfo{pod->uid, pod->shares_gpu, pod->node, pod->gpus};
 }
 
 std::optional<bool> ClusterCache::NodeIsCgpu(const std::string& node) const {
@@ -90,6 +90,13 @@ std::optional<bool> ClusterCache::NodeIsCgpu(const std::string& node) const {
   auto it = nodes_.find(node);
   if (it == nodes_.end()) return std::nullopt;
   return it->second.facts.cgpu_enabled;
+}
+
+std::optional<ClusterCache::NodeInfo> ClusterCache::FindNode(const std::string& node) const {
+  std::lock_guard lock(mu_);
+  auto it = nodes_.find(node);
+  if (it == nodes_.end()) return std::nullopt;
+  return NodeInfo{it->second.facts.cgpu_enabled, it->second.facts.gpu_count};
 }
 
 std::optional<int> ClusterCache::SlotsLeft(const std::string& node, const std::vector<int>& gpus,
@@ -114,7 +121,8 @@ std::optional<int> ClusterCache::SlotsLeft(const std::string& node, const std::v
 }
 
 Decision ClusterCache::Place(const Placement& placement, const std::string& pod_key,
-                             const PolicyOptions& options, bool reserve) {
+                             const std::string& pod_uid, const PolicyOptions& options, bool reserve,
+                             const std::vector<PodFacts>* fresh_node_pods) {
   std::lock_guard lock(mu_);
   NodeView view;
   auto node = nodes_.find(placement.node);
@@ -122,15 +130,46 @@ Decision ClusterCache::Place(const Placement& placement, const std::string& pod_
     view.facts = &node->second.facts;
     view.evaluation = &node->second.evaluation;
     view.pods_per_gpu = ledger_.PodsPerGpu(placement.node, pod_key);
+    if (fresh_node_pods != nullptr) AddUncounted(*fresh_node_pods, placement.node, pod_key, view);
   }
   Decision decision = DecidePlacement(placement, view, rules_, options);
   if (reserve && decision.allowed() && view.facts != nullptr && view.facts->cgpu_enabled) {
     const std::vector<int> gpus = EffectiveGpus(placement.gpus, view.facts);
-    if (!gpus.empty()) {
-      ledger_.Reserve(pod_key, placement.node, gpus, options_.now() + options_.reservation_ttl);
+    // A GPU the node does not have is never counted (the decision said so: gpu-unknown).
+    const bool gpus_exist = !view.facts->gpu_count ||
+                            std::all_of(gpus.begin(), gpus.end(),
+                                        [&](int gpu) { return gpu < *view.facts->gpu_count; });
+    if (!gpus.empty() && gpus_exist) {
+      ledger_.Reserve(pod_key, pod_uid, placement.node, gpus,
+                      options_.now() + options_.reservation_ttl);
     }
   }
   return decision;
+}
+
+void ClusterCache::AddUncounted(const std::vector<PodFacts>& fresh, const std::string& node,
+                                const std::string& pod_key, NodeView& view) const {
+  for (const PodFacts& pod : fresh) {
+    if (pod.node_name != node || !pod.HoldsGpu()) continue;
+    const std::string key = pod.Key();
+    if (key == pod_key) continue;
+    const GpuLedger::Holding counted = ledger_.HoldingOf(key);
+    for (int gpu : EffectiveGpus(pod.gpus, view.facts)) {
+      const bool already =
+          counted.node == node &&
+          std::find(counted.gpus.begin(), counted.gpus.end(), gpu) != counted.gpus.end();
+      if (already || gpu < 0) continue;
+      if (static_cast<size_t>(gpu) >= view.pods_per_gpu.size()) {
+        view.pods_per_gpu.resize(gpu + 1, 0);
+      }
+      ++view.pods_per_gpu[gpu];
+    }
+  }
+}
+
+int ClusterCache::PodsOnGpu(const std::string& node, int gpu) const {
+  std::lock_guard lock(mu_);
+  return ledger_.PodsOnGpu(node, gpu);
 }
 
 size_t ClusterCache::ExpireReservations() {
@@ -148,7 +187,12 @@ ClusterStats ClusterCache::Stats(const PolicyOptions& options) const {
     ++stats.cgpu_nodes;
     if (entry.evaluation.verdict == NodeVerdict::kIncompatible) ++stats.incompatible_nodes;
     const int limit = PodsPerGpuLimit(entry.facts, rules_, options).value;
-    for (int count : ledger_.PodsPerGpu(name)) {
+    std::vector<int> counts = ledger_.PodsPerGpu(name);
+    // A pod naming a GPU the node does not have is not on any GPU.
+    if (entry.facts.gpu_count && counts.size() > static_cast<size_t>(*entry.facts.gpu_count)) {
+      counts.resize(std::max(0, *entry.facts.gpu_count));
+    }
+    for (int count : counts) {
       if (count <= 0) continue;
       ++stats.gpus_in_use;
       stats.max_pods_on_a_gpu = std::max(stats.max_pods_on_a_gpu, count);

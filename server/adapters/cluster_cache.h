@@ -5,6 +5,10 @@
 // Requests read it under one mutex; a placement is judged and, when allowed, reserved in the same
 // critical section, so that concurrent bindings on this replica can never both take the last slot
 // of a GPU. No I/O happens under the lock. Thread-safe.
+//
+// Only the watch (and state files) write pods: what a live read of the API server returns is
+// used for the one decision it was made for and never written here, so a slow read can never
+// roll the cache back past a deletion or a finish the watch applied meanwhile.
 #pragma once
 
 #include <atomic>
@@ -67,6 +71,7 @@ class ClusterCache {
   // ---- Deciding ----
   // What the cache knows of a pod: nullopt when it has not been seen.
   struct PodInfo {
+    std::string uid;
     bool shares_gpu = false;
     std::string node;
     std::vector<int> gpus;
@@ -74,16 +79,30 @@ class ClusterCache {
   std::optional<PodInfo> FindPod(const std::string& pod_key) const;
   // nullopt when the node is not known; else whether it is cGPU-enabled.
   std::optional<bool> NodeIsCgpu(const std::string& node) const;
+  struct NodeInfo {
+    bool cgpu_enabled = false;
+    std::optional<int> gpu_count;  // aliyun.com/gpu-count capacity, when the node reports it
+  };
+  std::optional<NodeInfo> FindNode(const std::string& node) const;
   // Pods left on `node`'s fullest GPU among `gpus` (or all GPUs when empty) before the limit,
   // reservations included, `pod_key` left out. Used to decide when a fresh recount is worth it.
   std::optional<int> SlotsLeft(const std::string& node, const std::vector<int>& gpus,
                                const std::string& pod_key, const PolicyOptions& options) const;
-  // Judges `placement` and, when it is allowed and `reserve` is set, reserves its GPU slots, all
-  // under one lock. `pod_key` is left out of the counts (re-admitting a pod never counts it
-  // twice).
-  Decision Place(const Placement& placement, const std::string& pod_key,
-                 const PolicyOptions& options, bool reserve);
+  // Judges `placement` and, when it is allowed and `reserve` is set, reserves its GPU slots for
+  // `pod_key` (uid `pod_uid`), all under one lock. `pod_key` is left out of the counts
+  // (re-admitting a pod never counts it twice).
+  //
+  // `fresh_node_pods`, when given, are the node's pods as a read just now returned them: a pod
+  // they show holding a GPU that the cache does not count there yet (bound through another
+  // replica, or not yet delivered by the watch) is counted too, for this decision only. A pod the
+  // cache counts stays counted even if the read does not show it: the union can only overcount a
+  // pod that left in the last moments, never undercount one that arrived.
+  Decision Place(const Placement& placement, const std::string& pod_key, const std::string& pod_uid,
+                 const PolicyOptions& options, bool reserve,
+                 const std::vector<PodFacts>* fresh_node_pods = nullptr);
 
+  // cGPU pods on GPU `gpu` of `node` now, reservations included.
+  int PodsOnGpu(const std::string& node, int gpu) const;
   // Expires reservations whose pods the watch never showed; returns how many.
   size_t ExpireReservations();
   ClusterStats Stats(const PolicyOptions& options) const;
@@ -96,6 +115,11 @@ class ClusterCache {
     NodeEvaluation evaluation;
     bool seen = true;
   };
+
+  // Adds to view.pods_per_gpu the pods of `fresh` holding GPUs of `node` that the ledger does not
+  // count there. mu_ held.
+  void AddUncounted(const std::vector<PodFacts>& fresh, const std::string& node,
+                    const std::string& pod_key, NodeView& view) const;
 
   const RuleTable& rules_;
   const NodeFactsReader node_reader_;

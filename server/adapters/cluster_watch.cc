@@ -43,31 +43,49 @@ void NodeWatchHandler::OnDelete(const SimdjsonView& node) {
 
 ClusterReads LiveClusterReads(const KubeClient& client) {
   ClusterReads reads;
-  reads.get_pod = [&client](const std::string& pod_namespace,
-                            const std::string& pod_name) -> StatusOr<std::optional<PodFacts>> {
+  reads.get_pod = [&client](const std::string& pod_namespace, const std::string& pod_name,
+                            SteadyTime deadline) -> StatusOr<std::optional<PodFacts>> {
     if (!SafePathSegment(pod_namespace) || !SafePathSegment(pod_name)) {
       return InvalidArgument("not a pod name: " + pod_namespace + "/" + pod_name);
     }
     StatusOr<KubeResponse> response =
-        client.Get("/api/v1/namespaces/" + pod_namespace + "/pods/" + pod_name);
+        client.Get("/api/v1/namespaces/" + pod_namespace + "/pods/" + pod_name, deadline);
     if (!response.ok()) return response.status();
     if (response->status == 404) return std::optional<PodFacts>();
     if (response->status != 200) {
-      return Unavailable("GET pod " + pod_namespace + "/" + pod_name + ": HTTP " +
-                         std::to_string(response->status));
+      return Unavailable("GET pod " + pod_namespace + "/" + pod_name + ": " +
+                         DescribeHttpError(response->status, response->body));
     }
     const json pod = ParseBody(response->body);
     if (!pod.is_object()) return Unavailable("GET pod: the answer is not a Pod");
     return std::optional<PodFacts>(ReadPodFacts(pod));
   };
-  reads.list_pods_on_node = [&client](const std::string& node) -> StatusOr<std::vector<PodFacts>> {
+  reads.list_pods_on_node = [&client](const std::string& node,
+                                      SteadyTime deadline) -> StatusOr<std::vector<PodFacts>> {
     if (!SafePathSegment(node)) return InvalidArgument("not a node name: " + node);
+    StatusOr<KubeResponse> now = client.Get("/api/v1/pods?limit=1", deadline);
+    if (!now.ok()) return now.status();
+    if (now->status != 200) {
+      return Unavailable("list one pod: " + DescribeHttpError(now->status, now->body));
+    }
+    const json head = ParseBody(now->body);
+    const json* version = head.is_object() && head.contains("metadata") &&
+                                  head["metadata"].is_object() &&
+                                  head["metadata"].contains("resourceVersion")
+                              ? &head["metadata"]["resourceVersion"]
+                              : nullptr;
+    if (version == nullptr || !version->is_string() || version->get<std::string>().empty()) {
+      return Unavailable("list one pod: the answer carries no resourceVersion");
+    }
     StatusOr<KubeResponse> response =
-        client.Get("/api/v1/pods?fieldSelector=spec.nodeName%3D" + node);
+        client.Get("/api/v1/pods?fieldSelector=spec.nodeName%3D" + node +
+                       "&resourceVersion=" + EscapeQueryValue(version->get<std::string>()) +
+                       "&resourceVersionMatch=NotOlderThan",
+                   deadline);
     if (!response.ok()) return response.status();
     if (response->status != 200) {
-      return Unavailable("list pods on node " + node + ": HTTP " +
-                         std::to_string(response->status));
+      return Unavailable("list pods on node " + node + ": " +
+                         DescribeHttpError(response->status, response->body));
     }
     const json list = ParseBody(response->body);
     if (!list.is_object() || !list.contains("items") || !list["items"].is_array()) {

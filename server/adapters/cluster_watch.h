@@ -45,8 +45,17 @@ class NodeWatchHandler : public WatchHandler {
   ClusterCache& cache_;
 };
 
-// get_pod: GET /api/v1/namespaces/<ns>/pods/<name>; list_pods_on_node: a consistent list of
-// /api/v1/pods?fieldSelector=spec.nodeName=<node> (no resourceVersion: read from etcd).
+// get_pod: GET /api/v1/namespaces/<ns>/pods/<name>, a quorum read (a GET with no resourceVersion
+// is served from etcd), so it sees the scheduler's allocation write that preceded the Binding.
+//
+// list_pods_on_node: the node's pods as of now, without scanning every pod in etcd. A quorum list
+// of one pod (/api/v1/pods?limit=1) gives the current resourceVersion cheaply (etcd reads one
+// key); then /api/v1/pods?fieldSelector=spec.nodeName=<node>&resourceVersion=<it>&
+// resourceVersionMatch=NotOlderThan is served from the API server's watch cache once the cache
+// has caught up to it (the API concepts page, "Semantics for get and list"; cacher
+// waitUntilFreshAndBlock). The resourceVersion of our own informer would not do: the watch cache
+// already has it, and so would answer without the pods committed since, the very ones a
+// recount is for. Both reads give up at the review's deadline.
 ClusterReads LiveClusterReads(const KubeClient& client);
 
 }  // namespace cgpu

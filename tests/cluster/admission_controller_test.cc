@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <map>
 #include <thread>
 
 #include "adapters/cluster_state_file.h"
@@ -55,12 +56,18 @@ class ControllerTest : public ::testing::Test {
     }
   }
 
-  Decision Admit(const std::string& review) const {
+  ReviewFacts Facts(const std::string& review) const {
     ReviewDecodeResult decoded = DecodeAdmissionReview(review);
     const DecodedReview* ok = std::get_if<DecodedReview>(&decoded);
     EXPECT_NE(ok, nullptr) << std::get<ReviewDecodeError>(decoded).message;
-    if (ok == nullptr) return Errored("test", "undecodable");
-    return controller_->Admit(facts_.Read(*ok));
+    if (ok == nullptr) return {};
+    return facts_.Read(*ok);
+  }
+
+  Decision Admit(const std::string& review) const { return controller_->Admit(Facts(review)); }
+
+  static std::string BindingReview(const std::string& pod, const std::string& node) {
+    return MakeReview("uid-bind-" + pod, "pods", "binding", "CREATE", pod, MakeBinding(pod, node));
   }
 
   Decision Bind(const std::string& pod, const std::string& node, std::vector<int> gpus = {},
@@ -70,12 +77,48 @@ class ControllerTest : public ::testing::Test {
   }
 
   void UseController(PolicyOptions options = {}, ClusterReads reads = {},
-                     std::function<std::string()> stale_reason = {}) {
+                     std::function<std::string()> stale_reason = {}, LiveReadOptions live = {}) {
+    if (!live.now) live.now = [this] { return now_; };
     controller_ = std::make_unique<AdmissionController>(cache_, options, std::move(reads),
-                                                        std::move(stale_reason));
+                                                        std::move(stale_reason), std::move(live));
+  }
+
+  // A pending cGPU pod as the API server has it now: uid-<name>, as MakePod and MakeBinding say.
+  static PodFacts LivePod(const std::string& name, std::vector<int> gpus) {
+    PodFacts pod;
+    pod.namespace_name = "default";
+    pod.name = name;
+    pod.uid = "uid-" + name;
+    pod.shares_gpu = true;
+    pod.gpus.indices = std::move(gpus);
+    return pod;
+  }
+
+  // Live reads served from `pods` (by name; absent: 404) and, for the node recount, `on_node`.
+  // Counts the reads in gets_ and lists_.
+  void UseLivePods(std::map<std::string, PodFacts> pods, std::vector<PodFacts> on_node = {},
+                   PolicyOptions options = {}) {
+    gets_ = 0;
+    lists_ = 0;
+    ClusterReads live;
+    live.get_pod = [this, pods](const std::string&, const std::string& name,
+                                SteadyTime) -> StatusOr<std::optional<PodFacts>> {
+      ++gets_;
+      auto it = pods.find(name);
+      if (it == pods.end()) return std::optional<PodFacts>();
+      return std::optional<PodFacts>(it->second);
+    };
+    live.list_pods_on_node = [this, on_node](const std::string&,
+                                             SteadyTime) -> StatusOr<std::vector<PodFacts>> {
+      ++lists_;
+      return on_node;
+    };
+    UseController(options, live);
   }
 
   SteadyTime now_{};
+  int gets_ = 0;
+  int lists_ = 0;
   ClusterCache cache_;
   ReviewFactsReader facts_;
   std::unique_ptr<AdmissionController> controller_ =
@@ -209,8 +252,9 @@ TEST_F(ControllerTest, PodUpdateIsCheckedOnlyWhenItMovesTheGpus) {
 
 TEST_F(ControllerTest, NodeLabelledForCgpuWhileIncompatibleIsDenied) {
   Load({});
-  const json plain = MakeNode({.name = "n1", .schedule = "", .kernel = "6.6.0-1.al8.x86_64"});
-  const json labelled = MakeNode({.name = "n1", .kernel = "6.6.0-1.al8.x86_64"});
+  // cGPU 1.5.20 supports "5.x <= 5.15": a 5.19 kernel is past a bound the seed states.
+  const json plain = MakeNode({.name = "n1", .schedule = "", .kernel = "5.19.0-1.al8.x86_64"});
+  const json labelled = MakeNode({.name = "n1", .kernel = "5.19.0-1.al8.x86_64"});
   Decision denied = Admit(MakeReview("u1", "nodes", "", "UPDATE", "n1", labelled, plain));
   EXPECT_FALSE(denied.allowed());
   EXPECT_EQ(denied.reason, "kernel");
@@ -338,22 +382,10 @@ TEST_F(ControllerTest, UnknownPodIsFetchedLiveOrFollowsTheUnknownPolicy) {
   EXPECT_EQ(unknown.warnings.size(), 1u);
 
   // With a live read the pod is found and judged.
-  int reads = 0;
-  ClusterReads live;
-  live.get_pod = [&reads](const std::string& ns,
-                          const std::string& name) -> StatusOr<std::optional<PodFacts>> {
-    ++reads;
-    PodFacts pod;
-    pod.namespace_name = ns;
-    pod.name = name;
-    pod.shares_gpu = true;
-    pod.gpus.indices = {1};
-    return std::optional<PodFacts>(pod);
-  };
-  UseController({}, live);
+  UseLivePods({{"fresh", LivePod("fresh", {1})}});
   Decision denied = Bind("fresh", "gpu-1");
   EXPECT_FALSE(denied.allowed());
-  EXPECT_EQ(reads, 1);
+  EXPECT_EQ(gets_, 1);
 }
 
 TEST_F(ControllerTest, LastSlotTriggersAFreshCountOfTheNode) {
@@ -362,23 +394,243 @@ TEST_F(ControllerTest, LastSlotTriggersAFreshCountOfTheNode) {
   objects.push_back(MakePod({.name = "mine", .gpus = {1}, .phase = "Pending"}));
   Load(objects);
   // Another replica has just bound "theirs" to GPU 1; our watch has not shown it yet.
-  int lists = 0;
+  PodFacts theirs = LivePod("theirs", {1});
+  theirs.node_name = "gpu-1";
+  UseLivePods({{"mine", LivePod("mine", {1})}}, {theirs});
+  Decision denied = Bind("mine", "gpu-1");
+  EXPECT_EQ(lists_, 1);
+  EXPECT_FALSE(denied.allowed()) << "the fresh count must see the 20th pod";
+}
+
+// The real ACK flow: the scheduler writes the allocation on the pending pod, then binds; the
+// watch has not delivered the write, so the cache's copy has no allocation. The live copy does.
+TEST_F(ControllerTest, BindingDecidesOnTheAllocationTheSchedulerJustWrote) {
+  for (GpuScheme scheme : {GpuScheme::kIndexAnnotation, GpuScheme::kAllocationAnnotation}) {
+    SCOPED_TRACE(scheme == GpuScheme::kIndexAnnotation ? "extender" : "framework");
+    std::vector<json> objects = {MakeNode({.name = "gpu-1"})};
+    AddPods(objects, "gpu-1", 1, 20, scheme);
+    for (const char* name : {"to-full", "to-room"}) {
+      objects.push_back(MakePod({.name = name, .scheme = GpuScheme::kNone, .phase = "Pending"}));
+    }
+    Load(objects);
+    UseLivePods({{"to-full", LivePod("to-full", {1})}, {"to-room", LivePod("to-room", {2})}});
+
+    Decision full = Bind("to-full", "gpu-1");
+    EXPECT_FALSE(full.allowed());
+    EXPECT_EQ(full.reason, "pods-per-gpu");
+    Decision room = Bind("to-room", "gpu-1");
+    EXPECT_TRUE(room.allowed());
+    EXPECT_EQ(room.reason, "within-limits");
+    EXPECT_TRUE(room.warnings.empty()) << room.warnings.front();
+    EXPECT_EQ(gets_, 2);
+    EXPECT_EQ(cache_.PodsOnGpu("gpu-1", 2), 1) << "the allowed pod is reserved on GPU 2";
+  }
+}
+
+// A denied binding is retried and the scheduler may pick another GPU: the cache may still hold
+// the allocation of the earlier attempt. The live one decides.
+TEST_F(ControllerTest, AStaleCachedAllocationDoesNotDecide) {
+  std::vector<json> objects = {MakeNode({.name = "gpu-1"})};
+  AddPods(objects, "gpu-1", 1, 20);
+  objects.push_back(MakePod({.name = "moved-to-room", .gpus = {1}, .phase = "Pending"}));
+  objects.push_back(MakePod({.name = "moved-to-full", .gpus = {3}, .phase = "Pending"}));
+  Load(objects);
+  UseLivePods({{"moved-to-room", LivePod("moved-to-room", {2})},
+               {"moved-to-full", LivePod("moved-to-full", {1})}});
+  EXPECT_TRUE(Bind("moved-to-room", "gpu-1").allowed());
+  EXPECT_FALSE(Bind("moved-to-full", "gpu-1").allowed());
+}
+
+// A pod deleted and created again under its name: the cache's copy (another uid) is not it.
+TEST_F(ControllerTest, AnEarlierPodOfTheSameNameIsNotTheOneBeingBound) {
+  std::vector<json> objects = {MakeNode({.name = "gpu-1"})};
+  AddPods(objects, "gpu-1", 1, 20);
+  json earlier = MakePod({.name = "db-0", .phase = "Pending", .cgpu = false});
+  earlier["metadata"]["uid"] = "uid-earlier";
+  objects.push_back(earlier);
+  Load(objects);
+  UseLivePods({{"db-0", LivePod("db-0", {1})}});  // uid-db-0, what the Binding names
+  Decision denied = Bind("db-0", "gpu-1");
+  EXPECT_EQ(gets_, 1) << "another uid in the cache: read the pod";
+  EXPECT_FALSE(denied.allowed()) << denied.reason;
+
+  // And when the live pod is not the one the Binding names, the API server will refuse the
+  // binding: nothing to place.
+  PodFacts replaced = LivePod("db-0", {1});
+  replaced.uid = "uid-newer";
+  UseLivePods({{"db-0", replaced}});
+  Decision gone = Bind("db-0", "gpu-1");
+  EXPECT_TRUE(gone.allowed());
+  EXPECT_EQ(gone.reason, "pod-replaced");
+}
+
+TEST_F(ControllerTest, NonCgpuPodsAndNodesNeverReadLive) {
+  std::vector<json> objects = {MakeNode({.name = "gpu-1"}),
+                               MakeNode({.name = "plain", .schedule = ""}),
+                               MakeNode({.name = "one-gpu", .gpus = 1})};
+  AddPods(objects, "one-gpu", 0, 5);
+  objects.push_back(MakePod({.name = "web", .phase = "Pending", .cgpu = false}));
+  objects.push_back(MakePod({.name = "shared", .scheme = GpuScheme::kNone, .phase = "Pending"}));
+  Load(objects);
+  UseLivePods({});
+  EXPECT_EQ(Bind("web", "gpu-1").reason, "not-cgpu-pod");
+  EXPECT_EQ(Bind("shared", "plain").reason, "not-cgpu-node");
+  EXPECT_EQ(Bind("unknown-pod", "plain").reason, "not-cgpu-node");
+  // The Binding names the GPU itself, or the node has one GPU: nothing to read either.
+  EXPECT_TRUE(Bind("shared", "gpu-1", {3}).allowed());
+  Decision one_gpu = Bind("shared", "one-gpu");
+  EXPECT_EQ(one_gpu.reason, "within-limits") << "counted on GPU 0, the only one";
+  EXPECT_EQ(cache_.PodsOnGpu("one-gpu", 0), 6);
+  EXPECT_EQ(gets_, 0);
+  EXPECT_EQ(lists_, 0);
+
+  EXPECT_FALSE(controller_->MayReadLive(Facts(BindingReview("web", "gpu-1"))));
+  EXPECT_FALSE(controller_->MayReadLive(Facts(BindingReview("shared", "plain"))));
+  EXPECT_TRUE(controller_->MayReadLive(Facts(BindingReview("shared", "gpu-1"))));
+}
+
+TEST_F(ControllerTest, ALiveReadPastTheDeadlineLeavesTheGpuUnknown) {
+  std::vector<json> objects = {
+      MakeNode({.name = "gpu-1"}),
+      MakeNode({.name = "old", .cgpu_version = "1.5.2", .driver = "550.54.15"})};
+  objects.push_back(MakePod({.name = "p", .scheme = GpuScheme::kNone, .phase = "Pending"}));
+  Load(objects);
+  std::vector<LiveReadReport> reports;
   ClusterReads live;
-  live.list_pods_on_node = [&lists](const std::string& node) -> StatusOr<std::vector<PodFacts>> {
-    ++lists;
-    PodFacts theirs;
-    theirs.namespace_name = "default";
-    theirs.name = "theirs";
-    theirs.node_name = node;
-    theirs.phase = PodPhase::kPending;
-    theirs.shares_gpu = true;
-    theirs.gpus.indices = {1};
-    return std::vector<PodFacts>{theirs};
+  SteadyTime seen_deadline{};
+  live.get_pod = [&](const std::string&, const std::string&,
+                     SteadyTime deadline) -> StatusOr<std::optional<PodFacts>> {
+    seen_deadline = deadline;
+    now_ = deadline;  // the API server answers too late
+    return DeadlineExceeded("GET /api/v1/namespaces/default/pods/p: no answer within the deadline");
+  };
+  LiveReadOptions options;
+  options.deadline = std::chrono::milliseconds(250);
+  options.now = [this] { return now_; };
+  options.observe = [&](const LiveReadReport& report) { reports.push_back(report); };
+  now_ = SteadyTime{} + std::chrono::seconds(100);
+  const SteadyTime start = now_;
+  UseController({}, live, {}, options);
+
+  Decision warned = Bind("p", "gpu-1");
+  EXPECT_TRUE(warned.allowed());
+  EXPECT_EQ(warned.reason, "gpu-unknown");
+  ASSERT_EQ(warned.warnings.size(), 1u);
+  EXPECT_NE(warned.warnings[0].find("cannot read pod default/p from the API server within 250 ms"),
+            std::string::npos)
+      << warned.warnings[0];
+  EXPECT_EQ(seen_deadline, start + std::chrono::milliseconds(250));
+  ASSERT_EQ(reports.size(), 1u);
+  EXPECT_EQ(reports[0].outcome, "deadline");
+  EXPECT_EQ(reports[0].read, LiveRead::kGetPod);
+
+  now_ = start;
+  UseController({.unknown = UnknownPolicy::kDeny}, live, {}, options);
+  Decision denied = Bind("p", "gpu-1");
+  EXPECT_FALSE(denied.allowed());
+  EXPECT_EQ(denied.reason, "gpu-unknown");
+
+  // The node's compatibility needs no read: an incompatible node still denies.
+  now_ = start;
+  UseController({}, live, {}, options);
+  Decision incompatible = Bind("p", "old");
+  EXPECT_FALSE(incompatible.allowed()) << incompatible.reason;
+
+  // A review that waited out its deadline before deciding makes no read at all.
+  int reads = 0;
+  live.get_pod = [&](const std::string&, const std::string&,
+                     SteadyTime) -> StatusOr<std::optional<PodFacts>> {
+    ++reads;
+    return std::optional<PodFacts>();
+  };
+  reports.clear();
+  UseController({}, live, {}, options);
+  ReviewFacts late = Facts(BindingReview("p", "gpu-1"));
+  late.received = now_ - std::chrono::seconds(2);
+  Decision decided = controller_->Admit(late);
+  EXPECT_EQ(reads, 0);
+  EXPECT_EQ(decided.reason, "gpu-unknown");
+  ASSERT_EQ(reports.size(), 1u);
+  EXPECT_EQ(reports[0].outcome, "deadline");
+}
+
+// What a live read returns decides one review and is never written to the cache: a pod the watch
+// removed while the read was in flight is not counted again afterwards.
+TEST_F(ControllerTest, LiveReadsNeverRollTheCacheBack) {
+  std::vector<json> objects = {MakeNode({.name = "gpu-1"})};
+  AddPods(objects, "gpu-1", 1, 19);
+  objects.push_back(MakePod({.name = "mine", .scheme = GpuScheme::kNone, .phase = "Pending"}));
+  Load(objects);
+  ClusterReads live;
+  live.get_pod = [this](const std::string&, const std::string&,
+                        SteadyTime) -> StatusOr<std::optional<PodFacts>> {
+    return std::optional<PodFacts>(LivePod("mine", {1}));
+  };
+  // The recount's list was taken just before gpu-1-g1-0 finished and was deleted; the watch
+  // delivers the deletion while the list is on its way.
+  live.list_pods_on_node = [this](const std::string& node,
+                                  SteadyTime) -> StatusOr<std::vector<PodFacts>> {
+    std::vector<PodFacts> listed;
+    for (int i = 0; i < 19; ++i) {
+      PodFacts pod = LivePod("gpu-1-g1-" + std::to_string(i), {1});
+      pod.node_name = node;
+      pod.phase = PodPhase::kRunning;
+      listed.push_back(pod);
+    }
+    cache_.DeletePod("default/gpu-1-g1-0");
+    return listed;
   };
   UseController({}, live);
-  Decision denied = Bind("mine", "gpu-1");
-  EXPECT_EQ(lists, 1);
-  EXPECT_FALSE(denied.allowed()) << "the fresh count must see the 20th pod";
+  EXPECT_TRUE(Bind("mine", "gpu-1").allowed());  // 19 others, this one the 20th
+  EXPECT_FALSE(cache_.FindPod("default/gpu-1-g1-0").has_value()) << "deleted stays deleted";
+  EXPECT_EQ(cache_.PodsOnGpu("gpu-1", 1), 19) << "18 watched + this one's reservation";
+}
+
+TEST_F(ControllerTest, LegacyBindingsAreJudgedLikePodsBinding) {
+  std::vector<json> objects = {MakeNode({.name = "gpu-1"})};
+  AddPods(objects, "gpu-1", 1, 20);
+  objects.push_back(MakePod({.name = "new", .gpus = {1}, .phase = "Pending"}));
+  Load(objects);
+  // POST /api/v1/namespaces/default/bindings: resource "bindings", no subresource.
+  Decision denied =
+      Admit(MakeReview("uid-legacy", "bindings", "", "CREATE", "new", MakeBinding("new", "gpu-1")));
+  EXPECT_FALSE(denied.allowed());
+  EXPECT_EQ(denied.reason, "pods-per-gpu");
+}
+
+TEST_F(ControllerTest, AGpuIndexPastTheNodesGpusIsUnknownNeverCounted) {
+  std::vector<json> objects = {MakeNode({.name = "gpu-4", .gpus = 4})};
+  Load(objects);
+  UseLivePods({{"p", LivePod("p", {7})}});
+  Decision warned = Bind("p", "gpu-4");
+  EXPECT_TRUE(warned.allowed());
+  EXPECT_EQ(warned.reason, "gpu-unknown");
+  ASSERT_EQ(warned.warnings.size(), 1u);
+  EXPECT_NE(warned.warnings[0].find("names GPU 7"), std::string::npos) << warned.warnings[0];
+  EXPECT_NE(warned.warnings[0].find("the node has 4 GPUs"), std::string::npos);
+  EXPECT_EQ(cache_.Stats({}).reservations, 0u) << "nothing reserved on a GPU that does not exist";
+
+  UseLivePods({{"p", LivePod("p", {7})}}, {}, {.unknown = UnknownPolicy::kDeny});
+  EXPECT_FALSE(Bind("p", "gpu-4").allowed());
+}
+
+// A pod created with generateName and spec.nodeName skips the scheduler; the watch's copy of it
+// replaces its reservation (matched by uid), so it is counted once.
+TEST_F(ControllerTest, AGeneratedPodCreatedOnANodeIsCountedOnce) {
+  Load({MakeNode({.name = "gpu-1"})});
+  json pod = MakePod({.name = "job-x7k2p", .node = "gpu-1", .gpus = {5}, .phase = ""});
+  pod["metadata"]["generateName"] = "job-";
+  for (const bool named : {true, false}) {
+    SCOPED_TRACE(named ? "named by the API server" : "no name at admission");
+    json admitted = pod;
+    if (!named) admitted["metadata"].erase("name");
+    EXPECT_TRUE(Admit(MakeReview("uid-create", "pods", "", "CREATE", "", admitted)).allowed());
+    EXPECT_EQ(cache_.PodsOnGpu("gpu-1", 5), 1);
+    cache_.UpsertPod(pod);  // the watch shows it
+    EXPECT_EQ(cache_.PodsOnGpu("gpu-1", 5), 1) << "replaced, not added";
+    EXPECT_EQ(cache_.Stats({}).reservations, 0u);
+    cache_.DeletePod("default/job-x7k2p");
+  }
 }
 
 // 64 bindings at once for one GPU holding 19 pods: exactly one wins.

@@ -140,19 +140,52 @@ TEST_F(ClusterWatchTest, BindingsAreJudgedOnWatchedStateAndLiveReads) {
   Start();
   AdmissionController controller(cache_, PolicyOptions{}, LiveClusterReads(*client_));
 
-  // The watch is stalled: another replica's 20th pod and a brand-new pod are only on the server.
-  api_.PauseWatches();
+  // Our watch is behind: another replica's 20th pod and a brand-new pod are only on the server
+  // (and in its watch cache).
+  api_.HoldWatchDelivery();
   api_.Add("pods", MakePod({.name = "theirs", .node = "gpu-1", .gpus = {1}}));
   api_.Add("pods", MakePod({.name = "fresh", .gpus = {3}, .phase = "Pending"}));
   const int lists_before = api_.CountRequests(testing::RequestKind::kList, "/api/v1/pods");
   Decision mine = Bind(controller, "mine", "gpu-1");
   EXPECT_FALSE(mine.allowed()) << "the last-slot recount must see the other replica's pod";
-  EXPECT_EQ(api_.CountRequests(testing::RequestKind::kList, "/api/v1/pods"), lists_before + 1);
+  // A one-pod quorum list for the current resourceVersion, then the node's pods from the API
+  // server's watch cache no older than that: never a quorum scan of every pod.
+  EXPECT_EQ(api_.CountRequests(testing::RequestKind::kList, "/api/v1/pods"), lists_before + 2);
+  const std::vector<testing::RecordedRequest> requests = api_.requests();
+  const testing::RecordedRequest& head = requests[requests.size() - 2];
+  const testing::RecordedRequest& recount = requests.back();
+  EXPECT_EQ(head.params.at("limit"), "1");
+  EXPECT_EQ(head.params.count("resourceVersion"), 0u);
+  EXPECT_EQ(recount.params.at("resourceVersionMatch"), "NotOlderThan");
+  EXPECT_EQ(recount.params.at("resourceVersion"), std::to_string(api_.resource_version()));
+  EXPECT_EQ(recount.params.at("fieldSelector"), "spec.nodeName=gpu-1");
   // A pod the watch has not shown yet is fetched and judged.
   EXPECT_TRUE(Bind(controller, "fresh", "gpu-1").allowed());
   EXPECT_GE(api_.CountRequests(testing::RequestKind::kGet, "/api/v1/namespaces/default/pods/fresh"),
             1);
+  api_.ReleaseWatchDelivery();
+}
+
+// When the API server's own watch cache lags too, the recount cannot be served before the
+// review's deadline: the decision is made on what the cache knows, and the read is reported.
+TEST_F(ClusterWatchTest, ARecountTheApiServerCannotServeInTimeFallsBackToTheCache) {
+  api_.Add("nodes", MakeNode({.name = "gpu-1"}));
+  AddPods("gpu-1", 1, 19);
+  api_.Add("pods", MakePod({.name = "mine", .gpus = {1}, .phase = "Pending"}));
+  Start();
+  std::vector<std::string> outcomes;
+  LiveReadOptions live;
+  live.deadline = std::chrono::milliseconds(300);
+  live.observe = [&outcomes](const LiveReadReport& report) {
+    outcomes.push_back(std::string(ToString(report.read)) + " " + std::string(report.outcome));
+  };
+  AdmissionController controller(cache_, PolicyOptions{}, LiveClusterReads(*client_), {}, live);
+  api_.PauseWatches();  // the API server's watch cache takes nothing more
+  api_.Add("pods", MakePod({.name = "unrelated", .phase = "Pending", .cgpu = false}));
+  Decision mine = Bind(controller, "mine", "gpu-1");
   api_.ResumeWatches();
+  EXPECT_TRUE(mine.allowed()) << mine.reason << ": 19 counted, this one the 20th";
+  EXPECT_EQ(outcomes, (std::vector<std::string>{"get-pod ok", "list-node-pods deadline"}));
 }
 
 // Objects whose fields have odd JSON types are read through the informer's views as the
