@@ -5,6 +5,7 @@
 #include <boost/asio/ssl.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
+#include <boost/asio/thread_pool.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
@@ -89,7 +90,8 @@ class HttpsServer::Impl {
         tls_(net::ssl::context::tls_server),
         tls_status_(ConfigureTls(*tls_.native_handle(), certificates, limits.client_ca_pem)),
         acceptor_(loops_.front()->get_executor()),
-        accept_retry_(acceptor_.get_executor()) {}
+        accept_retry_(acceptor_.get_executor()),
+        blocking_(static_cast<std::size_t>(std::max(1, limits.blocking_threads))) {}
 
   Status Bind();
   void Run();
@@ -110,6 +112,7 @@ class HttpsServer::Impl {
   const Status tls_status_;
   tcp::acceptor acceptor_;
   net::steady_timer accept_retry_;
+  net::thread_pool blocking_;  // the handlers' blocking work
   int port_ = 0;
   std::atomic<bool> draining_{false};
   std::atomic<bool> stopping_{false};
@@ -267,16 +270,38 @@ class HttpsServer::Impl::Session : public std::enable_shared_from_this<Session> 
     std::string_view target = View(request.target());
     HttpCall call{View(request.method_string()), target.substr(0, target.find('?')),
                   View(request[http::field::content_type]), request.body()};
-    HttpAnswer answer;
+    HttpResult result = Guarded([&] { return server_.handler_(call); });
+    const bool keep_alive = CountAndKeepAlive(request);
+    if (!result.blocking) return Answer(std::move(result.answer), keep_alive);
+    // Off the loop; the work guard keeps the loop running until the answer is posted back (a
+    // Stop() meanwhile waits for it like for any request in progress).
+    net::post(server_.blocking_,
+              [self = shared_from_this(), work = std::move(result.blocking), keep_alive,
+               running = net::make_work_guard(stream_.get_executor())]() mutable {
+                HttpAnswer answer = Guarded([&] { return HttpResult(work()); }).answer;
+                net::post(self->stream_.get_executor(),
+                          [self, answer = std::move(answer), keep_alive]() mutable {
+                            self->Answer(std::move(answer), keep_alive);
+                          });
+                running.reset();
+              });
+  }
+
+  // A handler that throws costs its request a 500, never the process.
+  template <class F>
+  static HttpResult Guarded(F&& handle) {
     try {
-      answer = server_.handler_(call);
+      return handle();
     } catch (const std::exception& e) {
-      answer.status = 500;
-      answer.body = std::string(R"({"kind":"Status","apiVersion":"v1","status":"Failure",)") +
-                    R"("message":"internal error","code":500})";
       LogJson("error", {{"msg", "handler threw"}, {"error", e.what()}});
+    } catch (...) {
+      LogJson("error", {{"msg", "handler threw"}});
     }
-    Answer(std::move(answer), CountAndKeepAlive(request));
+    HttpAnswer answer;
+    answer.status = 500;
+    answer.body = std::string(R"({"kind":"Status","apiVersion":"v1","status":"Failure",)") +
+                  R"("message":"internal error","code":500})";
+    return answer;
   }
 
   template <class Header>

@@ -3,10 +3,12 @@
 // Built on Boost.Beast/Asio so that a keep-alive connection costs a socket and a few buffers, not
 // a thread: `threads` event loops, one thread each, take new connections in turn; a connection
 // stays on its loop, which reads each request with one speculative read and answers with one
-// write, with no lock or thread hand-off on the way. The handler runs on the loop. It may block
-// (a live read from the API server, bounded by that client's timeouts): the other connections
-// of that loop wait meanwhile, those of the other loops do not. One shared pool of threads would
-// avoid that wait but cost a third of the throughput in wake-ups (bench/README.md).
+// write, with no lock or thread hand-off on the way. The handler runs on the loop and must not
+// block there: a request whose answer waits on something else (a live read from the API server)
+// is handed back as blocking work, which runs on a small pool of `blocking_threads` and whose
+// answer is then written by the connection's loop. So a slow peer delays only the requests that
+// need it, never the other connections of a loop. (Running every request on one shared pool
+// would cost a third of the throughput in wake-ups: bench/README.md.)
 //
 // What it guarantees, whatever the peer does:
 // - TLS from a CertificateStore, chosen at each handshake (rotation needs no restart).
@@ -39,6 +41,7 @@ namespace cgpu {
 
 struct HttpsLimits {
   int threads = 4;
+  int blocking_threads = 8;  // run the handlers' blocking work
   long long max_body_bytes = 3LL << 20;
   int keep_alive_max_requests = 10'000;
   std::chrono::milliseconds idle_timeout{10'000};
@@ -63,6 +66,21 @@ struct HttpAnswer {
   std::string allow;  // the Allow header, for 405
 };
 
+// What a handler gives back: an answer now, or work that may block whose answer is written once
+// it is done. The work runs on another thread after the handler returned: it must own
+// everything it uses (the HttpCall's views are gone by then).
+struct HttpResult {
+  HttpResult() = default;
+  HttpResult(HttpAnswer now) : answer(std::move(now)) {}  // NOLINT: an answer is a result
+  static HttpResult Blocking(std::function<HttpAnswer()> work) {
+    HttpResult result;
+    result.blocking = std::move(work);
+    return result;
+  }
+  HttpAnswer answer;
+  std::function<HttpAnswer()> blocking;  // when set, `answer` is not used
+};
+
 // Why a request was answered without reaching the handler.
 enum class HttpRefusal {
   kBodyTooLarge,     // 413
@@ -72,7 +90,7 @@ enum class HttpRefusal {
 
 class HttpsServer {
  public:
-  using Handler = std::function<HttpAnswer(const HttpCall&)>;
+  using Handler = std::function<HttpResult(const HttpCall&)>;
   using RefusalHandler = std::function<HttpAnswer(HttpRefusal)>;
 
   HttpsServer(HostPort listen, HttpsLimits limits, CertificateStore& certificates, Handler handler,

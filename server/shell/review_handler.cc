@@ -25,17 +25,41 @@ bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
   return true;
 }
 
-Decision DecideSafely(const Policy& policy, const FactReader& read_facts,
-                      const DecodedReview& review) {
-  // Reading and deciding promise not to throw; this is the one place that makes sure of it, so
-  // that a bug costs one request an HTTP 500 (the failurePolicy decides) rather than the process.
+// Reading and deciding promise not to throw; this is the one place that makes sure of it, so
+// that a bug costs one request an HTTP 500 (the failurePolicy decides) rather than the process.
+template <class F>
+Decision Safely(F&& decide) {
   try {
-    return policy(read_facts(review));
+    return decide();
   } catch (const std::exception& e) {
     return Errored("internal-error", std::string("internal error while deciding: ") + e.what());
   } catch (...) {
     return Errored("internal-error", "internal error while deciding");
   }
+}
+
+// Runs `read`, returning the error decision it threw, if any.
+template <class F>
+std::optional<Decision> ThrownBy(F&& read) {
+  Decision thrown = Safely([&] {
+    read();
+    return Allow("");
+  });
+  if (thrown.verdict == Verdict::kErrored) return thrown;
+  return std::nullopt;
+}
+
+ReviewOutcome Answer(ReviewApiVersion api_version, AdmissionRequest request, Decision decision) {
+  ReviewOutcome outcome;
+  outcome.decision = std::move(decision);
+  if (outcome.decision.verdict == Verdict::kErrored) {
+    outcome.http_status = outcome.decision.code >= 500 ? outcome.decision.code : 500;
+    outcome.body = EncodeStatusError(outcome.http_status, outcome.decision.message);
+  } else {
+    outcome.body = EncodeAdmissionResponse(api_version, request.uid, outcome.decision);
+  }
+  outcome.request = std::move(request);
+  return outcome;
 }
 
 }  // namespace
@@ -52,35 +76,43 @@ ReviewFacts RequestOnly(const DecodedReview& review) {
   return facts;
 }
 
-ReviewOutcome HandleReview(const ReviewCall& call, const Policy& policy,
-                           const FactReader& read_facts) {
+PreparedReview PrepareReview(const ReviewCall& call, const FactReader& read_facts) {
+  PreparedReview prepared;
   if (call.method != "POST") {
-    return Refuse(
-        405, "method-not-allowed",
-        "method " + std::string(call.method) + " is not allowed; POST an AdmissionReview");
+    prepared.refused =
+        Refuse(405, "method-not-allowed",
+               "method " + std::string(call.method) + " is not allowed; POST an AdmissionReview");
+    return prepared;
   }
   if (!IsJsonContentType(call.content_type)) {
-    return Refuse(415, "unsupported-media-type",
-                  "Content-Type \"" + std::string(call.content_type) +
-                      "\" is not supported; send application/json");
+    prepared.refused = Refuse(415, "unsupported-media-type",
+                              "Content-Type \"" + std::string(call.content_type) +
+                                  "\" is not supported; send application/json");
+    return prepared;
   }
   ReviewDecodeResult decoded = DecodeAdmissionReview(call.body);
   if (auto* error = std::get_if<ReviewDecodeError>(&decoded)) {
-    return Refuse(400, error->reason, error->message);
+    prepared.refused = Refuse(400, error->reason, error->message);
+    return prepared;
   }
-  DecodedReview& review = std::get<DecodedReview>(decoded);
+  const DecodedReview& review = std::get<DecodedReview>(decoded);
+  prepared.api_version = review.api_version;
+  std::optional<Decision> failed = ThrownBy([&] { prepared.facts = read_facts(review); });
+  if (failed) prepared.refused = Answer(review.api_version, review.request, std::move(*failed));
+  return prepared;
+}
 
-  ReviewOutcome outcome;
-  outcome.decision = DecideSafely(policy, read_facts, review);
-  if (outcome.decision.verdict == Verdict::kErrored) {
-    outcome.http_status = outcome.decision.code >= 500 ? outcome.decision.code : 500;
-    outcome.body = EncodeStatusError(outcome.http_status, outcome.decision.message);
-  } else {
-    outcome.body =
-        EncodeAdmissionResponse(review.api_version, review.request.uid, outcome.decision);
-  }
-  outcome.request = std::move(review.request);
-  return outcome;
+ReviewOutcome DecideReview(const PreparedReview& prepared, const Policy& policy) {
+  if (prepared.refused) return *prepared.refused;
+  return Answer(prepared.api_version, prepared.facts.request,
+                Safely([&] { return policy(prepared.facts); }));
+}
+
+ReviewOutcome HandleReview(const ReviewCall& call, const Policy& policy,
+                           const FactReader& read_facts) {
+  PreparedReview prepared = PrepareReview(call, read_facts);
+  if (prepared.refused) return std::move(*prepared.refused);
+  return DecideReview(prepared, policy);
 }
 
 }  // namespace cgpu

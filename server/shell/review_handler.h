@@ -42,6 +42,17 @@ ReviewFacts RequestOnly(const DecodedReview& review);
 ReviewOutcome HandleReview(const ReviewCall& call, const Policy& policy,
                            const FactReader& read_facts = RequestOnly);
 
+// HandleReview in two halves, for a server that decides some reviews on another thread: the
+// first checks, decodes and reads facts (or refuses); the second asks the policy and encodes.
+// A PreparedReview owns all it holds.
+struct PreparedReview {
+  std::optional<ReviewOutcome> refused;  // set: the answer; there is nothing to decide
+  ReviewApiVersion api_version = ReviewApiVersion::kV1;
+  ReviewFacts facts;
+};
+PreparedReview PrepareReview(const ReviewCall& call, const FactReader& read_facts = RequestOnly);
+ReviewOutcome DecideReview(const PreparedReview& prepared, const Policy& policy);
+
 // "application/json", "application/json; charset=utf-8" (any case) are JSON; nothing else is.
 bool IsJsonContentType(std::string_view content_type);
 

@@ -181,10 +181,23 @@ int RunServeCommand(const std::vector<std::string>& args) {
   }
   const ReviewFactsReader review_reader(*fact_reader);
   const ClusterSource& cluster = **source;
-  const AdmissionController controller(cache, options.policy, cluster.reads(),
-                                       [&cluster] { return cluster.StaleReason(); });
-
   Metrics metrics(kVersion);
+  LiveReadOptions live_reads;
+  live_reads.deadline = options.live_read_deadline;
+  live_reads.observe = [&metrics](const LiveReadReport& report) {
+    metrics.RecordLiveRead(ToString(report.read), report.outcome, report.took.count());
+    if (report.outcome == "deadline" || report.outcome == "error") {
+      LogError("a live read of the API server failed; the unknown policy decides",
+               {{"read", std::string(ToString(report.read))},
+                {"target", report.target},
+                {"outcome", std::string(report.outcome)},
+                {"error", report.error}});
+    }
+  };
+  const AdmissionController controller(
+      cache, options.policy, cluster.reads(), [&cluster] { return cluster.StaleReason(); },
+      live_reads);
+
   metrics.SetCertificateExpiry((*certificates)->Current()->not_after());
 
   std::atomic<bool> shutting_down{false};
@@ -192,7 +205,8 @@ int RunServeCommand(const std::vector<std::string>& args) {
       options, **certificates,
       [&controller](const ReviewFacts& facts) { return controller.Admit(facts); }, metrics,
       [&review_reader](const DecodedReview& review) { return review_reader.Read(review); },
-      std::move(client_ca_pem));
+      std::move(client_ca_pem),
+      [&controller](const ReviewFacts& facts) { return controller.MayReadLive(facts); });
   OpsServer ops(options.metrics_listen, metrics, [&]() -> std::string {
     if (shutting_down) return "shutting down";
     return (*source)->NotReadyReason();
@@ -221,6 +235,7 @@ int RunServeCommand(const std::vector<std::string>& args) {
            {"mode", ToString(options.policy.mode)},
            {"unknownPolicy", ToString(options.policy.unknown)},
            {"stalePolicy", ToString(options.policy.stale)},
+           {"liveReadDeadlineMillis", options.live_read_deadline.count()},
            {"webhook", "https://" + Address(options.listen, webhook.port()) + "/validate"},
            {"metrics", "http://" + Address(options.metrics_listen, ops.port()) + "/metrics"},
            {"certificate", (*certificates)->Current()->subject()},

@@ -90,6 +90,14 @@ std::vector<FlagSpec> ServeFlagSpecs(ServeOptions& o) {
                        "how long an allowed binding counts before the watch shows its pod "
                        "(default 30s)",
                        SetDuration(o.reservation_ttl)));
+  specs.push_back(Flag("live-read-deadline", "DURATION",
+                       "the time all the API server reads of one review share (the bound pod, a "
+                       "last-slot recount); past it --unknown-policy answers (default 1s)",
+                       SetDuration(o.live_read_deadline)));
+  specs.push_back(Flag("live-read-threads", "N",
+                       "threads deciding the reviews that wait on the API server, off the event "
+                       "loops (default 8)",
+                       SetInt(o.live_read_threads, 1, 256)));
   specs.push_back(
       Flag("cluster-state", "FILE",
            "read nodes and pods once from this file (kubectl get nodes,pods -A -o json) "
@@ -132,6 +140,12 @@ StatusOr<ServeCommandLine> ParseServeOptions(const std::vector<std::string>& arg
   }
   if (options.reservation_ttl < std::chrono::seconds(1)) {
     return InvalidArgument("--reservation-ttl must be >= 1s");
+  }
+  if (options.live_read_deadline < std::chrono::milliseconds(10) ||
+      options.live_read_deadline > std::chrono::seconds(25)) {
+    return InvalidArgument(
+        "--live-read-deadline must be between 10ms and 25s (under the webhook's timeoutSeconds, "
+        "at most 30s)");
   }
   if (options.tls_reload_interval < std::chrono::milliseconds(100)) {
     return InvalidArgument("--tls-reload-interval must be >= 100ms");

@@ -34,8 +34,8 @@ struct ServeOptions {
   long long max_body_bytes = 3LL << 20;
   // Event loops, one thread each, sharing out the connections. A connection holds no thread (an
   // idle keep-alive connection costs a socket and a few KiB). More loops than CPUs lengthen the
-  // tail under overload (threads wait for a CPU); fewer make a slow live read from the API
-  // server delay more connections (it holds its loop). Two serve some 40,000 reviews/s.
+  // tail under overload (threads wait for a CPU). Reviews that wait on a live read from the API
+  // server are decided on live_read_threads instead, off the loops.
   int threads = 2;
   // Requests served on one connection before it is closed; high, because the API server reuses
   // connections and a fresh TLS handshake per few requests would dominate latency.
@@ -61,6 +61,13 @@ struct ServeOptions {
   std::chrono::milliseconds stale_after{30'000};
   // How long an allowed binding counts before the watch shows its pod.
   std::chrono::milliseconds reservation_ttl{30'000};
+  // All the live reads of one review (the bound pod, a last-slot recount) share this much time,
+  // counted from the review's arrival; past it the unknown policy answers. Well under the
+  // webhook's timeoutSeconds (the chart's is 3 s), so an answer always reaches the API server.
+  std::chrono::milliseconds live_read_deadline{1'000};
+  // Threads that decide the reviews that wait on a live read, so that a slow API server never
+  // holds an event loop (and the other connections on it).
+  int live_read_threads = 8;
 
   // Where cluster state comes from: a file (`kubectl get nodes,pods -A -o json`), a kubeconfig,
   // or, with neither, the pod's service account (in-cluster).

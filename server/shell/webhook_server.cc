@@ -28,6 +28,7 @@ HttpsLimits LimitsOf(const ServeOptions& options, std::string client_ca_pem) {
   HttpsLimits limits;
   limits.client_ca_pem = std::move(client_ca_pem);
   limits.threads = options.threads;
+  limits.blocking_threads = options.live_read_threads;
   limits.max_body_bytes = options.max_body_bytes;
   limits.keep_alive_max_requests = options.keep_alive_max_requests;
   limits.idle_timeout = options.idle_timeout;
@@ -40,10 +41,11 @@ HttpsLimits LimitsOf(const ServeOptions& options, std::string client_ca_pem) {
 
 WebhookServer::WebhookServer(const ServeOptions& options, CertificateStore& certificates,
                              Policy policy, Metrics& metrics, FactReader read_facts,
-                             std::string client_ca_pem)
+                             std::string client_ca_pem, DecidesOffLoop off_loop)
     : options_(options),
       policy_(std::move(policy)),
       read_facts_(std::move(read_facts)),
+      off_loop_(std::move(off_loop)),
       metrics_(metrics),
       server_(
           options.listen, LimitsOf(options, std::move(client_ca_pem)), certificates,
@@ -66,7 +68,7 @@ void RunGuard::Stop(httplib::Server& server) {
   server.stop();
 }
 
-HttpAnswer WebhookServer::HandleValidate(const HttpCall& call) {
+HttpResult WebhookServer::HandleValidate(const HttpCall& call) {
   if (call.path != "/validate") {
     const std::string message =
         "no such path " + std::string(call.path) + "; the webhook path is /validate";
@@ -79,15 +81,28 @@ HttpAnswer WebhookServer::HandleValidate(const HttpCall& call) {
   }
   const auto start = std::chrono::steady_clock::now();
   metrics_.in_flight().Increment();
-  ReviewOutcome outcome =
-      HandleReview(ReviewCall{call.method, call.content_type, call.body}, policy_, read_facts_);
+  PreparedReview prepared =
+      PrepareReview(ReviewCall{call.method, call.content_type, call.body}, read_facts_);
+  if (prepared.refused) return Finish(std::move(*prepared.refused), start);
+  prepared.facts.received = start;
+  if (off_loop_ && off_loop_(prepared.facts)) {
+    return HttpResult::Blocking([this, start, prepared = std::move(prepared)] {
+      return Finish(DecideReview(prepared, policy_), start);
+    });
+  }
+  return Finish(DecideReview(prepared, policy_), start);
+}
+
+HttpAnswer WebhookServer::Finish(ReviewOutcome outcome,
+                                 std::chrono::steady_clock::time_point start) {
   const auto latency = std::chrono::steady_clock::now() - start;
   metrics_.in_flight().Decrement();
-
   if (outcome.request) {
-    metrics_.RecordDecision(outcome.request->ResourcePath(), outcome.request->operation,
-                            outcome.decision.verdict,
-                            std::chrono::duration<double>(latency).count());
+    const AdmissionRequest& request = *outcome.request;
+    metrics_.RecordDecision(
+        FindRoute(request.resource.group, request.resource.resource, request.sub_resource),
+        request.operation, outcome.decision.verdict,
+        std::chrono::duration<double>(latency).count());
     metrics_.RecordPolicyDecision(outcome.decision);
   } else {
     metrics_.RecordBadRequest(outcome.bad_request_reason);

@@ -39,13 +39,17 @@ class RunGuard {
   std::atomic<bool> done_{false};
 };
 
+// Says whether deciding a review may wait on the API server: such reviews are decided on the
+// server's blocking threads, off its event loops.
+using DecidesOffLoop = std::function<bool(const ReviewFacts&)>;
+
 class WebhookServer {
  public:
   // `client_ca_pem`: the contents of --client-ca; when set, clients must present a certificate
   // it signed.
   WebhookServer(const ServeOptions& options, CertificateStore& certificates, Policy policy,
                 Metrics& metrics, FactReader read_facts = RequestOnly,
-                std::string client_ca_pem = "");
+                std::string client_ca_pem = "", DecidesOffLoop off_loop = {});
 
   Status Bind() { return server_.Bind(); }
   int port() const { return server_.port(); }
@@ -57,12 +61,15 @@ class WebhookServer {
   long open_connections() const { return server_.open_connections(); }
 
  private:
-  HttpAnswer HandleValidate(const HttpCall& call);
+  HttpResult HandleValidate(const HttpCall& call);
+  // Counts and logs an outcome, and makes it the HTTP answer.
+  HttpAnswer Finish(ReviewOutcome outcome, std::chrono::steady_clock::time_point start);
   HttpAnswer Refuse(HttpRefusal refusal);
 
   const ServeOptions options_;
   const Policy policy_;
   const FactReader read_facts_;
+  const DecidesOffLoop off_loop_;
   Metrics& metrics_;
   HttpsServer server_;
 };

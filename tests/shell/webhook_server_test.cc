@@ -41,8 +41,9 @@ class WebhookServerTest : public ::testing::Test {
     options_.max_body_bytes = 1 << 20;
   }
 
-  void Start(Policy policy = AllowEverything) {
-    server_ = std::make_unique<WebhookServer>(options_, *store_, std::move(policy), metrics_);
+  void Start(Policy policy = AllowEverything, DecidesOffLoop off_loop = {}) {
+    server_ = std::make_unique<WebhookServer>(options_, *store_, std::move(policy), metrics_,
+                                              RequestOnly, "", std::move(off_loop));
     ASSERT_TRUE(server_->Bind().ok());
     thread_ = std::thread([this] { server_->Run(); });
     ops_ = std::make_unique<OpsServer>(options_.metrics_listen, metrics_, [this] {
@@ -211,6 +212,45 @@ TEST_F(WebhookServerTest, DrainFinishesInFlightRequestsThenStops) {
   EXPECT_FALSE(Client()->Post("/validate", kPodCreate, "application/json"));
 }
 
+// A review whose decision waits on the API server is decided off the event loop: with a single
+// loop, other connections are answered while it waits; it is answered when its wait ends, and a
+// Stop() meanwhile waits for it like for any request in progress.
+TEST_F(WebhookServerTest, AReviewWaitingOnTheApiServerHoldsNoEventLoop) {
+  options_.threads = 1;
+  std::promise<void> entered;
+  std::promise<void> release;
+  std::shared_future<void> released = release.get_future().share();
+  Start(
+      [&](const ReviewFacts& facts) {
+        if (facts.request.name != "waits") return Allow("fast");
+        entered.set_value();
+        released.wait();
+        return Allow("waited");
+      },
+      [](const ReviewFacts& facts) { return facts.request.name == "waits"; });
+  json waiting_review = json::parse(kPodCreate);
+  waiting_review["request"]["name"] = "waits";
+  auto waiting = std::async(std::launch::async, [&] {
+    return Client()->Post("/validate", waiting_review.dump(), "application/json");
+  });
+  ASSERT_EQ(entered.get_future().wait_for(30s), std::future_status::ready);
+
+  for (int i = 0; i < 3; ++i) {  // the only loop is free: other connections get their answers
+    auto fast = Client()->Post("/validate", kPodCreate, "application/json");
+    ASSERT_TRUE(fast) << httplib::to_string(fast.error());
+    EXPECT_EQ(fast->status, 200);
+  }
+  EXPECT_EQ(waiting.wait_for(0s), std::future_status::timeout) << "still waiting on its read";
+
+  server_->Stop();
+  release.set_value();
+  auto answered = waiting.get();
+  ASSERT_TRUE(answered) << httplib::to_string(answered.error());
+  EXPECT_EQ(answered->status, 200);
+  EXPECT_EQ(json::parse(answered->body)["response"]["allowed"], true);
+  thread_.join();  // Run() returned once the waiting review was answered
+}
+
 TEST_F(WebhookServerTest, DrainingAnswersAskClientsToReconnectElsewhere) {
   Start();
   auto client = Client();
@@ -355,8 +395,9 @@ TEST_F(WebhookServerTest, BrokenHttpIsAnsweredAndTheConnectionClosed) {
   // A body longer than anyone would throw away for a 413 is refused without reading it.
   auto raw = testing::RawTlsClient::Connect(server_->port());
   ASSERT_TRUE(raw);
-  raw->Send("POST /validate HTTP/1.1\r\nContent-Type: application/json\r\n"
-            "Content-Length: 1000000000000\r\n\r\n");
+  raw->Send(
+      "POST /validate HTTP/1.1\r\nContent-Type: application/json\r\n"
+      "Content-Length: 1000000000000\r\n\r\n");
   EXPECT_EQ(raw->ReadUntilClosed(5s).substr(0, 12), "HTTP/1.1 413");
   // The server is unharmed.
   auto good = Client()->Post("/validate", kPodCreate, "application/json");
@@ -441,9 +482,9 @@ TEST_F(WebhookServerTest, SslscanFindsNothingWeak) {
   while (pipe != nullptr && fgets(buffer, sizeof(buffer), pipe) != nullptr) report += buffer;
   if (pipe != nullptr) pclose(pipe);
 
-  for (const char* line : {"SSLv2     disabled", "SSLv3     disabled", "TLSv1.0   disabled",
-                           "TLSv1.1   disabled", "TLSv1.2   enabled", "TLSv1.3   enabled",
-                           "Session renegotiation not supported"}) {
+  for (const char* line :
+       {"SSLv2     disabled", "SSLv3     disabled", "TLSv1.0   disabled", "TLSv1.1   disabled",
+        "TLSv1.2   enabled", "TLSv1.3   enabled", "Session renegotiation not supported"}) {
     EXPECT_NE(report.find(line), std::string::npos) << line << "\n" << report;
   }
   int ciphers = 0;
@@ -458,7 +499,8 @@ TEST_F(WebhookServerTest, SslscanFindsNothingWeak) {
     EXPECT_GE(bits, 128) << line;
     EXPECT_TRUE(name.find("GCM") != std::string::npos || name.find("CHACHA20") != std::string::npos)
         << "not an AEAD cipher: " << line;
-    if (protocol == "TLSv1.2") EXPECT_EQ(name.rfind("ECDHE-", 0), 0u) << "not forward-secret: " << line;
+    if (protocol == "TLSv1.2")
+      EXPECT_EQ(name.rfind("ECDHE-", 0), 0u) << "not forward-secret: " << line;
   }
   EXPECT_GE(ciphers, 4) << report;  // the scan did see the ciphers
 }
