@@ -236,9 +236,15 @@ FakeApiServer::FakeApiServer(FakeApiServerOptions options)
     return ok;
   });
   if (!server_->is_valid()) throw std::runtime_error("fake API server: TLS setup failed");
-  // Every open watch holds a worker for its whole life.
-  server_->new_task_queue = [] { return new httplib::ThreadPool(32); };
-  server_->set_keep_alive_max_count(1);
+  // Every open watch holds a worker for its whole life, and so does an idle kept-alive
+  // connection until it times out.
+  server_->new_task_queue = [] { return new httplib::ThreadPool(64); };
+  // As the real API server: Go's net/http keeps HTTP/1.1 connections alive for the next request,
+  // and Go's net sets TCP_NODELAY on every TCP connection (without it, an answer written in
+  // several pieces waits on the client's delayed ACKs: milliseconds a request on loopback).
+  server_->set_keep_alive_max_count(1000);
+  server_->set_keep_alive_timeout(2);
+  server_->set_tcp_nodelay(true);
   const auto handle = [this](const httplib::Request& request, httplib::Response& response) {
     Handle(request, response);
   };
@@ -479,6 +485,17 @@ void FakeApiServer::PauseWatches() {
 void FakeApiServer::ResumeWatches() {
   std::lock_guard<std::mutex> lock(mu_);
   paused_ = false;
+  cv_.notify_all();
+}
+
+void FakeApiServer::HoldWatchDelivery() {
+  std::lock_guard<std::mutex> lock(mu_);
+  delivery_held_ = true;
+}
+
+void FakeApiServer::ReleaseWatchDelivery() {
+  std::lock_guard<std::mutex> lock(mu_);
+  delivery_held_ = false;
   cv_.notify_all();
 }
 
@@ -887,6 +904,7 @@ bool FakeApiServer::NextWatchLines(WatchStream& watch, std::vector<std::string>&
   }
   if (watch.end_after_initial) return !lines.empty();
   const size_t released = Release(Clock::now());  // the watch cache has these; the rest lag
+  if (delivery_held_) return !lines.empty();
   const auto in_scope = [&](const json& object) {
     return object.is_object() &&
            (watch.namespace_name.empty() ||

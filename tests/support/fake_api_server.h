@@ -124,6 +124,13 @@ class FakeApiServer {
   // cache takes no change: a deterministic, endless lag. Tests pin the binding race with it.
   void PauseWatches();
   void ResumeWatches();
+  // While held, open watch streams send nothing new, but the watch cache keeps taking changes:
+  // a client's watch trailing the API server (delivery, the network, a busy informer) while
+  // lists and GETs served from the cache are current. The binding race as a webhook meets it:
+  // the scheduler's write is in etcd and in the API server's watch cache within moments, and the
+  // webhook's own watch has not delivered it yet.
+  void HoldWatchDelivery();
+  void ReleaseWatchDelivery();
   int open_watches() const;
 
   // ---- Watch cache (see the top of this file).
@@ -242,6 +249,7 @@ class FakeApiServer {
   int64_t compacted_ = 0;  // watches from versions below this are 410
   bool expired_as_http_410_ = false;
   bool paused_ = false;
+  bool delivery_held_ = false;  // HoldWatchDelivery
   std::chrono::milliseconds watch_lag_{0};
   std::chrono::milliseconds too_large_wait_{std::chrono::seconds(3)};
   mutable size_t released_ = 0;  // events_[0, released_) are in the watch cache
