@@ -252,6 +252,8 @@ class EnforcementTest : public ServingBinaryTest {
   static nlohmann::json Binding(const std::string& pod, const std::string& node) {
     nlohmann::json binding = testing::MakeBinding(pod, node);
     binding["metadata"]["namespace"] = "ml";
+    binding["metadata"]["uid"] =
+        "local-" + pod;  // the pod's uid in scripts/local/cluster-state.json
     return binding;
   }
   static std::string BindingReview(const std::string& pod, const std::string& node) {
@@ -323,9 +325,9 @@ TEST_F(EnforcementTest, PodMovedOntoAFullGpuIsDenied) {
 
 TEST_F(EnforcementTest, EnablingCgpuOnAnIncompatibleNodeIsDenied) {
   const nlohmann::json before =
-      testing::MakeNode({.name = "gpu-new", .schedule = "", .kernel = "6.6.0-1.al8.x86_64"});
+      testing::MakeNode({.name = "gpu-new", .schedule = "", .kernel = "5.19.0-1.al8.x86_64"});
   const nlohmann::json after =
-      testing::MakeNode({.name = "gpu-new", .kernel = "6.6.0-1.al8.x86_64"});
+      testing::MakeNode({.name = "gpu-new", .kernel = "5.19.0-1.al8.x86_64"});
   nlohmann::json response =
       Review(testing::MakeReview("uid-node", "nodes", "", "UPDATE", "gpu-new", after, before));
   EXPECT_EQ(response["allowed"], false);
