@@ -4,7 +4,10 @@
 //
 // Writes DIR/state.json (`kubectl get nodes,pods -A -o json` of the whole cluster) and one
 // AdmissionReview per request kind the benchmark drives:
-//   review-binding.json     pods/binding CREATE of a pending cGPU pod onto a node with room;
+//   review-binding.json     pods/binding CREATE of a pending cGPU pod onto a node with room,
+//                           the Binding carrying the GPU allocation (no read of the API server);
+//   review-binding-read.json the same binding as ACK's schedulers send it (name, uid, target):
+//                           the webhook reads the pod from the API server to learn its GPU;
 //   review-pod-create.json  a cGPU pod CREATE from a ReplicaSet controller (~2 KB);
 //   review-large-pod.json   a pod CREATE carrying the all-fields Pod fixture (~60 KB);
 //   review-node-update.json a kubelet-sized UPDATE of a cGPU node.
@@ -45,10 +48,9 @@ json RealisticPod(const cgpu::testing::PodSpec& spec, int i) {
                       {{"name", "NVIDIA_VISIBLE_DEVICES"}, {"value", "all"}},
                       {{"name", "ALIYUN_COM_GPU_MEM_CONTAINER"}, {"value", "2"}}};
   container["ports"] = {{{"containerPort", 8000}, {"protocol", "TCP"}, {"name", "http"}}};
-  container["volumeMounts"] = {
-      {{"name", "kube-api-access-x7k2p"},
-       {"mountPath", "/var/run/secrets/kubernetes.io/serviceaccount"},
-       {"readOnly", true}}};
+  container["volumeMounts"] = {{{"name", "kube-api-access-x7k2p"},
+                                {"mountPath", "/var/run/secrets/kubernetes.io/serviceaccount"},
+                                {"readOnly", true}}};
   container["imagePullPolicy"] = "IfNotPresent";
   container["terminationMessagePath"] = "/dev/termination-log";
   pod["spec"]["volumes"] = json::parse(R"([{"name":"kube-api-access-x7k2p","projected":{
@@ -131,10 +133,17 @@ int main(int argc, char** argv) {
 
   const std::string pending = "inference-" + std::to_string(pods - 1);
   const std::string target = "gpu-" + std::to_string((pods - 1) % nodes);
-  json binding = cgpu::testing::MakeBinding(pending, target);
+  const int pending_gpu = ((pods - 1) / nodes) % gpus;
+  // Two bindings of the pending pod: one carrying its GPU allocation (decided on the cache alone)
+  // and one as ACK's schedulers send it (name, uid and target only), which reads the pod.
   bool ok = Write(out + "/review-binding.json",
-                  cgpu::testing::MakeReview("b1e6c0de-0000-4000-8000-000000000001", "pods",
-                                            "binding", "CREATE", pending, binding));
+                  cgpu::testing::MakeReview(
+                      "b1e6c0de-0000-4000-8000-000000000001", "pods", "binding", "CREATE", pending,
+                      cgpu::testing::MakeBinding(pending, target, {pending_gpu})));
+  ok &= Write(
+      out + "/review-binding-read.json",
+      cgpu::testing::MakeReview("b1e6c0de-0000-4000-8000-000000000005", "pods", "binding", "CREATE",
+                                pending, cgpu::testing::MakeBinding(pending, target)));
   json created = RealisticPod({.name = "inference-new", .gpus = {}, .phase = "Pending"}, 0);
   created["metadata"].erase("resourceVersion");
   created["metadata"]["annotations"] = json::object();
@@ -142,14 +151,16 @@ int main(int argc, char** argv) {
   ok &= Write(out + "/review-pod-create.json",
               cgpu::testing::MakeReview("b1e6c0de-0000-4000-8000-000000000002", "pods", "",
                                         "CREATE", "", created));
-  json large = json::parse(Slurp(std::string(CGPU_TEST_FIXTURES) +
-                                 "/upstream/pod-v1-roundtrip-allfields.json"));
+  json large = json::parse(
+      Slurp(std::string(CGPU_TEST_FIXTURES) + "/upstream/pod-v1-roundtrip-allfields.json"));
   ok &= Write(out + "/review-large-pod.json",
               cgpu::testing::MakeReview("b1e6c0de-0000-4000-8000-000000000003", "pods", "",
                                         "CREATE", large["metadata"].value("name", ""), large));
   json node = cgpu::testing::MakeNode({.name = target, .gpus = gpus});
   node["status"]["conditions"] = {
-      {{"type", "Ready"}, {"status", "True"}, {"reason", "KubeletReady"},
+      {{"type", "Ready"},
+       {"status", "True"},
+       {"reason", "KubeletReady"},
        {"lastHeartbeatTime", "2026-11-25T02:00:00Z"}},
       {{"type", "MemoryPressure"}, {"status", "False"}, {"reason", "KubeletHasSufficientMemory"}},
       {{"type", "DiskPressure"}, {"status", "False"}, {"reason", "KubeletHasNoDiskPressure"}}};
