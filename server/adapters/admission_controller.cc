@@ -56,7 +56,8 @@ bool AdmissionController::MayReadLive(const ReviewFacts& facts) const {
   }
   if (facts.route->point == EnforcementPoint::kBinding) {
     const BindingPlan plan = PlanBinding(facts);
-    return !plan.decided || plan.read_pod;
+    if (plan.decided) return false;
+    return plan.read_pod || (reads_.list_pods_on_node && AtLastSlot(plan.placement));
   }
   if (facts.route->point == EnforcementPoint::kPod && facts.pod && facts.pod->shares_gpu &&
       !facts.pod->node_name.empty() && reads_.list_pods_on_node) {
@@ -134,9 +135,11 @@ Decision AdmissionController::AdmitBinding(const ReviewFacts& facts, SteadyTime 
       const bool timed_out = live.status().code() == StatusCode::kDeadlineExceeded;
       Report(LiveRead::kGetPod, timed_out ? "deadline" : "error", started, placement.pod,
              live.status().message());
+      // The API server cuts a warning at 256 characters: the essentials here, the details in the
+      // log line that Report() leads to.
       const std::string why = "cannot read pod " + placement.pod + " from the API server" +
-                              (timed_out ? " within " + Milliseconds(live_.deadline) : "") + " (" +
-                              live.status().message() + ")";
+                              (timed_out ? " within " + Milliseconds(live_.deadline)
+                                         : " (" + live.status().message() + ")");
       if (!plan.pod_known) {
         // Whether it is a cGPU pod at all is not known: refusing a DaemonSet's pod because its
         // node is incompatible with cGPU would be wrong.

@@ -487,6 +487,9 @@ TEST_F(ControllerTest, NonCgpuPodsAndNodesNeverReadLive) {
   EXPECT_FALSE(controller_->MayReadLive(Facts(BindingReview("web", "gpu-1"))));
   EXPECT_FALSE(controller_->MayReadLive(Facts(BindingReview("shared", "plain"))));
   EXPECT_TRUE(controller_->MayReadLive(Facts(BindingReview("shared", "gpu-1"))));
+  // The Binding names a GPU with room: decided on the cache, on the event loop.
+  EXPECT_FALSE(controller_->MayReadLive(Facts(MakeReview(
+      "uid-b", "pods", "binding", "CREATE", "shared", MakeBinding("shared", "gpu-1", {3})))));
 }
 
 TEST_F(ControllerTest, ALiveReadPastTheDeadlineLeavesTheGpuUnknown) {
