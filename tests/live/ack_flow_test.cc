@@ -45,7 +45,9 @@ class AckFlowTest : public LiveServeTest {
     AddPod(MakePod({.name = name, .scheme = testing::GpuScheme::kNone, .phase = "Pending"}));
   }
 
-  void ServeAndWaitReady(const std::vector<std::string>& extra = {}) {
+  // A generous deadline unless a test is about the deadline: under sanitizers on a busy machine a
+  // read can take far longer than in production, and these outcomes must not depend on it.
+  void ServeAndWaitReady(const std::vector<std::string>& extra = {"--live-read-deadline", "20s"}) {
     Serve(extra);
     ASSERT_TRUE(WaitUntil([&] { return Readyz() == 200; })) << process_->Log();
     driver_ = std::make_unique<AckSchedulerDriver>(api_, webhook_port_, dir_ + "/ca.crt");
