@@ -4,6 +4,8 @@
 // deterministic; with the watch caught up the answers must be the same.
 #include <gtest/gtest.h>
 
+#include <future>
+
 #include "live/live_serve_fixture.h"
 #include "support/ack_scheduler.h"
 
@@ -57,7 +59,7 @@ class AckFlowTest : public LiveServeTest {
   // so once a pod added last is counted (cgpu_guard_cluster_pods, refreshed every second), every
   // change before it has been applied.
   void WaitForWatch() {
-    AddPod(MakePod({.name = "sentinel-" + std::to_string(pods_in_store_), .cgpu = false}));
+    AddPod(MakePod({.name = "sentinel-" + std::to_string(sentinels_++), .cgpu = false}));
     ASSERT_TRUE(WaitUntil([&] { return Metric("cgpu_guard_cluster_pods") == pods_in_store_; }))
         << Metric("cgpu_guard_cluster_pods") << " of " << pods_in_store_ << process_->Log();
   }
@@ -68,6 +70,7 @@ class AckFlowTest : public LiveServeTest {
 
   std::unique_ptr<AckSchedulerDriver> driver_;
   int pods_in_store_ = 0;
+  int sentinels_ = 0;
 };
 
 // The 21st pod is denied and a pod for a GPU with room is allowed, silently, through both of
@@ -166,6 +169,40 @@ TEST_F(AckFlowTest, ARecreatedPodIsJudgedAsItselfNotAsItsPredecessor) {
   EXPECT_EQ(bound.response["allowed"], false)
       << "the cache's db-0 shares no GPU, but the pod being bound does: " << bound.body;
   api_.ReleaseWatchDelivery();
+}
+
+// A read in flight while the watch removes a pod: what the read returns decides this review alone
+// and is never written back, so the removed pod is not counted again afterwards.
+TEST_F(AckFlowTest, ALiveReadNeverBringsBackAPodTheWatchRemoved) {
+  api_.Add("nodes", MakeNode({.name = "gpu-1"}));
+  for (int i = 0; i < 19; ++i) {
+    AddPod(MakePod({.name = "full-" + std::to_string(i), .node = "gpu-1", .gpus = {1}}));
+  }
+  AddPending("mine");
+  ServeAndWaitReady();
+  WaitForWatch();
+  // GPU 1 is one slot from its limit, so the binding recounts the node's pods; that list is
+  // answered from the state before full-0 is deleted, and held until the watch has delivered the
+  // deletion.
+  api_.HoldNextAnswer([](const testing::RecordedRequest& request) {
+    return request.params.count("fieldSelector");
+  });
+  auto bound = std::async(std::launch::async, [&] {
+    return driver_->Bind("default", "mine", "gpu-1", 1, AckScheduler::kFramework,
+                         BindingEndpoint::kPodsBinding);
+  });
+  ASSERT_TRUE(WaitUntil([&] { return api_.held_answer_waiting(); })) << process_->Log();
+  api_.Delete("pods", "full-0", "default");
+  --pods_in_store_;
+  WaitForWatch();
+  api_.ReleaseHeldAnswer();
+  const BindOutcome outcome = bound.get();
+  EXPECT_EQ(outcome.response["allowed"], true) << outcome.body;
+
+  WaitForWatch();  // the binding and everything before it applied
+  EXPECT_EQ(Metric("cgpu_guard_cluster_pods"), pods_in_store_) << "full-0 must stay gone";
+  EXPECT_TRUE(WaitUntil([&] { return Metric("cgpu_guard_gpu_pods_max") == 19; }))
+      << "18 left on GPU 1, and mine: " << Metric("cgpu_guard_gpu_pods_max");
 }
 
 // An API server too slow to answer within --live-read-deadline: the review is answered anyway,

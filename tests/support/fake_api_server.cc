@@ -488,6 +488,22 @@ void FakeApiServer::ResumeWatches() {
   cv_.notify_all();
 }
 
+void FakeApiServer::HoldNextAnswer(std::function<bool(const RecordedRequest&)> which) {
+  std::lock_guard<std::mutex> lock(mu_);
+  hold_next_ = std::move(which);
+}
+
+bool FakeApiServer::held_answer_waiting() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return holding_answer_;
+}
+
+void FakeApiServer::ReleaseHeldAnswer() {
+  std::lock_guard<std::mutex> lock(mu_);
+  release_held_ = true;
+  cv_.notify_all();
+}
+
 void FakeApiServer::HoldWatchDelivery() {
   std::lock_guard<std::mutex> lock(mu_);
   delivery_held_ = true;
@@ -626,7 +642,15 @@ void FakeApiServer::Handle(const httplib::Request& request, httplib::Response& r
     HandleList(target, request, response, record);
   }
   record.status = response.status;
-  std::lock_guard<std::mutex> lock(mu_);
+  std::unique_lock<std::mutex> lock(mu_);
+  if (hold_next_ && record.kind != RequestKind::kWatch && hold_next_(record)) {
+    hold_next_ = nullptr;
+    holding_answer_ = true;
+    release_held_ = false;
+    cv_.notify_all();
+    cv_.wait(lock, [this] { return release_held_ || stopping_; });
+    holding_answer_ = false;
+  }
   requests_.push_back(std::move(record));
 }
 

@@ -153,6 +153,12 @@ class FakeApiServer {
   void ClearFaults();  // forget the failures FailNext still had to give
   // Every answer waits this long first (the wait ends early on Stop).
   void SetDelay(std::chrono::milliseconds delay);
+  // The next request that `which` picks is answered from the state at its arrival, but the answer
+  // is held back until ReleaseHeldAnswer() (or Stop): a read in flight while the store, and the
+  // watches, move on. held_answer_waiting() says whether such an answer is being held now.
+  void HoldNextAnswer(std::function<bool(const RecordedRequest&)> which);
+  bool held_answer_waiting() const;
+  void ReleaseHeldAnswer();
   // Continue tokens handed out so far are refused with 410 Expired.
   void ExpireContinueTokens();
   // The next `count` list requests that carry a continue token are refused with 410 Expired
@@ -263,6 +269,9 @@ class FakeApiServer {
   std::deque<Fault> faults_;
   int expire_next_continue_ = 0;
   std::chrono::milliseconds delay_{0};
+  std::function<bool(const RecordedRequest&)> hold_next_;  // HoldNextAnswer
+  bool holding_answer_ = false;                            // an answer is being held
+  bool release_held_ = false;
   std::string required_token_;
   std::vector<RecordedRequest> requests_;
 };
