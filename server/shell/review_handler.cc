@@ -53,7 +53,10 @@ ReviewOutcome Answer(ReviewApiVersion api_version, AdmissionRequest request, Dec
   ReviewOutcome outcome;
   outcome.decision = std::move(decision);
   if (outcome.decision.verdict == Verdict::kErrored) {
-    outcome.http_status = outcome.decision.code >= 500 ? outcome.decision.code : 500;
+    // A client's fault (an object that is not what the request names) stays a 4xx; anything
+    // else that kept us from deciding is a 5xx, so the failurePolicy decides.
+    const int code = outcome.decision.code;
+    outcome.http_status = code >= 400 && code <= 599 ? code : 500;
     outcome.body = EncodeStatusError(outcome.http_status, outcome.decision.message);
   } else {
     outcome.body = EncodeAdmissionResponse(api_version, request.uid, outcome.decision);

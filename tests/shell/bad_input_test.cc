@@ -286,6 +286,17 @@ TEST_F(BadInputTest, EveryBadInputIsAnsweredPreciselyWhileGoodRequestsFlow) {
       Review(R"({"uid":"u","kind":null,"resource":null,"operation":null,"object":null})"),
       "request.kind is missing");
 
+  // An object that is not the resource the request names: the client's fault, 400.
+  ExpectBadRequest(Review(R"({"uid":"u","kind":{"group":"","version":"v1","kind":"Pod"},)"
+                          R"("resource":{"group":"","version":"v1","resource":"pods"},)"
+                          R"("namespace":"ml","operation":"CREATE","object":"a pod"})"),
+                   "cannot read the pod: request.object is missing or not an object");
+  ExpectBadRequest(Review(R"({"uid":"u","kind":{"group":"","version":"v1","kind":"Binding"},)"
+                          R"("resource":{"group":"","version":"v1","resource":"pods"},)"
+                          R"("subResource":"binding","name":"p","namespace":"ml",)"
+                          R"("operation":"CREATE","object":"a binding"})"),
+                   "the pods/binding request carries no Binding object");
+
   // Duplicate keys: the last one counts, as in the API server's own decoder; the answer echoes
   // the last uid.
   {

@@ -64,6 +64,23 @@ TEST(ReviewHandlerTest, ErroredDecisionKeepsItsStatus) {
   EXPECT_EQ(json::parse(outcome.body)["reason"], "ServiceUnavailable");
 }
 
+// An object that is not what the request names is the client's fault: 400, not 500.
+TEST(ReviewHandlerTest, AnUnreadableObjectIsABadRequest) {
+  Policy unreadable = [](const ReviewFacts&) {
+    return Errored("bad-object", "cannot read the pod: request.object is missing or not an object",
+                   400);
+  };
+  ReviewOutcome outcome = Call("POST", "application/json", kPodCreate, unreadable);
+  EXPECT_EQ(outcome.http_status, 400);
+  const json status = json::parse(outcome.body);
+  EXPECT_EQ(status["code"], 400);
+  EXPECT_EQ(status["reason"], "BadRequest");
+  EXPECT_EQ(status["message"], "cannot read the pod: request.object is missing or not an object");
+  // A code outside 4xx and 5xx is no HTTP status to answer with: 500.
+  Policy odd = [](const ReviewFacts&) { return Errored("odd", "odd", 302); };
+  EXPECT_EQ(Call("POST", "application/json", kPodCreate, odd).http_status, 500);
+}
+
 struct RefusalCase {
   const char* label;
   const char* method;
