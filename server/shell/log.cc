@@ -83,7 +83,8 @@ class LogWriter {
       const uint64_t generation = ++appended_generation_;
       lock.unlock();
       if (dropped > 0) {
-        batch += "{\"ts\":\"" + Timestamp() + "\",\"level\":\"error\",\"msg\":\"log lines dropped: " +
+        batch += "{\"ts\":\"" + Timestamp() +
+                 "\",\"level\":\"error\",\"msg\":\"log lines dropped: " +
                  "stderr could not keep up\",\"dropped\":" + std::to_string(dropped) + "}\n";
       }
       WriteAll(batch);
@@ -143,6 +144,26 @@ void LogError(std::string_view message, nlohmann::ordered_json fields) {
   LogJson("error", std::move(fields));
 }
 
+namespace {
+
+// What a request echoes into its log line (uid, names) is cut at this many bytes, and our own
+// messages (which quote names) at the larger bound, so that a few huge requests cannot crowd real
+// lines out of the writer's queue. A cut value ends with a marker saying how much was left out.
+constexpr size_t kMaxEchoedBytes = 256;
+constexpr size_t kMaxMessageBytes = 1024;
+
+std::string_view Cut(std::string_view value, size_t limit, std::string& scratch) {
+  if (value.size() <= limit) return value;
+  size_t end = limit;
+  // Not in the middle of a UTF-8 sequence: back up over continuation bytes.
+  while (end > 0 && (static_cast<unsigned char>(value[end]) & 0xC0) == 0x80) --end;
+  scratch.assign(value.substr(0, end));
+  scratch += "...[" + std::to_string(value.size() - end) + " more bytes]";
+  return scratch;
+}
+
+}  // namespace
+
 std::string FormatDecisionLine(const ReviewOutcome& outcome, std::chrono::nanoseconds latency) {
   std::string line;
   line.reserve(320);
@@ -154,9 +175,11 @@ std::string FormatDecisionLine(const ReviewOutcome& outcome, std::chrono::nanose
     line += name;
     line += "\":";
   };
-  const auto text = [&](std::string_view name, std::string_view value) {
+  std::string scratch;
+  const auto text = [&](std::string_view name, std::string_view value,
+                        size_t limit = kMaxEchoedBytes) {
     key(name);
-    AppendJsonString(line, value);
+    AppendJsonString(line, Cut(value, limit, scratch));
   };
   if (outcome.request) {
     const AdmissionRequest& request = *outcome.request;
@@ -168,13 +191,15 @@ std::string FormatDecisionLine(const ReviewOutcome& outcome, std::chrono::nanose
     text("verdict", ToString(outcome.decision.verdict));
     text("reason", outcome.decision.reason);
     if (outcome.decision.would_deny) line += R"(,"wouldDeny":true)";
-    if (!outcome.decision.message.empty()) text("message", outcome.decision.message);
+    if (!outcome.decision.message.empty()) {
+      text("message", outcome.decision.message, kMaxMessageBytes);
+    }
     if (!outcome.decision.warnings.empty()) {
       key("warnings");
       line += '[';
       for (size_t i = 0; i < outcome.decision.warnings.size(); ++i) {
         if (i > 0) line += ',';
-        AppendJsonString(line, outcome.decision.warnings[i]);
+        AppendJsonString(line, Cut(outcome.decision.warnings[i], kMaxMessageBytes, scratch));
       }
       line += ']';
     }

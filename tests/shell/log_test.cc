@@ -38,6 +38,27 @@ TEST(DecisionLogTest, DecidedRequestLineHasEveryField) {
   EXPECT_FALSE(line.contains("dryRun"));
 }
 
+// What a request echoes is cut, marked, on a UTF-8 boundary: a 1 MB uid makes a short line.
+TEST(DecisionLogTest, EchoedFieldsAndMessagesAreBounded) {
+  ReviewOutcome outcome;
+  AdmissionRequest request;
+  request.uid = std::string(1 << 20, 'u');
+  request.resource.resource = "pods";
+  request.name = std::string(255, 'n') + "\xc3\xa9" + std::string(100, 'n');  // an é across 256
+  outcome.request = request;
+  outcome.decision = Deny("pods-per-gpu", std::string(5000, 'm'));
+  outcome.decision.warnings = {std::string(3000, 'w')};
+  const std::string text = FormatDecisionLine(outcome, std::chrono::microseconds(1));
+  EXPECT_LT(text.size(), 4096u);
+  nlohmann::ordered_json line = nlohmann::ordered_json::parse(text);
+  EXPECT_EQ(line["uid"],
+            std::string(256, 'u') + "...[" + std::to_string((1 << 20) - 256) + " more bytes]");
+  EXPECT_EQ(line["name"], std::string(255, 'n') + "...[102 more bytes]");
+  EXPECT_EQ(line["message"].get<std::string>().substr(1024), "...[3976 more bytes]");
+  EXPECT_EQ(line["warnings"][0].get<std::string>().substr(1024), "...[1976 more bytes]");
+  EXPECT_EQ(line["resource"], "pods");  // short values are left alone
+}
+
 TEST(DecisionLogTest, BadRequestLineNamesTheReason) {
   ReviewOutcome outcome;
   outcome.http_status = 415;
