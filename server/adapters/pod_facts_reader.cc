@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <unordered_map>
 
 #include "adapters/admission_codec.h"
 #include "adapters/nlohmann_view.h"
@@ -32,17 +33,26 @@ void Normalise(std::vector<int>& indices) {
   indices.erase(std::unique(indices.begin(), indices.end()), indices.end());
 }
 
+// An allocation names one entry per container and GPU: a few dozen at most on real nodes. Past
+// this many members in one object it is not an allocation, and reading it further only costs time.
+constexpr size_t kMaxAllocationMembers = 1024;
+
 // Calls f(key, value) for each member of `object` but the ones a later member of the same key
-// overrides, as a map-building parser would. Annotation objects are tiny, so quadratic is fine.
+// overrides, as a map-building parser would, in one pass over at most kMaxAllocationMembers
+// members (false when there are more, or when f says stop).
 template <typename F>
-void ForEachLastMember(const simdjson::dom::object& object, F&& f) {
-  for (auto it = object.begin(); it != object.end(); ++it) {
-    bool overridden = false;
-    for (auto later = it; !overridden && ++later != object.end();) {
-      overridden = later.key() == it.key();
-    }
-    if (!overridden && !f(it.key(), it.value())) return;
+bool ForEachLastMember(const simdjson::dom::object& object, F&& f) {
+  if (object.size() > kMaxAllocationMembers) return false;
+  std::unordered_map<std::string_view, size_t> last;  // key -> index of its last occurrence
+  last.reserve(object.size());
+  size_t index = 0;
+  for (auto it = object.begin(); it != object.end(); ++it) last[it.key()] = index++;
+  index = 0;
+  for (auto it = object.begin(); it != object.end(); ++it, ++index) {
+    if (last[it.key()] != index) continue;
+    if (!f(it.key(), it.value())) return false;
   }
+  return true;
 }
 
 GpuAssignment FromAllocation(const std::string& text) {
@@ -63,29 +73,37 @@ GpuAssignment FromAllocation(const std::string& text) {
     return fail("expected {\"<container>\":{\"<gpu>\":<GiB>}}");
   }
   std::string why;
-  ForEachLastMember(allocation, [&](std::string_view container, simdjson::dom::element per_gpu) {
-    simdjson::dom::object gpu_map;
-    if (per_gpu.get_object().get(gpu_map) != simdjson::SUCCESS) {
-      why = "container " + std::string(container) + " has no GPU map";
-      return false;
-    }
-    ForEachLastMember(gpu_map, [&](std::string_view gpu, simdjson::dom::element amount) {
-      std::optional<int> index = GpuIndex(gpu);
-      if (!index) {
-        why = "\"" + std::string(gpu) + "\" is not a GPU index";
-        return false;
-      }
-      double value = 0;
-      if (!amount.is_number() || amount.get_double().get(value) != simdjson::SUCCESS || value < 0) {
-        why = "GPU " + std::string(gpu) + " has no amount";
-        return false;
-      }
-      gpus.indices.push_back(*index);
-      return true;
-    });
-    return why.empty();
-  });
+  size_t entries = 0;  // container-GPU pairs, over all containers
+  const bool complete = ForEachLastMember(
+      allocation, [&](std::string_view container, simdjson::dom::element per_gpu) {
+        simdjson::dom::object gpu_map;
+        if (per_gpu.get_object().get(gpu_map) != simdjson::SUCCESS) {
+          why = "container " + std::string(container) + " has no GPU map";
+          return false;
+        }
+        const bool all_gpus =
+            ForEachLastMember(gpu_map, [&](std::string_view gpu, simdjson::dom::element amount) {
+              if (++entries > kMaxAllocationMembers) return false;
+              std::optional<int> index = GpuIndex(gpu);
+              if (!index) {
+                why = "\"" + std::string(gpu) + "\" is not a GPU index";
+                return false;
+              }
+              double value = 0;
+              if (!amount.is_number() || amount.get_double().get(value) != simdjson::SUCCESS ||
+                  value < 0) {
+                why = "GPU " + std::string(gpu) + " has no amount";
+                return false;
+              }
+              gpus.indices.push_back(*index);
+              return true;
+            });
+        return all_gpus;
+      });
   if (!why.empty()) return fail(why);
+  if (!complete) {
+    return fail("more than " + std::to_string(kMaxAllocationMembers) + " entries");
+  }
   Normalise(gpus.indices);
   return gpus;
 }
@@ -138,7 +156,8 @@ PodFacts PodFactsFrom(const PodObject& pod) {
   facts.node_name = pod.node_name;
   facts.phase = Phase(pod.phase);
   facts.shares_gpu = pod.requests_cgpu;
-  facts.gpus = GpuAssignmentFrom(pod.gpu_annotations);
+  // Which GPU matters only for a pod that shares one: others' annotations are not even parsed.
+  if (facts.shares_gpu) facts.gpus = GpuAssignmentFrom(pod.gpu_annotations);
   return facts;
 }
 
@@ -150,7 +169,7 @@ PodFacts PodFactsFrom(PodObject&& pod) {
   facts.node_name = std::move(pod.node_name);
   facts.phase = Phase(pod.phase);
   facts.shares_gpu = pod.requests_cgpu;
-  facts.gpus = GpuAssignmentFrom(pod.gpu_annotations);
+  if (facts.shares_gpu) facts.gpus = GpuAssignmentFrom(pod.gpu_annotations);
   return facts;
 }
 

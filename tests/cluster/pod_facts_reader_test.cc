@@ -74,6 +74,39 @@ TEST(PodFactsReaderTest, GarbledAnnotationsLeaveTheGpuUnknownAndSayWhy) {
   EXPECT_FALSE(ReadGpuAssignment(json::array()).known());
 }
 
+// A key the allocation repeats counts once, its last value deciding, as a map-building parser
+// reads it; an allocation with thousands of entries is refused after a bounded look, not parsed
+// in full (annotations may hold ~29,000 keys).
+TEST(PodFactsReaderTest, AllocationKeysResolveLastWinsWithinABound) {
+  GpuAssignment gpus = ReadGpuAssignment(
+      {{"scheduler.framework.gpushare.allocation", R"({"0":{"1":2},"1":{"2":1},"0":{"3":2}})"}});
+  EXPECT_EQ(gpus.indices, (std::vector<int>{2, 3})) << gpus.error;
+  EXPECT_EQ(
+      ReadGpuAssignment({{"scheduler.framework.gpushare.allocation", R"({"0":{"1":2,"1":"x"}})"}})
+              .error.find("GPU 1 has no amount") != std::string::npos,
+      true);
+
+  std::string huge = "{";
+  for (int i = 0; i < 20000; ++i) huge += (i ? ",\"" : "\"") + std::to_string(i) + R"(":{"0":1})";
+  huge += "}";
+  GpuAssignment refused = ReadGpuAssignment({{"scheduler.framework.gpushare.allocation", huge}});
+  EXPECT_FALSE(refused.known());
+  EXPECT_NE(refused.error.find("more than 1024 entries"), std::string::npos) << refused.error;
+  std::string wide = R"({"0":{)";
+  for (int i = 0; i < 1025; ++i) wide += (i ? ",\"" : "\"") + std::to_string(i % 1000) + R"(":1)";
+  wide += "}}";
+  EXPECT_NE(ReadGpuAssignment({{"scheduler.framework.gpushare.allocation", wide}})
+                .error.find("more than 1024 entries"),
+            std::string::npos);
+
+  // A pod that shares no GPU has its annotations left unread.
+  json plain = MakePod({.name = "p", .node = "n", .cgpu = false});
+  plain["metadata"]["annotations"]["scheduler.framework.gpushare.allocation"] = "{garbled";
+  const PodFacts facts = ReadPodFacts(plain);
+  EXPECT_FALSE(facts.shares_gpu);
+  EXPECT_TRUE(facts.gpus.error.empty());
+}
+
 TEST(PodFactsReaderTest, PhasesAndNonCgpuPods) {
   EXPECT_FALSE(ReadPodFacts(MakePod({.name = "p", .node = "n", .gpus = {0}, .phase = "Succeeded"}))
                    .HoldsGpu());
