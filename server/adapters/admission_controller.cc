@@ -104,11 +104,17 @@ AdmissionController::BindingPlan AdmissionController::PlanBinding(const ReviewFa
     plan.decided = Allow("not-cgpu-pod");
     return plan;
   }
+  if (same_pod && !cached->node.empty()) {
+    // The API server refuses to bind a pod that is bound already: nothing to place or reserve.
+    plan.decided = Allow("pod-already-bound");
+    return plan;
+  }
   plan.pod_known = same_pod;
   if (plan.pod_uid.empty() && same_pod) plan.pod_uid = cached->uid;
-  // The Binding names the GPU itself, or on a one-GPU node there is only GPU 0: nothing to read.
-  // (An allocation on the Binding comes from a GPU-sharing scheduler: the pod shares a GPU.)
-  if (binding.gpus.known()) return plan;
+  // The Binding names the GPU itself, or on a one-GPU node there is only GPU 0: nothing to read,
+  // as long as the pod is one the cache knows, pending. A pod the cache does not know is read
+  // whatever the Binding says: a reservation is only ever made for a pod that exists.
+  if (same_pod && binding.gpus.known()) return plan;
   if (same_pod && node && node->gpu_count == 1) return plan;
   if (reads_.get_pod) {
     plan.read_pod = true;
@@ -165,7 +171,9 @@ Decision AdmissionController::AdmitBinding(const ReviewFacts& facts, SteadyTime 
       return Allow("pod-replaced");
     }
     if (!pod.shares_gpu) return Allow("not-cgpu-pod");
-    placement.gpus = pod.gpus;
+    if (!pod.node_name.empty()) return Allow("pod-already-bound");
+    // The API server copies the Binding's annotations onto the pod: the Binding's GPU wins.
+    if (!binding.gpus.known()) placement.gpus = pod.gpus;
     if (plan.pod_uid.empty()) plan.pod_uid = pod.uid;
   } else if (!plan.pod_known && !binding.gpus.known()) {
     // Not in the cache and not to be read (a cluster-state file): it may or may not be a cGPU pod.
@@ -201,7 +209,7 @@ Decision AdmissionController::AdmitPod(const ReviewFacts& facts, SteadyTime dead
   std::string pod_key = pod.Key();
   if (pod.name.empty()) pod_key = pod.namespace_name + "/(uid " + pod.uid + ")";
   return Place(Placement{pod_key, pod.node_name, pod.gpus}, pod.uid, facts.request.dry_run,
-               deadline);
+               deadline, ReservationKind::kUnconfirmed);
 }
 
 Decision AdmissionController::AdmitNode(const ReviewFacts& facts) const {
@@ -220,7 +228,7 @@ bool AdmissionController::AtLastSlot(const Placement& placement) const {
 }
 
 Decision AdmissionController::Place(const Placement& placement, const std::string& pod_uid,
-                                    bool dry_run, SteadyTime deadline) const {
+                                    bool dry_run, SteadyTime deadline, ReservationKind kind) const {
   if (stale_reason_) {
     if (const std::string why = stale_reason_(); !why.empty()) {
       return DecideOnStaleState(placement, why, options_.stale);
@@ -247,7 +255,7 @@ Decision AdmissionController::Place(const Placement& placement, const std::strin
     }
   }
   return cache_.Place(placement, placement.pod, pod_uid, options_, /*reserve=*/!dry_run,
-                      fresh ? &*fresh : nullptr);
+                      fresh ? &*fresh : nullptr, kind);
 }
 
 void AdmissionController::Report(LiveRead read, std::string_view outcome, SteadyTime started,

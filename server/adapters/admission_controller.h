@@ -20,7 +20,8 @@
 // and target. A watch trails that write, so at the binding the cache may hold the pod without its
 // allocation, with the allocation of an earlier attempt (a denied binding is retried, perhaps on
 // another GPU), or an earlier pod of the same name (another uid). So, unless the Binding carries
-// the allocation itself or the node has a single GPU, a binding of a cGPU (or not yet known) pod
+// the allocation itself or the node has a single GPU (and the pod is one the cache knows), a
+// binding of a cGPU (or not yet known) pod
 // onto a cGPU node reads the pod from the API server (a quorum GET: the scheduler's write
 // committed before it sent the Binding) and decides on that. When a GPU is down to its last slot
 // the node's pods are read again too (served from the API server's watch cache, at least as new
@@ -115,7 +116,7 @@ class AdmissionController {
   // A placement for `pod_uid`, counted on the cache, re-reading the node's pods first when a GPU
   // is at its last slot and there is time left.
   Decision Place(const Placement& placement, const std::string& pod_uid, bool dry_run,
-                 SteadyTime deadline) const;
+                 SteadyTime deadline, ReservationKind kind = ReservationKind::kPodExists) const;
   std::optional<Decision> NotSynced() const;
   bool AtLastSlot(const Placement& placement) const;
   void Report(LiveRead read, std::string_view outcome, SteadyTime started, std::string target,

@@ -122,7 +122,7 @@ std::optional<int> ClusterCache::SlotsLeft(const std::string& node, const std::v
 
 Decision ClusterCache::Place(const Placement& placement, const std::string& pod_key,
                              const std::string& pod_uid, const PolicyOptions& options, bool reserve,
-                             const std::vector<PodFacts>* fresh_node_pods) {
+                             const std::vector<PodFacts>* fresh_node_pods, ReservationKind kind) {
   std::lock_guard lock(mu_);
   NodeView view;
   auto node = nodes_.find(placement.node);
@@ -140,8 +140,9 @@ Decision ClusterCache::Place(const Placement& placement, const std::string& pod_
                             std::all_of(gpus.begin(), gpus.end(),
                                         [&](int gpu) { return gpu < *view.facts->gpu_count; });
     if (!gpus.empty() && gpus_exist) {
-      ledger_.Reserve(pod_key, pod_uid, placement.node, gpus,
-                      options_.now() + options_.reservation_ttl);
+      const auto ttl = kind == ReservationKind::kPodExists ? options_.reservation_ttl
+                                                           : options_.unconfirmed_reservation_ttl;
+      ledger_.Reserve(pod_key, pod_uid, placement.node, gpus, options_.now() + ttl);
     }
   }
   return decision;

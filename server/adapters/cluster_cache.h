@@ -28,10 +28,20 @@
 
 namespace cgpu {
 
+// Who vouches for the pod a reservation is made for. Anyone who can reach the webhook port can
+// post a review, so a reservation only lasts its full TTL for a pod the cluster is known to hold.
+enum class ReservationKind {
+  kPodExists,    // a binding of a pod the cache or a live read showed pending, with its uid
+  kUnconfirmed,  // a pod CREATE or UPDATE: only the review says the pod exists until the watch does
+};
+
 struct ClusterCacheOptions {
   // How long an allowed binding counts before the watch must have shown its pod. Bindings reach
   // the watch in well under a second; the margin covers a watch that is reconnecting.
   std::chrono::milliseconds reservation_ttl{30'000};
+  // How long a kUnconfirmed reservation counts: the watch shows a real pod in well under a
+  // second, so made-up reviews cannot hold a GPU's slots for long.
+  std::chrono::milliseconds unconfirmed_reservation_ttl{5'000};
   std::function<SteadyTime()> now = [] { return std::chrono::steady_clock::now(); };
 };
 
@@ -99,7 +109,8 @@ class ClusterCache {
   // pod that left in the last moments, never undercount one that arrived.
   Decision Place(const Placement& placement, const std::string& pod_key, const std::string& pod_uid,
                  const PolicyOptions& options, bool reserve,
-                 const std::vector<PodFacts>* fresh_node_pods = nullptr);
+                 const std::vector<PodFacts>* fresh_node_pods = nullptr,
+                 ReservationKind kind = ReservationKind::kPodExists);
 
   // cGPU pods on GPU `gpu` of `node` now, reservations included.
   int PodsOnGpu(const std::string& node, int gpu) const;

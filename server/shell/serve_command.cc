@@ -173,6 +173,8 @@ int RunServeCommand(const std::vector<std::string>& args) {
   }
   ClusterCacheOptions cache_options;
   cache_options.reservation_ttl = options.reservation_ttl;
+  cache_options.unconfirmed_reservation_ttl =
+      std::min(cache_options.unconfirmed_reservation_ttl, options.reservation_ttl);
   ClusterCache cache(*rules, *fact_reader, cache_options);
   StatusOr<std::unique_ptr<ClusterSource>> source = ClusterSource::Create(options, cache);
   if (!source.ok()) {

@@ -617,6 +617,43 @@ TEST_F(ControllerTest, AGpuIndexPastTheNodesGpusIsUnknownNeverCounted) {
   EXPECT_FALSE(Bind("p", "gpu-4").allowed());
 }
 
+// Anyone who can reach the webhook port can post a review: a reservation is made only for a pod
+// the cluster holds, pending, with the Binding's uid, and one only a review vouches for lapses in
+// seconds.
+TEST_F(ControllerTest, ReservationsOnlyForPodsThatExist) {
+  std::vector<json> objects = {MakeNode({.name = "gpu-1"})};
+  AddPods(objects, "gpu-1", 1, 15);
+  Load(objects);
+  UseLivePods({});  // the API server has no pod "made-up"
+  // A made-up Binding that even names its GPU: read, not found, nothing reserved.
+  Decision made_up = Bind("made-up", "gpu-1", {1});
+  EXPECT_EQ(made_up.reason, "pod-not-found");
+  EXPECT_EQ(gets_, 1);
+  EXPECT_EQ(cache_.Stats({}).reservations, 0u);
+
+  // A pod bound already: the API server refuses to bind it again; nothing placed.
+  EXPECT_EQ(Bind("gpu-1-g1-0", "gpu-1", {1}).reason, "pod-already-bound");
+  PodFacts bound_live = LivePod("racing", {1});
+  bound_live.node_name = "gpu-1";
+  UseLivePods({{"racing", bound_live}});
+  EXPECT_EQ(Bind("racing", "gpu-1").reason, "pod-already-bound");
+  EXPECT_EQ(cache_.Stats({}).reservations, 0u);
+
+  // A pod CREATE with spec.nodeName is vouched for by the review alone until the watch shows the
+  // pod: its reservation lapses after 5 s, a binding's after --reservation-ttl (30 s here).
+  json created = MakePod({.name = "direct", .node = "gpu-1", .gpus = {2}, .phase = ""});
+  EXPECT_TRUE(Admit(MakeReview("uid-c", "pods", "", "CREATE", "direct", created)).allowed());
+  cache_.UpsertPod(MakePod({.name = "pending", .gpus = {3}, .phase = "Pending"}));
+  UseLivePods({{"pending", LivePod("pending", {3})}});
+  EXPECT_TRUE(Bind("pending", "gpu-1").allowed());
+  EXPECT_EQ(cache_.PodsOnGpu("gpu-1", 2), 1);
+  EXPECT_EQ(cache_.PodsOnGpu("gpu-1", 3), 1);
+  now_ += std::chrono::seconds(6);
+  EXPECT_EQ(cache_.ExpireReservations(), 1u);
+  EXPECT_EQ(cache_.PodsOnGpu("gpu-1", 2), 0) << "the CREATE's reservation lapsed";
+  EXPECT_EQ(cache_.PodsOnGpu("gpu-1", 3), 1) << "the binding's still counts";
+}
+
 // A pod created with generateName and spec.nodeName skips the scheduler; the watch's copy of it
 // replaces its reservation (matched by uid), so it is counted once.
 TEST_F(ControllerTest, AGeneratedPodCreatedOnANodeIsCountedOnce) {
