@@ -137,8 +137,26 @@ HttpAnswer WebhookServer::Refuse(HttpRefusal refusal) {
 OpsServer::OpsServer(HostPort listen, Metrics& metrics,
                      std::function<std::string()> not_ready_reason)
     : listen_(std::move(listen)) {
-  server_.new_task_queue = [] { return new httplib::ThreadPool(4); };
-  server_.set_keep_alive_timeout(5);
+  // Probes and scrapes only: GET and HEAD, no body. Anything else is answered 405 before a byte of
+  // its body is read (the pre-routing handler runs before cpp-httplib reads content), a body that
+  // comes anyway is refused past a few KiB, and a connection holds its thread at most a couple of
+  // seconds between requests, so a few slow or idle clients cannot keep the kubelet's probes out
+  // for long.
+  server_.new_task_queue = [] { return new httplib::ThreadPool(8); };
+  server_.set_keep_alive_timeout(2);
+  server_.set_read_timeout(2, 0);
+  server_.set_write_timeout(5, 0);
+  server_.set_payload_max_length(4 * 1024);
+  server_.set_pre_routing_handler([](const httplib::Request& request, httplib::Response& response) {
+    if (request.method == "GET" || request.method == "HEAD") {
+      return httplib::Server::HandlerResponse::Unhandled;
+    }
+    response.status = 405;
+    response.set_header("Allow", "GET, HEAD");
+    response.set_header("Connection", "close");  // its body, if any, is never read
+    response.set_content("method " + request.method + " is not allowed; use GET\n", "text/plain");
+    return httplib::Server::HandlerResponse::Handled;
+  });
   server_.Get("/metrics", [&metrics](const httplib::Request&, httplib::Response& response) {
     response.set_content(metrics.Serialize(), "text/plain; version=0.0.4; charset=utf-8");
   });

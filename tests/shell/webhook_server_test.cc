@@ -505,6 +505,40 @@ TEST_F(WebhookServerTest, SslscanFindsNothingWeak) {
   EXPECT_GE(ciphers, 4) << report;  // the scan did see the ciphers
 }
 
+// The ops port answers only GET and HEAD, and refuses anything else before reading its body: a
+// client announcing 300 MB and sending none of it still gets its 405 at once.
+TEST_F(WebhookServerTest, OpsPortRefusesOtherMethodsWithoutReadingTheirBodies) {
+  Start();
+  for (const char* method : {"POST", "PUT", "DELETE", "PATCH", "OPTIONS"}) {
+    SCOPED_TRACE(method);
+    const int fd = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_port = htons(static_cast<uint16_t>(ops_->port()));
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)), 0);
+    const std::string head =
+        std::string(method) + " /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 300000000\r\n\r\n";
+    ASSERT_EQ(send(fd, head.data(), head.size(), 0), static_cast<ssize_t>(head.size()));
+    std::string answer;
+    char buffer[4096];
+    ssize_t got = 0;
+    // Until the answer's last line (the server then drops the connection within its read
+    // timeout, the announced body never having been read).
+    while (answer.find("use GET\n") == std::string::npos &&
+           (got = recv(fd, buffer, sizeof(buffer), 0)) > 0) {
+      answer.append(buffer, got);
+    }
+    close(fd);
+    EXPECT_EQ(answer.substr(0, 12), "HTTP/1.1 405") << answer;
+    EXPECT_NE(answer.find("Allow: GET, HEAD"), std::string::npos) << answer;
+  }
+  httplib::Client ops("127.0.0.1", ops_->port());  // GET still works
+  auto metrics = ops.Get("/metrics");
+  ASSERT_TRUE(metrics);
+  EXPECT_EQ(metrics->status, 200);
+}
+
 TEST_F(WebhookServerTest, ReadinessFollowsTheServer) {
   Start();
   httplib::Client ops("127.0.0.1", ops_->port());
