@@ -117,6 +117,16 @@ class HttpsServer::Impl {
   std::atomic<bool> draining_{false};
   std::atomic<bool> stopping_{false};
   std::atomic<long> open_connections_{0};
+  std::atomic<long long> buffered_bytes_{0};  // reserved by requests being read or served
+
+  // Takes `bytes` of the body budget; false (nothing taken) when that would pass the limit.
+  bool ReserveBody(long long bytes) {
+    long long held = buffered_bytes_.load();
+    do {
+      if (held + bytes > limits_.max_buffered_bytes) return false;
+    } while (!buffered_bytes_.compare_exchange_weak(held, held + bytes));
+    return true;
+  }
 
  private:
   static std::vector<std::unique_ptr<net::io_context>> MakeLoops(int threads) {
@@ -146,6 +156,7 @@ class HttpsServer::Impl::Session : public std::enable_shared_from_this<Session> 
     ++server_.open_connections_;
   }
   ~Session() {
+    ReleaseBody();
     --server_.open_connections_;
     server_.Forget(this);
   }
@@ -198,6 +209,7 @@ class HttpsServer::Impl::Session : public std::enable_shared_from_this<Session> 
   void WaitForRequest() {
     // Stopping: the session ends, closing the connection, unless its client has already sent
     // (or, fresh, is about to send) a request; see CloseIfIdle().
+    ReleaseBody();  // the last request is answered: its body is gone
     if (server_.stopping_ && served_ > 0 && !HasPendingBytes()) return;
     if (buffer_.size() > 0) return ReadHeader();
     if (buffer_.capacity() > kKeptBufferBytes) buffer_.shrink_to_fit();
@@ -231,6 +243,10 @@ class HttpsServer::Impl::Session : public std::enable_shared_from_this<Session> 
     const auto length = parser_->content_length();
     const auto limit = static_cast<std::uint64_t>(server_.limits_.max_body_bytes);
     if (length && *length > limit) return DiscardBodyThenRefuse();
+    const long long body = length ? static_cast<long long>(*length)
+                                  : server_.limits_.max_body_bytes;  // chunked: at most this
+    if (!server_.ReserveBody(body)) return Refuse(HttpRefusal::kOverloaded);
+    reserved_ = body;
     parser_->body_limit(limit);  // bounds a chunked body
     http::async_read(stream_, buffer_, *parser_,
                      [self = shared_from_this()](ErrorCode read_error, std::size_t) {
@@ -264,6 +280,12 @@ class HttpsServer::Impl::Session : public std::enable_shared_from_this<Session> 
 
   // An answer after which the connection cannot be trusted to be in step: always closes.
   void Refuse(HttpRefusal refusal) { Answer(server_.refuse_(refusal), false); }
+
+  void ReleaseBody() {
+    if (reserved_ == 0) return;
+    server_.buffered_bytes_ -= reserved_;
+    reserved_ = 0;
+  }
 
   void Serve() {
     const auto& request = parser_->get();
@@ -345,6 +367,7 @@ class HttpsServer::Impl::Session : public std::enable_shared_from_this<Session> 
   std::optional<http::response<http::string_body>> response_;
   Phase phase_ = Phase::kHandshake;
   int served_ = 0;
+  long long reserved_ = 0;  // of the server's body budget, for the request in progress
 };
 
 Status HttpsServer::Impl::Bind() {
@@ -381,6 +404,11 @@ void HttpsServer::Impl::Accept() {
       return;
     }
     ErrorCode ignored;
+    if (open_connections_ >= limits_.max_connections) {
+      socket.close(ignored);  // over the cap: no handshake, no buffers
+      refuse_(HttpRefusal::kTooManyConnections);
+      return Accept();
+    }
     socket.set_option(tcp::no_delay(true), ignored);  // answers are one small write
     std::make_shared<Session>(*this, std::move(socket))->Start();
     Accept();

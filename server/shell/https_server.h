@@ -43,6 +43,13 @@ struct HttpsLimits {
   int threads = 4;
   int blocking_threads = 8;  // run the handlers' blocking work
   long long max_body_bytes = 3LL << 20;
+  // Connections open at once; one more is closed as soon as it is accepted.
+  long max_connections = 4096;
+  // Request bodies held at once, over all connections (a body counts for its Content-Length, or
+  // max_body_bytes when chunked, from its header until it is answered). A request that would go
+  // past it is answered 503 at once and its connection closed, so that slow clients each holding
+  // a large body cannot add up to the memory limit.
+  long long max_buffered_bytes = 64LL << 20;
   int keep_alive_max_requests = 10'000;
   std::chrono::milliseconds idle_timeout{10'000};
   std::chrono::milliseconds read_timeout{10'000};
@@ -83,9 +90,12 @@ struct HttpResult {
 
 // Why a request was answered without reaching the handler.
 enum class HttpRefusal {
-  kBodyTooLarge,     // 413
-  kHeadersTooLarge,  // 431
-  kMalformed,        // 400
+  kBodyTooLarge,        // 413
+  kHeadersTooLarge,     // 431
+  kMalformed,           // 400
+  kOverloaded,          // 503: max_buffered_bytes would be passed
+  kTooManyConnections,  // no answer: the connection is closed on accept (the handler's answer is
+                        // not sent; the call is for counting)
 };
 
 class HttpsServer {

@@ -55,6 +55,15 @@ Metrics::Metrics(std::string_view version) : registry_(std::make_shared<promethe
            .Add({}, prometheus::Histogram::BucketBoundaries{0.00001, 0.000025, 0.00005, 0.0001,
                                                             0.00025, 0.0005, 0.001, 0.0025, 0.005,
                                                             0.01, 0.025, 0.1, 1});
+  auto& shed = BuildCounter()
+                   .Name("cgpu_guard_admission_shed_total")
+                   .Help(
+                       "Load the webhook port turned away, by reason: connections (past "
+                       "--max-connections, closed on accept), buffered-bytes (past "
+                       "--max-buffered-bytes, answered 503).")
+                   .Register(*registry_);
+  shed_connections_ = &shed.Add({{"reason", "connections"}});
+  shed_buffered_bytes_ = &shed.Add({{"reason", "buffered-bytes"}});
   auto& live_reads =
       BuildCounter()
           .Name("cgpu_guard_live_reads_total")
@@ -199,6 +208,10 @@ void Metrics::RecordLiveRead(std::string_view read, std::string_view outcome, do
   if (r >= kLiveReads.size() || o >= kLiveReadOutcomes.size()) return;  // not ours: not counted
   live_reads_[r * kLiveReadOutcomes.size() + o]->Increment();
   live_read_seconds_[r]->Observe(seconds);
+}
+
+void Metrics::RecordShed(std::string_view reason) {
+  (reason == "connections" ? shed_connections_ : shed_buffered_bytes_)->Increment();
 }
 
 void Metrics::RecordBadRequest(std::string_view reason) {

@@ -34,6 +34,9 @@ class Metrics {
   void RecordDecision(const ResourceRoute* route, Operation operation, Verdict verdict,
                       double seconds);
   void RecordBadRequest(std::string_view reason);
+  // Load the webhook port turned away: "connections" (past --max-connections, closed on accept)
+  // or "buffered-bytes" (past --max-buffered-bytes, answered 503).
+  void RecordShed(std::string_view reason);
   // The policy's answer by reason (a rule name such as pods-per-gpu or driver, or why it was not
   // checked) and outcome: allowed, denied, would-deny (warn and dry-run modes), errored.
   void RecordPolicyDecision(const Decision& decision);
@@ -74,6 +77,8 @@ class Metrics {
   std::array<prometheus::Counter*, kResourceLabels * kOperations.size() * kVerdicts.size()>
       requests_{};
   prometheus::Histogram* decision_seconds_;
+  prometheus::Counter* shed_connections_;
+  prometheus::Counter* shed_buffered_bytes_;
   std::array<prometheus::Counter*, kLiveReads.size() * kLiveReadOutcomes.size()> live_reads_{};
   std::array<prometheus::Histogram*, kLiveReads.size()> live_read_seconds_{};
   prometheus::Gauge* in_flight_;

@@ -47,6 +47,23 @@ std::vector<FlagSpec> ServeFlagSpecs(ServeOptions& o) {
              o.max_body_bytes = *parsed;
              return OkStatus();
            }),
+      Flag("max-buffered-bytes", "SIZE",
+           "request bodies held at once over all connections; past it a request gets 503 "
+           "(default 64Mi)",
+           [&o](std::string_view value) -> Status {
+             StatusOr<long long> parsed = ParseByteSize(value);
+             if (!parsed.ok()) return parsed.status();
+             o.max_buffered_bytes = *parsed;
+             return OkStatus();
+           }),
+      Flag("max-connections", "N",
+           "connections open at once; more are closed on accept (default 4096)",
+           [&o](std::string_view value) -> Status {
+             int parsed = 0;
+             Status status = SetInt(parsed, 1, 1'000'000)(value);
+             if (status.ok()) o.max_connections = parsed;
+             return status;
+           }),
       Flag("threads", "N", "event loops, one thread each (default 2)", SetInt(o.threads, 1, 4096)),
       Flag("keep-alive-max-requests", "N",
            "requests served on one connection before closing it (default 10000)",
@@ -140,6 +157,10 @@ StatusOr<ServeCommandLine> ParseServeOptions(const std::vector<std::string>& arg
   }
   if (options.reservation_ttl < std::chrono::seconds(1)) {
     return InvalidArgument("--reservation-ttl must be >= 1s");
+  }
+  if (options.max_buffered_bytes < options.max_body_bytes) {
+    return InvalidArgument("--max-buffered-bytes must be at least --max-body-bytes (" +
+                           std::to_string(options.max_body_bytes) + " bytes)");
   }
   if (options.live_read_deadline < std::chrono::milliseconds(10) ||
       options.live_read_deadline > std::chrono::seconds(25)) {

@@ -32,6 +32,11 @@ struct ServeOptions {
 
   // The API server never sends more than 3 MiB; anything larger is refused with 413.
   long long max_body_bytes = 3LL << 20;
+  // Connections open at once; more are closed on accept (the API servers keep a few dozen).
+  long max_connections = 4096;
+  // Request bodies held at once over all connections; a request past it is answered 503. Bounds
+  // what slow clients holding large bodies can cost (the chart's memory limit is 256 Mi).
+  long long max_buffered_bytes = 64LL << 20;
   // Event loops, one thread each, sharing out the connections. A connection holds no thread (an
   // idle keep-alive connection costs a socket and a few KiB). More loops than CPUs lengthen the
   // tail under overload (threads wait for a CPU). Reviews that wait on a live read from the API

@@ -30,6 +30,8 @@ HttpsLimits LimitsOf(const ServeOptions& options, std::string client_ca_pem) {
   limits.threads = options.threads;
   limits.blocking_threads = options.live_read_threads;
   limits.max_body_bytes = options.max_body_bytes;
+  limits.max_connections = options.max_connections;
+  limits.max_buffered_bytes = options.max_buffered_bytes;
   limits.keep_alive_max_requests = options.keep_alive_max_requests;
   limits.idle_timeout = options.idle_timeout;
   limits.read_timeout = options.read_timeout;
@@ -113,6 +115,22 @@ HttpAnswer WebhookServer::Finish(ReviewOutcome outcome,
 }
 
 HttpAnswer WebhookServer::Refuse(HttpRefusal refusal) {
+  if (refusal == HttpRefusal::kTooManyConnections) {
+    // Counted, not logged: under a flood of connections a line each would flood the log too.
+    metrics_.RecordShed("connections");
+    return HttpAnswer{};
+  }
+  if (refusal == HttpRefusal::kOverloaded) {
+    metrics_.RecordShed("buffered-bytes");
+    LogJson("warn", {{"msg", "request shed: too many request bytes held at once"},
+                     {"limitBytes", options_.max_buffered_bytes},
+                     {"httpStatus", 503}});
+    return HttpAnswer{503, kJson,
+                      EncodeStatusError(503,
+                                        "cgpu-guard is holding too many request bodies at once "
+                                        "(--max-buffered-bytes); retry"),
+                      ""};
+  }
   int status = 400;
   std::string reason = "malformed-http";
   std::string message = "the request is not well-formed HTTP/1.1";

@@ -13,6 +13,7 @@
 #include <sstream>
 #include <thread>
 
+#include "support/fake_api_server.h"
 #include "support/fixtures.h"
 #include "support/raw_tls_client.h"
 #include "support/test_certificates.h"
@@ -325,6 +326,60 @@ TEST_F(WebhookServerTest, SlowAndSilentClientsAreCutOff) {
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   EXPECT_LT(sent, request.size());  // cut off before finishing
   EXPECT_LT(dribbled, 2.5);
+}
+
+// The bodies held at once are budgeted: clients stalling mid-body each hold their body's length,
+// and the one that would pass --max-buffered-bytes is answered 503 at once. An answered request
+// gives its share back.
+TEST_F(WebhookServerTest, BodiesHeldAtOnceAreBudgeted) {
+  options_.max_body_bytes = 1 << 20;
+  options_.max_buffered_bytes = 2 << 20;
+  Start();
+  const std::string head =
+      "POST /validate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+      "Content-Length: 900000\r\n\r\n";
+  std::vector<std::unique_ptr<testing::RawTlsClient>> stalled;
+  for (int i = 0; i < 2; ++i) {  // 2 x 900 KB held, within 2 MiB
+    stalled.push_back(testing::RawTlsClient::Connect(server_->port()));
+    ASSERT_TRUE(stalled.back());
+    ASSERT_TRUE(stalled.back()->Send(head + "{\"apiVersion\""));
+  }
+  // Both are held once a good request on its own connection is answered after them: the server
+  // has read their headers by then (one loop would serve them in order; with eight, wait for it).
+  ASSERT_TRUE(testing::WaitUntil([&] {
+    auto third = testing::RawTlsClient::Connect(server_->port());
+    if (!third || !third->Send(head + "{")) return false;
+    const std::string answer = third->ReadUntilClosed(5s);
+    return answer.substr(0, 12) == "HTTP/1.1 503";
+  }));
+  EXPECT_NE(
+      metrics_.Serialize().find(R"(cgpu_guard_admission_shed_total{reason="buffered-bytes"})"),
+      std::string::npos);
+
+  stalled.clear();  // their bodies are dropped with their connections: room again
+  EXPECT_TRUE(testing::WaitUntil([&] {
+    auto result = Client()->Post("/validate", kPodCreate, "application/json");
+    return result && result->status == 200;
+  }));
+}
+
+// Connections past --max-connections are closed as soon as they are accepted, and counted.
+TEST_F(WebhookServerTest, ConnectionsPastTheCapAreClosedOnAccept) {
+  options_.max_connections = 2;
+  Start();
+  auto first = Client();
+  auto second = Client();
+  ASSERT_TRUE(first->Post("/validate", kPodCreate, "application/json"));
+  ASSERT_TRUE(second->Post("/validate", kPodCreate, "application/json"));
+  auto third = Client();
+  EXPECT_FALSE(third->Post("/validate", kPodCreate, "application/json"));
+  EXPECT_NE(metrics_.Serialize().find(R"(cgpu_guard_admission_shed_total{reason="connections"} )"),
+            std::string::npos);
+  first.reset();  // one leaves: the next is served
+  EXPECT_TRUE(testing::WaitUntil([&] {
+    auto result = Client()->Post("/validate", kPodCreate, "application/json");
+    return result && result->status == 200;
+  }));
 }
 
 TEST_F(WebhookServerTest, IdleConnectionsHoldNoThread) {
