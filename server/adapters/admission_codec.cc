@@ -259,23 +259,60 @@ ReviewDecodeResult DecodeDocument(const V& document) {
   return DecodeRequest(request, version);
 }
 
+// A SAX consumer that keeps nothing but nlohmann's message for the first error, with its
+// position: checking a document this way costs no memory, whatever its size.
+class ErrorOnlySax : public nlohmann::json_sax<nlohmann::json> {
+ public:
+  bool null() override { return true; }
+  bool boolean(bool) override { return true; }
+  bool number_integer(number_integer_t) override { return true; }
+  bool number_unsigned(number_unsigned_t) override { return true; }
+  bool number_float(number_float_t, const string_t&) override { return true; }
+  bool string(string_t&) override { return true; }
+  bool binary(binary_t&) override { return true; }
+  bool start_object(std::size_t) override { return true; }
+  bool key(string_t&) override { return true; }
+  bool end_object() override { return true; }
+  bool start_array(std::size_t) override { return true; }
+  bool end_array() override { return true; }
+  bool parse_error(std::size_t, const std::string&,
+                   const nlohmann::detail::exception& error) override {
+    message = error.what();
+    return false;
+  }
+  std::string message;
+};
+
+// A body simdjson refused is read into nlohmann's tree (several times its size in memory) only
+// when it is this small. The API server sends nothing simdjson refuses; past this, a client gets
+// the error and no tree is built.
+constexpr size_t kMaxFallbackTreeBytes = 256 * 1024;
+
 // What simdjson refused goes the way every body went before simdjson: the depth bound, then
-// nlohmann's parser, whose message gives the position of the error. A body nlohmann accepts
-// (an integer beyond 64 bits, a byte order mark) is decoded from nlohmann's tree: slower, but
-// the same answer. Only bodies simdjson cannot parse pay for any of this.
+// nlohmann's parser, whose message gives the position of the error. A small body nlohmann
+// accepts (an integer beyond 64 bits, a byte order mark) is decoded from nlohmann's tree:
+// slower, but the same answer. Only bodies simdjson cannot parse pay for any of this.
 ReviewDecodeResult DecodeRefused(std::string_view body, simdjson::error_code code) {
   if (int depth = JsonNestingDepth(body, kMaxJsonDepth); depth > kMaxJsonDepth) {
     return Error("too-deep", "request body nests JSON deeper than " +
                                  std::to_string(kMaxJsonDepth) + " levels");
   }
+  ErrorOnlySax sax;
+  const bool valid = nlohmann::json::sax_parse(body, &sax, nlohmann::json::input_format_t::json,
+                                               /*strict=*/true);
+  if (!valid) {
+    return Error(
+        "invalid-json",
+        "request body is not valid JSON: " +
+            (sax.message.empty() ? std::string(simdjson::error_message(code)) : sax.message));
+  }
+  if (body.size() > kMaxFallbackTreeBytes) {
+    return Error("invalid-json", "request body is JSON this server reads only in bodies up to " +
+                                     std::to_string(kMaxFallbackTreeBytes) + " bytes (" +
+                                     simdjson::error_message(code) + ")");
+  }
   const nlohmann::json document = nlohmann::json::parse(body, nullptr, /*allow_exceptions=*/false);
   if (!document.is_discarded()) return DecodeDocument(NlohmannView(document));
-  try {
-    [[maybe_unused]] nlohmann::json again = nlohmann::json::parse(body);
-  } catch (const nlohmann::json::parse_error& e) {
-    return Error("invalid-json", std::string("request body is not valid JSON: ") + e.what());
-  } catch (...) {
-  }
   return Error("invalid-json",
                std::string("request body is not valid JSON: ") + simdjson::error_message(code));
 }

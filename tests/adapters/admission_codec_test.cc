@@ -615,6 +615,25 @@ TEST(HostileInputTest, BodiesOnlyTheFallbackParsesDecodeAlike) {
   EXPECT_EQ(Ok(DecodeAdmissionReview(std::string(kBom) + PodReview().dump())).request.uid, "u-1");
 }
 
+// The fallback builds nlohmann's tree (several times the body in memory) only for small bodies:
+// a large one simdjson refuses gets its 400 from a pass that keeps nothing.
+TEST(HostileInputTest, TheFallbackTreeIsBuiltOnlyForSmallBodies) {
+  json review = PodReview();
+  review["request"]["object"]["metadata"]["annotations"]["big"] = std::string(300000, 'x');
+  const ReviewDecodeResult large = DecodeAdmissionReview(std::string(kBom) + review.dump());
+  const auto* error = std::get_if<ReviewDecodeError>(&large);
+  ASSERT_NE(error, nullptr);
+  EXPECT_EQ(error->reason, "invalid-json");
+  EXPECT_NE(error->message.find("only in bodies up to 262144 bytes"), std::string::npos)
+      << error->message;
+  // Invalid JSON of any size still names where it went wrong.
+  const ReviewDecodeResult broken =
+      DecodeAdmissionReview("{\"apiVersion\":" + std::string(400000, ' ') + "x}");
+  ASSERT_NE(std::get_if<ReviewDecodeError>(&broken), nullptr);
+  EXPECT_NE(std::get<ReviewDecodeError>(broken).message.find("syntax error"), std::string::npos)
+      << std::get<ReviewDecodeError>(broken).message;
+}
+
 TEST(HostileInputTest, LargeBodiesDecodeToo) {
   // Past the size the per-thread parser keeps: a parser of its own, then the usual answer.
   json review = PodReview();
