@@ -17,6 +17,12 @@ bool SafePathSegment(const std::string& text) {
   return true;
 }
 
+// Reads on the request path keep at most this much: one object is at most 1.5 MiB (etcd's
+// limit), and a node's pods are a few hundred KiB unless their objects are huge, in which case
+// the recount fails and the cache's count decides.
+constexpr size_t kMaxObjectBytes = size_t{4} << 20;
+constexpr size_t kMaxNodePodsBytes = size_t{8} << 20;
+
 json ParseBody(const std::string& body) {
   return json::parse(body, nullptr, /*allow_exceptions=*/false);
 }
@@ -48,8 +54,8 @@ ClusterReads LiveClusterReads(const KubeClient& client) {
     if (!SafePathSegment(pod_namespace) || !SafePathSegment(pod_name)) {
       return InvalidArgument("not a pod name: " + pod_namespace + "/" + pod_name);
     }
-    StatusOr<KubeResponse> response =
-        client.Get("/api/v1/namespaces/" + pod_namespace + "/pods/" + pod_name, deadline);
+    StatusOr<KubeResponse> response = client.Get(
+        "/api/v1/namespaces/" + pod_namespace + "/pods/" + pod_name, deadline, kMaxObjectBytes);
     if (!response.ok()) return response.status();
     if (response->status == 404) return std::optional<PodFacts>();
     if (response->status != 200) {
@@ -63,7 +69,7 @@ ClusterReads LiveClusterReads(const KubeClient& client) {
   reads.list_pods_on_node = [&client](const std::string& node,
                                       SteadyTime deadline) -> StatusOr<std::vector<PodFacts>> {
     if (!SafePathSegment(node)) return InvalidArgument("not a node name: " + node);
-    StatusOr<KubeResponse> now = client.Get("/api/v1/pods?limit=1", deadline);
+    StatusOr<KubeResponse> now = client.Get("/api/v1/pods?limit=1", deadline, kMaxObjectBytes);
     if (!now.ok()) return now.status();
     if (now->status != 200) {
       return Unavailable("list one pod: " + DescribeHttpError(now->status, now->body));
@@ -81,7 +87,7 @@ ClusterReads LiveClusterReads(const KubeClient& client) {
         client.Get("/api/v1/pods?fieldSelector=spec.nodeName%3D" + node +
                        "&resourceVersion=" + EscapeQueryValue(version->get<std::string>()) +
                        "&resourceVersionMatch=NotOlderThan",
-                   deadline);
+                   deadline, kMaxNodePodsBytes);
     if (!response.ok()) return response.status();
     if (response->status != 200) {
       return Unavailable("list pods on node " + node + ": " +

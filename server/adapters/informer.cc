@@ -171,11 +171,18 @@ Informer::Outcome Informer::List() {
   // One parser for all the pages of this list, freed when it is done: it holds ~15 bytes per byte
   // of the largest page, which the watch's small events do not need.
   simdjson::dom::parser parser;
-  do {
-    std::string query = "limit=" + std::to_string(options_.page_size);
+  int limit = options_.page_size;
+  while (true) {
+    std::string query = "limit=" + std::to_string(limit);
     if (!continue_token.empty()) query += "&continue=" + EscapeQueryValue(continue_token);
-    StatusOr<KubeResponse> response = client_.Get(WithQuery(query), &cancel_);
+    StatusOr<KubeResponse> response =
+        client_.Get(WithQuery(query), &cancel_, options_.max_page_bytes);
     if (cancel_.cancelled()) return Outcome::kCancelled;
+    if (!response.ok() && response.status().code() == StatusCode::kResourceExhausted && limit > 1) {
+      limit = std::max(1, limit / 2);  // the same page again, smaller; later pages too
+      ++stats_.smaller_pages;
+      continue;
+    }
     if (!response.ok()) return Fail(Outcome::kRetry, "list: " + response.status().message());
     if (response->status == 410) {
       // An expired continue token (or a compacted list resourceVersion): the snapshot is gone and
@@ -211,8 +218,9 @@ Informer::Outcome Informer::List() {
     if (!all_objects) return Fail(Outcome::kRetry, "list: an item is not an object");
     list_version = StringAt(page, "metadata", "resourceVersion");
     continue_token = StringAt(page, "metadata", "continue");
-    if (!continue_token.empty() && cancel_.cancelled()) return Outcome::kCancelled;
-  } while (!continue_token.empty());
+    if (continue_token.empty()) break;
+    if (cancel_.cancelled()) return Outcome::kCancelled;
+  }
   if (list_version.empty()) {
     return Fail(Outcome::kRetry, "list: the answer carries no metadata.resourceVersion");
   }

@@ -60,6 +60,11 @@ struct InformerOptions {
   // parsed in about a millisecond; bigger pages save little and hold the API server's memory
   // (and ours: the parser keeps ~15 bytes per page byte while listing) for longer.
   int page_size = 500;
+  // The most one page may hold. An answer past it is dropped as it arrives and the same page is
+  // asked for again with half the limit (a continue token holds for any limit), down to one
+  // object: 500 pods near etcd's 1.5 MiB object limit would otherwise be buffered whole (and
+  // parsed at ~15 bytes a byte) past any container memory limit.
+  size_t max_page_bytes = size_t{4} << 20;
   std::chrono::milliseconds min_backoff{200};
   std::chrono::milliseconds max_backoff{30'000};
   // Sent as timeoutSeconds= on each watch: the server ends the stream then and we re-watch from
@@ -76,6 +81,8 @@ struct InformerStats {
   std::atomic<int64_t> watch_restarts{0};  // watch streams that ended or dropped
   std::atomic<int64_t> events{0};          // ADDED, MODIFIED and DELETED delivered
   std::atomic<int64_t> bookmarks{0};
+  // List pages asked for again with a smaller limit, the answer being past max_page_bytes.
+  std::atomic<int64_t> smaller_pages{0};
   // Failed requests (transport, 4xx/5xx), dropped streams, malformed events, ERROR events other
   // than 410, handler exceptions. A 410 or a stream ended by the server is not an error.
   std::atomic<int64_t> errors{0};

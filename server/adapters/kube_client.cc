@@ -430,22 +430,23 @@ StatusOr<KubeResponse> KubeClient::Get(const std::string& path_and_query) const 
   return Get(path_and_query, nullptr);
 }
 
-StatusOr<KubeResponse> KubeClient::Get(const std::string& path_and_query,
-                                       StreamCancel* cancel) const {
+StatusOr<KubeResponse> KubeClient::Get(const std::string& path_and_query, StreamCancel* cancel,
+                                       size_t max_bytes) const {
   Exchange exchange;
   exchange.method = "GET";
   exchange.path = path_and_query;
   exchange.cancel = cancel;
-  return Collect(std::move(exchange));
+  return Collect(std::move(exchange), max_bytes);
 }
 
 StatusOr<KubeResponse> KubeClient::Get(const std::string& path_and_query,
-                                       std::chrono::steady_clock::time_point deadline) const {
+                                       std::chrono::steady_clock::time_point deadline,
+                                       size_t max_bytes) const {
   Exchange exchange;
   exchange.method = "GET";
   exchange.path = path_and_query;
   exchange.deadline = deadline;
-  return Collect(std::move(exchange));
+  return Collect(std::move(exchange), max_bytes);
 }
 
 StatusOr<KubeResponse> KubeClient::Patch(const std::string& path, const std::string& content_type,
@@ -458,15 +459,17 @@ StatusOr<KubeResponse> KubeClient::Patch(const std::string& path, const std::str
   return Collect(std::move(exchange));
 }
 
-StatusOr<KubeResponse> KubeClient::Collect(Exchange exchange) const {
+StatusOr<KubeResponse> KubeClient::Collect(Exchange exchange, size_t max_bytes) const {
+  if (max_bytes == 0) max_bytes = options_.max_response_bytes;
   KubeResponse response;
   bool too_large = false;
   exchange.read_timeout = options_.read_timeout;
   exchange.reuse_connection = true;
   exchange.status_out = &response.status;
   exchange.on_data = [&](const char* data, size_t length) {
-    if (response.body.size() + length > options_.max_response_bytes) {
+    if (response.body.size() + length > max_bytes) {
       too_large = true;
+      response.body = std::string();  // nothing of it is kept
       return false;
     }
     response.body.append(data, length);
@@ -474,8 +477,8 @@ StatusOr<KubeResponse> KubeClient::Collect(Exchange exchange) const {
   };
   if (Status status = Send(exchange); !status.ok()) return status;
   if (too_large) {
-    return Unavailable(exchange.method + " " + exchange.path + ": response larger than " +
-                       std::to_string(options_.max_response_bytes) + " bytes");
+    return ResourceExhausted(exchange.method + " " + exchange.path + ": response larger than " +
+                             std::to_string(max_bytes) + " bytes");
   }
   return response;
 }

@@ -88,13 +88,17 @@ class KubeClient {
   // Plain GET (path includes the query, already escaped). Transport failure ->
   // Unavailable("GET /api/v1/pods: cannot connect to ..."). Any HTTP status is returned.
   StatusOr<KubeResponse> Get(const std::string& path_and_query) const;
-  // The same, abandoned promptly when `cancel` fires (then Unavailable "... cancelled").
-  StatusOr<KubeResponse> Get(const std::string& path_and_query, StreamCancel* cancel) const;
+  // The same, abandoned promptly when `cancel` fires (then Unavailable "... cancelled"). An
+  // answer larger than `max_bytes` (0: max_response_bytes) is dropped as it arrives:
+  // ResourceExhausted, with nothing kept.
+  StatusOr<KubeResponse> Get(const std::string& path_and_query, StreamCancel* cancel,
+                             size_t max_bytes = 0) const;
   // The same, given up at `deadline`: connecting, the TLS handshake and reading the answer all
   // count against it (then DeadlineExceeded "GET ...: no answer within the deadline"). For reads
   // on the admission path, where the API server itself is waiting for the answer.
   StatusOr<KubeResponse> Get(const std::string& path_and_query,
-                             std::chrono::steady_clock::time_point deadline) const;
+                             std::chrono::steady_clock::time_point deadline,
+                             size_t max_bytes = 0) const;
 
   // PATCH with a content type, e.g. application/merge-patch+json.
   StatusOr<KubeResponse> Patch(const std::string& path, const std::string& content_type,
@@ -130,7 +134,7 @@ class KubeClient {
   std::unique_ptr<httplib::SSLClient> TakeIdleConnection() const;
   void ReturnIdleConnection(std::unique_ptr<httplib::SSLClient> client) const;
   // Send with the answer's body collected (up to max_response_bytes): Get and Patch.
-  StatusOr<KubeResponse> Collect(Exchange exchange) const;
+  StatusOr<KubeResponse> Collect(Exchange exchange, size_t max_bytes = 0) const;
   StatusOr<std::string> CurrentToken() const;
 
   const KubeConfig config_;

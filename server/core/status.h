@@ -15,11 +15,12 @@ namespace cgpu {
 
 enum class StatusCode {
   kOk,
-  kInvalidArgument,   // the input is malformed or violates a documented contract
-  kNotFound,          // a named file, key or object does not exist
-  kUnavailable,       // a peer (API server, file system) could not be reached; retrying may help
-  kDeadlineExceeded,  // a peer did not answer before the caller's deadline
-  kInternal,          // a bug: an invariant of ours did not hold
+  kInvalidArgument,    // the input is malformed or violates a documented contract
+  kNotFound,           // a named file, key or object does not exist
+  kUnavailable,        // a peer (API server, file system) could not be reached; retrying may help
+  kDeadlineExceeded,   // a peer did not answer before the caller's deadline
+  kResourceExhausted,  // an answer larger than the caller's bound (it was not kept)
+  kInternal,           // a bug: an invariant of ours did not hold
 };
 
 class Status {
@@ -48,6 +49,9 @@ inline Status Unavailable(std::string message) {
 }
 inline Status DeadlineExceeded(std::string message) {
   return Status(StatusCode::kDeadlineExceeded, std::move(message));
+}
+inline Status ResourceExhausted(std::string message) {
+  return Status(StatusCode::kResourceExhausted, std::move(message));
 }
 inline Status Internal(std::string message) {
   return Status(StatusCode::kInternal, std::move(message));

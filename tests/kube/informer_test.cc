@@ -144,6 +144,32 @@ class InformerTest : public ::testing::Test {
   std::unique_ptr<Informer> informer_;  // declared last: stopped before the rest goes
 };
 
+// Pods near etcd's 1.5 MiB object limit: a page past max_page_bytes is never kept whole; the
+// same page is asked for again with half the limit (the continue token holds), and the list
+// completes with every pod, one or two at a time.
+TEST_F(InformerTest, PagesPastTheByteBoundAreAskedForAgainSmaller) {
+  for (int i = 0; i < 9; ++i) {
+    nlohmann::json pod = Pod("big" + std::to_string(i));
+    pod["metadata"]["annotations"]["filler"] = std::string(1'400'000, 'x');
+    server_.Add("pods", pod);
+  }
+  options_.page_size = 8;
+  options_.max_page_bytes = 3 << 20;  // two such pods fit, three do not
+  StartAndSync();
+  EXPECT_EQ(recorder_.names().size(), 9u);
+  std::vector<std::string> limits;
+  for (const auto& request : server_.requests()) {
+    if (request.kind == RequestKind::kList) limits.push_back(request.params.at("limit"));
+  }
+  // 8, 4 and 2 for the first page (8 and 4 past the bound), then 2 at a time.
+  ASSERT_GE(limits.size(), 3u);
+  EXPECT_EQ((std::vector<std::string>(limits.begin(), limits.begin() + 3)),
+            (std::vector<std::string>{"8", "4", "2"}));
+  for (size_t i = 3; i < limits.size(); ++i) EXPECT_EQ(limits[i], "2");
+  EXPECT_EQ(informer_->stats().smaller_pages, 2);
+  EXPECT_EQ(informer_->stats().errors, 0);
+}
+
 TEST_F(InformerTest, InitialPagedListDeliversEverythingThenWatchesFromItsVersion) {
   for (int i = 0; i < 7; ++i) server_.Add("pods", Pod("p" + std::to_string(i)));
   const std::string list_version = Rv();

@@ -4,6 +4,9 @@
 #include <httplib.h>
 #include <signal.h>
 
+#include <cstdio>
+#include <fstream>
+
 #include "live/live_serve_fixture.h"
 
 namespace cgpu {
@@ -44,6 +47,33 @@ class ServeLiveTest : public LiveServeTest {
     EXPECT_TRUE(WaitUntil([&] { return Metric("cgpu_guard_cluster_state_stale") == 0; }));
   }
 };
+
+// Pods near etcd's 1.5 MiB object limit: 100 of them are 140 MB of list. Listed in pages kept
+// under 4 MiB, the server stays small; buffered and parsed as one page, the list is held whole.
+TEST_F(ServeLiveTest, HugePodsAreListedInPagesThatFitInMemory) {
+  api_.Add("nodes", MakeNode({.name = "gpu-1"}));
+  for (int i = 0; i < 100; ++i) {
+    json pod = MakePod({.name = "huge-" + std::to_string(i), .node = "gpu-1", .gpus = {i % 8}});
+    pod["metadata"]["annotations"]["filler"] = std::string(1'400'000, 'x');
+    api_.Add("pods", pod);
+  }
+  Serve();
+  ASSERT_TRUE(WaitUntil([&] { return Readyz() == 200; }, std::chrono::seconds(60)))
+      << process_->Log();
+  EXPECT_TRUE(WaitUntil([&] { return Metric("cgpu_guard_cluster_pods") == 100; }));
+  std::ifstream status("/proc/" + std::to_string(process_->pid) + "/status");
+  std::string line;
+  long peak_kb = 0;
+  while (std::getline(status, line)) {
+    if (line.rfind("VmHWM:", 0) == 0) peak_kb = std::stol(line.substr(6));
+  }
+  std::printf("peak RSS listing 100 pods of 1.4 MB: %ld MB\n", peak_kb / 1024);
+  EXPECT_GT(peak_kb, 0);
+#ifndef CGPU_SANITIZED  // shadow memory would make the figure meaningless
+  // Measured: about 20 MB in pages of 4 MiB; about 280 MB with the whole list as one page.
+  EXPECT_LT(peak_kb / 1024, 150) << "a list page was held whole";
+#endif
+}
 
 TEST_F(ServeLiveTest, NotReadyUntilListedThenEnforcesOnWatchedState) {
   api_.Add("nodes", MakeNode({.name = "gpu-1"}));
