@@ -34,7 +34,7 @@ class ServeLiveTest : public LiveServeTest {
     if (!brief) {
       EXPECT_TRUE(WaitUntil([&] { return Metric("cgpu_guard_cluster_state_stale") == 1; }));
     }
-    json stale = Bind("a", "gpu-1");
+    json stale = Bind("probe", "gpu-1");  // a pod that stays pending throughout
     EXPECT_EQ(stale["allowed"], false) << stale.dump();
     EXPECT_EQ(stale["status"]["code"], 503) << stale.dump();
     EXPECT_NE(stale["status"]["message"].get<std::string>().find("view of the cluster is stale"),
@@ -113,6 +113,7 @@ TEST_F(ServeLiveTest, ApiServerFaultsMakeItStaleAndItRecoversFromEach) {
     api_.Add("pods", MakePod({.name = "p" + std::to_string(i), .node = "gpu-1", .gpus = {4}}));
   }
   api_.Add("pods", MakePod({.name = "a", .gpus = {4}, .phase = "Pending"}));
+  api_.Add("pods", MakePod({.name = "probe", .gpus = {5}, .phase = "Pending"}));
   Serve({"--stale-after", "1s"});
   ASSERT_TRUE(WaitUntil([&] { return Readyz() == 200; })) << process_->Log();
   EXPECT_EQ(Bind("a", "gpu-1")["allowed"], false);  // GPU 4 is full
