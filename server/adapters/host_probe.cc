@@ -9,10 +9,14 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <fstream>
 #include <functional>
+#include <mutex>
 #include <sstream>
+#include <thread>
+#include <vector>
 
 #include "core/host_facts.h"
 
@@ -103,8 +107,8 @@ std::vector<std::string> HostToolCommand(const std::string& root, const std::str
   }
   if (!loader) return {tool};
   std::string library_path;
-  for (const char* dir : {"/usr/lib64", "/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu",
-                          "/usr/lib"}) {
+  for (const char* dir :
+       {"/usr/lib64", "/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/usr/lib"}) {
     struct stat info {};
     const std::string path = UnderRoot(root, dir);
     if (stat(path.c_str(), &info) == 0 && S_ISDIR(info.st_mode)) {
@@ -130,8 +134,7 @@ ProbedFact ProbeDriver(const HostProbeOptions& options) {
   ProbedFact fact;
   TryFile(fact, UnderRoot(options.host_root, "/proc/driver/nvidia/version"),
           DriverVersionFromProc) ||
-      TryTool(fact, options, "nvidia-smi",
-              {"--query-gpu=driver_version", "--format=csv,noheader"},
+      TryTool(fact, options, "nvidia-smi", {"--query-gpu=driver_version", "--format=csv,noheader"},
               DriverVersionFromNvidiaSmi);
   return fact;
 }
@@ -190,6 +193,47 @@ HostFacts ProbeHost(const HostProbeOptions& options) {
   return HostFacts{ProbeCgpu(options), ProbeDriver(options), ProbeToolkit(options)};
 }
 
+namespace {
+
+// How long a killed tool is waited for before it is left to a later call to reap.
+constexpr auto kReapGrace = std::chrono::milliseconds(500);
+
+// Tools killed on a timeout that had not died yet: reaped (without waiting) on later calls.
+std::mutex unreaped_mu;
+std::vector<pid_t> unreaped;  // guarded by unreaped_mu
+
+bool ReapWithin(pid_t pid, std::chrono::milliseconds grace) {
+  const auto deadline = std::chrono::steady_clock::now() + grace;
+  while (true) {
+    int status = 0;
+    const pid_t done = waitpid(pid, &status, WNOHANG);
+    if (done == pid || (done < 0 && errno != EINTR)) return true;
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+}
+
+void RememberUnreaped(pid_t pid) {
+  std::lock_guard<std::mutex> lock(unreaped_mu);
+  unreaped.push_back(pid);
+}
+
+void ReapLeftovers() {
+  std::lock_guard<std::mutex> lock(unreaped_mu);
+  std::erase_if(unreaped, [](pid_t pid) {
+    int status = 0;
+    const pid_t done = waitpid(pid, &status, WNOHANG);
+    return done == pid || (done < 0 && errno != EINTR);
+  });
+}
+
+}  // namespace
+
+size_t UnreapedTools() {
+  std::lock_guard<std::mutex> lock(unreaped_mu);
+  return unreaped.size();
+}
+
 StatusOr<std::string> RunTool(const std::vector<std::string>& argv,
                               std::chrono::milliseconds timeout, size_t max_output) {
   const std::string name = argv.empty() ? "" : argv.front();
@@ -205,8 +249,26 @@ StatusOr<std::string> RunTool(const std::vector<std::string>& argv,
   std::vector<char*> args;
   for (const std::string& arg : argv) args.push_back(const_cast<char*>(arg.c_str()));
   args.push_back(nullptr);
+  // The tool starts as if from a shell: in a process group of its own (so a timeout kills
+  // whatever it started too), every signal at its default and none blocked (the agent blocks
+  // SIGTERM and SIGINT to take them synchronously; a child must not inherit that).
+  posix_spawnattr_t attributes;
+  posix_spawnattr_init(&attributes);
+  sigset_t none;
+  sigset_t all;
+  sigemptyset(&none);
+  sigfillset(&all);
+  posix_spawnattr_setsigmask(&attributes, &none);
+  posix_spawnattr_setsigdefault(&attributes, &all);
+  posix_spawnattr_setpgroup(&attributes, 0);
+  posix_spawnattr_setflags(&attributes,
+                           POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP);
   pid_t pid = -1;
-  const int spawned = posix_spawn(&pid, args[0], &actions, nullptr, args.data(), environ);
+  // A bare name ("rpm") is looked up on PATH; a path is run as it is.
+  const int spawned = name.find('/') == std::string::npos
+                          ? posix_spawnp(&pid, args[0], &actions, &attributes, args.data(), environ)
+                          : posix_spawn(&pid, args[0], &actions, &attributes, args.data(), environ);
+  posix_spawnattr_destroy(&attributes);
   posix_spawn_file_actions_destroy(&actions);
   close(pipe_fds[1]);
   if (spawned != 0) {
@@ -237,12 +299,16 @@ StatusOr<std::string> RunTool(const std::vector<std::string>& argv,
     }
   }
   close(pipe_fds[0]);
-  if (timed_out) kill(pid, SIGKILL);
+  if (timed_out) {
+    kill(-pid, SIGKILL);  // the group: the tool and anything it started
+    // A process in uninterruptible sleep (nvidia-smi on a wedged GPU) dies only when the kernel
+    // lets it: wait a little, then leave it to be reaped on a later call rather than hang here.
+    if (!ReapWithin(pid, kReapGrace)) RememberUnreaped(pid);
+    return Unavailable(name + ": no answer within " + std::to_string(timeout.count()) + " ms");
+  }
+  ReapLeftovers();
   int status = 0;
   while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-  }
-  if (timed_out) {
-    return Unavailable(name + ": no answer within " + std::to_string(timeout.count()) + " ms");
   }
   if (WIFSIGNALED(status)) {
     return Unavailable(name + ": killed by signal " + std::to_string(WTERMSIG(status)));

@@ -39,8 +39,8 @@ struct HostProbeOptions {
 
 struct ProbedFact {
   std::optional<std::string> value;
-  std::string source;                // where the value came from
-  std::vector<std::string> misses;   // each place tried before, and why it gave nothing
+  std::string source;               // where the value came from
+  std::vector<std::string> misses;  // each place tried before, and why it gave nothing
   // "from /proc/driver/nvidia/version", or "not found: <misses joined>".
   std::string Explain() const;
 };
@@ -53,10 +53,16 @@ struct HostFacts {
 
 HostFacts ProbeHost(const HostProbeOptions& options);
 
-// Runs argv[0] (a path) with `args`, without a shell, stdin from /dev/null, stderr discarded.
-// Returns stdout (at most `max_output` bytes) when it exits 0 within `timeout`; else an error
-// saying what happened (not executable, exit status, killed after the timeout).
+// Runs argv[0] (a path, or a bare name looked up on PATH) with `args`, without a shell, stdin
+// from /dev/null, stderr discarded, in a process group of its own with every signal at its
+// default and none blocked. Returns stdout (at most `max_output` bytes) when it exits 0 within
+// `timeout`; else an error saying what happened (not executable, exit status, killed after the
+// timeout). On a timeout the whole group is killed and waited for briefly; a tool that cannot die
+// yet (uninterruptible sleep) is left to be reaped by a later call, never waited on.
 StatusOr<std::string> RunTool(const std::vector<std::string>& argv,
                               std::chrono::milliseconds timeout, size_t max_output = 64 * 1024);
+
+// Tools killed after a timeout that have not been reaped yet.
+size_t UnreapedTools();
 
 }  // namespace cgpu

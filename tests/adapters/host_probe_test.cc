@@ -5,9 +5,12 @@
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
+#include <csignal>
 #include <filesystem>
+#include <fstream>
 
 #include "core/host_facts.h"
+#include "support/fake_api_server.h"  // WaitUntil
 #include "support/fixtures.h"
 #include "support/test_certificates.h"  // MakeTempDir, WriteFile
 
@@ -16,13 +19,13 @@ namespace {
 
 using namespace std::chrono_literals;
 
-std::string Fixture(const std::string& name) {
-  return testing::ReadFixture("host-facts/" + name);
-}
+std::string Fixture(const std::string& name) { return testing::ReadFixture("host-facts/" + name); }
 
 class FakeHost {
  public:
-  FakeHost() : root_(testing::MakeTempDir() + "/host") { std::filesystem::create_directories(root_); }
+  FakeHost() : root_(testing::MakeTempDir() + "/host") {
+    std::filesystem::create_directories(root_);
+  }
 
   const std::string& root() const { return root_; }
 
@@ -116,13 +119,15 @@ TEST(HostProbeTest, HostToolsRunThroughTheHostsLoaderAndLibraries) {
   // A stand-in for the host's ld.so: checks it was given the host's library directory, then
   // runs the program as the real loader would.
   host.Script("/usr/lib64/ld-linux-x86-64.so.2",
-              "[ \"$1\" = --library-path ] && [ \"$2\" = '" + host.root() + "/usr/lib64' ] || exit 9\n"
-              "shift 2\nHOST_LIBRARIES=loaded exec \"$@\"\n");
+              "[ \"$1\" = --library-path ] && [ \"$2\" = '" + host.root() +
+                  "/usr/lib64' ] || exit 9\n"
+                  "shift 2\nHOST_LIBRARIES=loaded exec \"$@\"\n");
   // Without the host's libraries the tool cannot start, as the real one could not.
   host.File("/usr/bin/nvidia-container-cli.out", Fixture("nvidia-container-cli-1.14.6-rhel.txt"));
   host.Script("/usr/bin/nvidia-container-cli",
               "[ \"$HOST_LIBRARIES\" = loaded ] || exit 127\n"
-              "cat '" + host.root() + "/usr/bin/nvidia-container-cli.out'\n");
+              "cat '" +
+                  host.root() + "/usr/bin/nvidia-container-cli.out'\n");
   const HostFacts facts = ProbeHost(host.Options());
   EXPECT_EQ(facts.toolkit_version.value, "1.14.6") << facts.toolkit_version.Explain();
 }
@@ -131,10 +136,10 @@ TEST(HostProbeTest, ReadsTheRpmDatabaseThroughTheRpmCommand) {
   FakeHost host;
   host.File("/var/lib/rpm/rpmdb.sqlite", "not really sqlite");
   // A stand-in for rpm that answers like rpm for the database it is pointed at.
-  host.Script("/agent/rpm",
-              "[ \"$1\" = --dbpath ] && [ \"$2\" = '" + host.root() + "/var/lib/rpm' ] || exit 9\n"
-              "case \"$6\" in nvidia-container-toolkit) echo 1.14.6 ;;\n"
-              "*) echo \"package $6 is not installed\"; exit 1 ;; esac\n");
+  host.Script("/agent/rpm", "[ \"$1\" = --dbpath ] && [ \"$2\" = '" + host.root() +
+                                "/var/lib/rpm' ] || exit 9\n"
+                                "case \"$6\" in nvidia-container-toolkit) echo 1.14.6 ;;\n"
+                                "*) echo \"package $6 is not installed\"; exit 1 ;; esac\n");
   HostProbeOptions options = host.Options();
   options.rpm_command = host.root() + "/agent/rpm";
   const HostFacts facts = ProbeHost(options);
@@ -172,6 +177,52 @@ TEST(HostProbeTest, AToolThatHangsIsKilledAtTheTimeout) {
   EXPECT_LT(std::chrono::steady_clock::now() - start, 5s);
   EXPECT_EQ(facts.toolkit_version.value, std::nullopt);
   EXPECT_NE(facts.toolkit_version.Explain().find("no answer within 300 ms"), std::string::npos);
+}
+
+// On a timeout the tool's whole process group goes: nothing it started lives on.
+TEST(HostProbeTest, ATimeoutKillsEverythingTheToolStarted) {
+  const std::string dir = testing::MakeTempDir();
+  const std::string pid_file = dir + "/child.pid";
+  StatusOr<std::string> output =
+      RunTool({"/bin/sh", "-c", "sleep 1000 & echo $! > " + pid_file + "; exec sleep 1000"}, 300ms);
+  EXPECT_FALSE(output.ok());
+  std::ifstream in(pid_file);
+  pid_t child = 0;
+  ASSERT_TRUE(in >> child) << "the tool wrote no pid";
+  // Gone, or a zombie waiting for its new parent to reap it: either way not running.
+  EXPECT_TRUE(testing::WaitUntil([&] {
+    std::ifstream stat("/proc/" + std::to_string(child) + "/stat");
+    std::string pid, comm, state;
+    return !(stat >> pid >> comm >> state) || state == "Z";
+  })) << "the tool's own child survived the timeout";
+  EXPECT_EQ(UnreapedTools(), 0u);
+}
+
+// Tools start as from a shell: nothing blocked or ignored because the agent blocks SIGTERM and
+// SIGINT (to take them synchronously) and ignores SIGPIPE. A bare name is found on PATH.
+TEST(HostProbeTest, ToolsStartWithDefaultSignalsAndAreFoundOnPath) {
+  sigset_t block;
+  sigset_t before;
+  sigemptyset(&block);
+  sigaddset(&block, SIGTERM);
+  sigaddset(&block, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &block, &before);
+  const auto old_pipe = std::signal(SIGPIPE, SIG_IGN);
+  StatusOr<std::string> status =
+      RunTool({"sh", "-c", "grep -E '^Sig(Blk|Ign)' /proc/self/status"}, 5s);
+  std::signal(SIGPIPE, old_pipe);
+  pthread_sigmask(SIG_SETMASK, &before, nullptr);
+  ASSERT_TRUE(status.ok()) << status.status().message();
+  // Standard signals 1-31 only: glibc keeps its internal real-time ones to itself.
+  const auto mask = [&](const std::string& field) {
+    const size_t at = status->find(field + ":\t");
+    return at == std::string::npos
+               ? ~0ULL
+               : std::stoull(status->substr(at + field.size() + 2, 16), nullptr, 16) &
+                     0x7fffffffULL;
+  };
+  EXPECT_EQ(mask("SigBlk"), 0u) << *status;
+  EXPECT_EQ(mask("SigIgn"), 0u) << *status;
 }
 
 TEST(HostProbeTest, ToolOutputIsBounded) {
