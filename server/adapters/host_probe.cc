@@ -29,11 +29,61 @@ namespace {
 constexpr size_t kMaxFileBytes = 1 << 20;              // a proc entry or a version file
 constexpr size_t kMaxPackageDatabaseBytes = 64 << 20;  // dpkg's status file on a busy host
 
-std::string UnderRoot(const std::string& root, const std::string& path) {
-  if (root.empty() || root == "/") return path;
-  std::string joined = root;
-  if (joined.back() == '/') joined.pop_back();
-  return joined + path;
+// `path` as the host sees it, under the host root mounted at `root`. The host's own symlinks are
+// followed inside the root: an absolute target ("/lib64/ld-2.28.so", as the host's loader and
+// libraries are linked) starts again at the root, not at this container's "/", so the host's
+// loader is never paired with this container's libc. ".." stops at the root. A component that
+// does not exist (yet) ends the walk: the rest is appended as it is, for the caller's check.
+std::string UnderRoot(const std::string& root_in, const std::string& path) {
+  if (root_in.empty() || root_in == "/") return path;
+  std::string root = root_in;
+  while (root.size() > 1 && root.back() == '/') root.pop_back();
+  std::vector<std::string> resolved;  // components under the root
+  std::vector<std::string> pending;   // components still to walk, last first
+  const auto push_components = [&pending](const std::string& text) {
+    std::vector<std::string> parts;
+    size_t start = 0;
+    while (start <= text.size()) {
+      const size_t slash = text.find('/', start);
+      const std::string part = text.substr(start, slash - start);
+      if (!part.empty() && part != ".") parts.push_back(part);
+      if (slash == std::string::npos) break;
+      start = slash + 1;
+    }
+    for (auto it = parts.rbegin(); it != parts.rend(); ++it) pending.push_back(*it);
+  };
+  const auto joined = [&root, &resolved] {
+    std::string text = root;
+    for (const std::string& part : resolved) text += "/" + part;
+    return text;
+  };
+  push_components(path);
+  int links = 0;
+  while (!pending.empty()) {
+    const std::string part = pending.back();
+    pending.pop_back();
+    if (part == "..") {
+      if (!resolved.empty()) resolved.pop_back();
+      continue;
+    }
+    resolved.push_back(part);
+    const std::string here = joined();
+    char target[4096];
+    const ssize_t length = readlink(here.c_str(), target, sizeof(target) - 1);
+    if (length < 0) {
+      if (errno == EINVAL) continue;  // not a link
+      // Missing or unreadable: the rest as it is.
+      std::string rest = here;
+      for (auto it = pending.rbegin(); it != pending.rend(); ++it) rest += "/" + *it;
+      return rest;
+    }
+    if (++links > 40) return here;  // a loop: as it is, for the caller's check to fail
+    target[length] = '\0';
+    resolved.pop_back();
+    if (target[0] == '/') resolved.clear();
+    push_components(target);
+  }
+  return joined();
 }
 
 StatusOr<std::string> ReadSmallFile(const std::string& path, size_t limit) {

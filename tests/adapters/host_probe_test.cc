@@ -225,6 +225,26 @@ TEST(HostProbeTest, ToolsStartWithDefaultSignalsAndAreFoundOnPath) {
   EXPECT_EQ(mask("SigIgn"), 0u) << *status;
 }
 
+// The host's absolute symlinks point into the host, not into this container: its loader is
+// found (and run) under the host root, never paired with this container's files.
+TEST(HostProbeTest, AbsoluteSymlinksUnderTheHostRootStayInsideIt) {
+  FakeHost host;
+  host.File("/usr/lib64/libnvidia-container.so.1", "");
+  host.Script(
+      "/usr/lib64/ld-2.28.so",
+      "[ \"$1\" = --library-path ] || exit 9\nshift 2\nHOST_LIBRARIES=loaded exec \"$@\"\n");
+  // As on an RPM host: the loader's usual name is an absolute link to the versioned file, which
+  // this container does not have at that path.
+  ASSERT_EQ(
+      symlink("/usr/lib64/ld-2.28.so", (host.root() + "/usr/lib64/ld-linux-x86-64.so.2").c_str()),
+      0);
+  host.Script("/usr/bin/nvidia-ctk",
+              "[ \"$HOST_LIBRARIES\" = loaded ] || exit 127\n"
+              "echo 'NVIDIA Container Toolkit CLI version 1.17.3'\n");
+  const HostFacts facts = ProbeHost(host.Options());
+  EXPECT_EQ(facts.toolkit_version.value, "1.17.3") << facts.toolkit_version.Explain();
+}
+
 TEST(HostProbeTest, ToolOutputIsBounded) {
   StatusOr<std::string> output =
       RunTool({"/bin/sh", "-c", "yes 1.2.3 | head -c 1000000"}, 5s, 1000);
