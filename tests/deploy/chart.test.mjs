@@ -32,6 +32,7 @@ import {
 import {
   binaryPath,
   certificateFromBase64,
+  evalPolicy,
   dnsNames,
   findAll,
   findOne,
@@ -831,5 +832,64 @@ describe("the built server with the chart's certificates", () => {
   });
   test("deploy/tls.sh (ECDSA) certificate for cgpu-guard.cgpu-guard.svc", async () => {
     await assertServed(tlsScript([]).secret.data, "cgpu-guard.cgpu-guard.svc");
+  });
+});
+
+describe("node-facts admission policy", () => {
+  // Off by default; on, the agent may patch only the node its token names, and only its three
+  // version labels. Evaluated on requests shaped as the agent's merge patch makes them.
+  const agent = "system:serviceaccount:cgpu-guard:cgpu-guard-node-facts";
+  const onNode = (node) => ({
+    username: agent,
+    extra: { "authentication.kubernetes.io/node-name": [node] },
+  });
+  const node = (labels, spec = { podCIDR: "172.20.4.0/24" }) => ({
+    apiVersion: "v1",
+    kind: "Node",
+    metadata: { name: "gpu-1", labels, annotations: { "node.alpha.kubernetes.io/ttl": "0" } },
+    spec,
+  });
+  const before = {
+    "kubernetes.io/hostname": "gpu-1",
+    "cgpu-guard.io/cgpu-version": "1.5.19",
+  };
+  const policy = once(() => findOne(
+    helmTemplate({ args: ["--kube-version", "1.30.0", "--set", "nodeFacts.admissionPolicy.enabled=true"] }).objects,
+    "ValidatingAdmissionPolicy"));
+
+  test("off by default, and refused below Kubernetes 1.30", () => {
+    assert.equal(findAll(rendered.default(), "ValidatingAdmissionPolicy").length, 0);
+    const error = helmTemplateError({ args: ["--kube-version", "1.29.4", "--set", "nodeFacts.admissionPolicy.enabled=true"] });
+    assert.match(error, /needs Kubernetes 1\.30 or later/);
+  });
+
+  test("the agent may set and remove its own labels on its own node", () => {
+    const after = { ...before, "cgpu-guard.io/cgpu-version": "1.5.20", "cgpu-guard.io/nvidia-driver-version": "535.161.08" };
+    assert.deepEqual(evalPolicy(policy(), { object: node(after), oldObject: node(before), userInfo: onNode("gpu-1") }), []);
+    const removed = { "kubernetes.io/hostname": "gpu-1" };
+    assert.deepEqual(evalPolicy(policy(), { object: node(removed), oldObject: node(before), userInfo: onNode("gpu-1") }), []);
+  });
+
+  test("another node, no node claim, other labels or other fields are refused", () => {
+    const after = { ...before, "cgpu-guard.io/cgpu-version": "1.5.20" };
+    assert.deepEqual(evalPolicy(policy(), { object: node(after), oldObject: node(before), userInfo: onNode("gpu-2") }),
+      ["the node-facts agent may change only the node it runs on"]);
+    assert.deepEqual(evalPolicy(policy(), { object: node(after), oldObject: node(before), userInfo: { username: agent, extra: {} } }),
+      ["the node-facts agent may change only the node it runs on"]);
+    assert.deepEqual(evalPolicy(policy(), {
+      object: node({ ...before, "ack.node.gpu.schedule": "cgpu" }), oldObject: node(before), userInfo: onNode("gpu-1"),
+    }), ["the node-facts agent may change only its own version labels"]);
+    assert.deepEqual(evalPolicy(policy(), {
+      object: node({ "cgpu-guard.io/cgpu-version": "1.5.19" }), oldObject: node(before), userInfo: onNode("gpu-1"),
+    }), ["the node-facts agent may change only its own version labels"]);
+    assert.deepEqual(evalPolicy(policy(), {
+      object: node(before, { podCIDR: "172.20.4.0/24", unschedulable: true }), oldObject: node(before), userInfo: onNode("gpu-1"),
+    }), ["the node-facts agent may change only labels"]);
+  });
+
+  test("nobody else is judged by it", () => {
+    assert.equal(evalPolicy(policy(), {
+      object: node({}), oldObject: node(before), userInfo: { username: "system:node:gpu-1", extra: {} },
+    }), null);
   });
 });

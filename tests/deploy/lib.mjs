@@ -223,6 +223,24 @@ export function evalCondition(expression, { object, oldObject = null }) {
   return result;
 }
 
+// A ValidatingAdmissionPolicy on one request, as the API server evaluates it: the
+// matchConditions, then the variables in order (each may use the ones before it), then the
+// validations. null when the policy does not apply; else the messages of the validations that
+// did not hold (an evaluation error counts as not holding: failurePolicy Fail denies).
+export function evalPolicy(policy, { object, oldObject = null, userInfo }) {
+  const base = { object: toCel(object), oldObject: toCel(oldObject), request: toCel({ userInfo }) };
+  for (const condition of policy.spec.matchConditions ?? []) {
+    if (celRun(condition.expression, base) !== true) return null;
+  }
+  const variables = new Map();
+  for (const variable of policy.spec.variables ?? []) {
+    variables.set(variable.name, celRun(variable.expression, { ...base, variables }));
+  }
+  return (policy.spec.validations ?? [])
+    .filter((validation) => celRun(validation.expression, { ...base, variables }) !== true)
+    .map((validation) => validation.message);
+}
+
 // Whether the API server sends the request to the webhook: every matchCondition true.
 export function webhookCalled(webhook, vars) {
   return (webhook.matchConditions ?? []).every((c) => evalCondition(c.expression, vars));
