@@ -168,6 +168,24 @@ FlagSetter SetInt(int& target, int min, int max) {
   };
 }
 
+FlagSetter SetLong(long& target, long min, long max) {
+  return [&target, min, max](std::string_view value) -> Status {
+    StatusOr<long long> parsed = ParseInteger(value, min, max);
+    if (!parsed.ok()) return parsed.status();
+    target = static_cast<long>(*parsed);
+    return OkStatus();
+  };
+}
+
+FlagSetter SetByteSize(long long& target) {
+  return [&target](std::string_view value) -> Status {
+    StatusOr<long long> parsed = ParseByteSize(value);
+    if (!parsed.ok()) return parsed.status();
+    target = *parsed;
+    return OkStatus();
+  };
+}
+
 FlagSetter SetString(std::string& target) {
   return [&target](std::string_view value) -> Status {
     if (value.empty()) return InvalidArgument("must not be empty");

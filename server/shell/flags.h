@@ -57,6 +57,8 @@ FlagSetter SetHostPort(HostPort& target);
 FlagSetter SetDuration(std::chrono::milliseconds& target);
 FlagSetter SetInt(int& target, int min, int max);
 FlagSetter SetString(std::string& target);  // refuses an empty value
+FlagSetter SetByteSize(long long& target);  // ParseByteSize
+FlagSetter SetLong(long& target, long min, long max);
 
 // "3Mi", "512Ki", "1048576": a byte size.
 StatusOr<long long> ParseByteSize(std::string_view text);

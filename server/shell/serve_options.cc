@@ -41,29 +41,14 @@ std::vector<FlagSpec> ServeFlagSpecs(ServeOptions& o) {
            "plain HTTP address for /metrics, /healthz, /readyz (default 0.0.0.0:9090)",
            SetHostPort(o.metrics_listen)),
       Flag("max-body-bytes", "SIZE", "largest accepted request body (default 3Mi)",
-           [&o](std::string_view value) -> Status {
-             StatusOr<long long> parsed = ParseByteSize(value);
-             if (!parsed.ok()) return parsed.status();
-             o.max_body_bytes = *parsed;
-             return OkStatus();
-           }),
+           SetByteSize(o.max_body_bytes)),
       Flag("max-buffered-bytes", "SIZE",
            "request bodies held at once over all connections; past it a request gets 503 "
            "(default 64Mi)",
-           [&o](std::string_view value) -> Status {
-             StatusOr<long long> parsed = ParseByteSize(value);
-             if (!parsed.ok()) return parsed.status();
-             o.max_buffered_bytes = *parsed;
-             return OkStatus();
-           }),
+           SetByteSize(o.max_buffered_bytes)),
       Flag("max-connections", "N",
            "connections open at once; more are closed on accept (default 4096)",
-           [&o](std::string_view value) -> Status {
-             int parsed = 0;
-             Status status = SetInt(parsed, 1, 1'000'000)(value);
-             if (status.ok()) o.max_connections = parsed;
-             return status;
-           }),
+           SetLong(o.max_connections, 1, 1'000'000)),
       Flag("threads", "N", "event loops, one thread each (default 2)", SetInt(o.threads, 1, 4096)),
       Flag("keep-alive-max-requests", "N",
            "requests served on one connection before closing it (default 10000)",
