@@ -1,7 +1,6 @@
 #include "shell/webhook_server.h"
 
 #include <chrono>
-#include <thread>
 
 #include "adapters/admission_codec.h"
 #include "shell/log.h"
@@ -12,20 +11,8 @@ namespace {
 
 constexpr char kJson[] = "application/json";
 
-Status BindServer(httplib::Server& server, const HostPort& listen, int& port) {
-  if (listen.port == 0) {
-    port = server.bind_to_any_port(listen.host);
-    if (port > 0) return OkStatus();
-  } else if (server.bind_to_port(listen.host, listen.port)) {
-    port = listen.port;
-    return OkStatus();
-  }
-  return Unavailable("cannot listen on " + listen.host + ":" + std::to_string(listen.port) +
-                     " (address in use, not local, or not permitted)");
-}
-
-HttpsLimits LimitsOf(const ServeOptions& options, std::string client_ca_pem) {
-  HttpsLimits limits;
+HttpLimits LimitsOf(const ServeOptions& options, std::string client_ca_pem) {
+  HttpLimits limits;
   limits.client_ca_pem = std::move(client_ca_pem);
   limits.threads = options.threads;
   limits.blocking_threads = options.live_read_threads;
@@ -53,22 +40,6 @@ WebhookServer::WebhookServer(const ServeOptions& options, CertificateStore& cert
           options.listen, LimitsOf(options, std::move(client_ca_pem)), certificates,
           [this](const HttpCall& call) { return HandleValidate(call); },
           [this](HttpRefusal refusal) { return Refuse(refusal); }) {}
-
-void RunGuard::Run(httplib::Server& server) {
-  entered_ = true;
-  if (!stop_requested_) server.listen_after_bind();
-  done_ = true;
-}
-
-void RunGuard::Stop(httplib::Server& server) {
-  stop_requested_ = true;
-  // Run() may be between its check and its accept loop: wait until the loop runs (stop() then
-  // ends it) or Run() has returned. If Run() has not been entered, it will see the request.
-  while (entered_ && !done_ && !server.is_running()) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  }
-  server.stop();
-}
 
 HttpResult WebhookServer::HandleValidate(const HttpCall& call) {
   if (call.path != "/validate") {
@@ -134,7 +105,13 @@ HttpAnswer WebhookServer::Refuse(HttpRefusal refusal) {
   int status = 400;
   std::string reason = "malformed-http";
   std::string message = "the request is not well-formed HTTP/1.1";
-  if (refusal == HttpRefusal::kBodyTooLarge) {
+  std::string allow;
+  if (refusal == HttpRefusal::kMethodNotAllowed) {
+    status = 405;
+    reason = "method-not-allowed";
+    message = "the webhook takes POST";
+    allow = "POST";
+  } else if (refusal == HttpRefusal::kBodyTooLarge) {
     status = 413;
     reason = "body-too-large";
     message = "request body is larger than " + std::to_string(options_.max_body_bytes) +
@@ -149,50 +126,63 @@ HttpAnswer WebhookServer::Refuse(HttpRefusal refusal) {
                    {"verdict", "bad-request"},
                    {"reason", reason},
                    {"httpStatus", status}});
-  return HttpAnswer{status, kJson, EncodeStatusError(status, message), ""};
+  return HttpAnswer{status, kJson, EncodeStatusError(status, message), allow};
 }
+
+namespace {
+
+constexpr char kText[] = "text/plain";
+constexpr char kMetricsType[] = "text/plain; version=0.0.4; charset=utf-8";
+
+HttpLimits OpsLimits() {
+  HttpLimits limits;
+  limits.threads = 1;
+  limits.blocking_threads = 1;  // nothing here blocks
+  limits.methods = {"GET", "HEAD"};
+  limits.max_body_bytes = 4 * 1024;
+  limits.max_header_bytes = 8 * 1024;
+  // A probe, a scrape or two: a few connections. The cap bounds what idle ones can hold (a
+  // read buffer each); the NetworkPolicy keeps strangers off the port altogether.
+  limits.max_connections = 512;
+  limits.max_buffered_bytes = 512 * limits.max_body_bytes;
+  limits.idle_timeout = std::chrono::seconds(2);
+  limits.read_timeout = std::chrono::seconds(2);
+  limits.write_timeout = std::chrono::seconds(5);
+  return limits;
+}
+
+HttpAnswer OpsRefusal(HttpRefusal refusal) {
+  switch (refusal) {
+    case HttpRefusal::kMethodNotAllowed:
+      return HttpAnswer{405, kText, "only GET and HEAD are served on this port\n", "GET, HEAD"};
+    case HttpRefusal::kBodyTooLarge:
+    case HttpRefusal::kOverloaded:
+      return HttpAnswer{413, kText, "no request body is read on this port\n", ""};
+    case HttpRefusal::kHeadersTooLarge:
+      return HttpAnswer{431, kText, "request headers are too large\n", ""};
+    case HttpRefusal::kMalformed:
+    case HttpRefusal::kTooManyConnections:
+      break;
+  }
+  return HttpAnswer{400, kText, "the request is not well-formed HTTP/1.1\n", ""};
+}
+
+}  // namespace
 
 OpsServer::OpsServer(HostPort listen, Metrics& metrics,
                      std::function<std::string()> not_ready_reason)
-    : listen_(std::move(listen)) {
-  // Probes and scrapes only: GET and HEAD, no body. Anything else is answered 405 before a byte of
-  // its body is read (the pre-routing handler runs before cpp-httplib reads content), a body that
-  // comes anyway is refused past a few KiB, and a connection holds its thread at most a couple of
-  // seconds between requests, so a few slow or idle clients cannot keep the kubelet's probes out
-  // for long.
-  server_.new_task_queue = [] { return new httplib::ThreadPool(8); };
-  server_.set_keep_alive_timeout(2);
-  server_.set_read_timeout(2, 0);
-  server_.set_write_timeout(5, 0);
-  server_.set_payload_max_length(4 * 1024);
-  server_.set_pre_routing_handler([](const httplib::Request& request, httplib::Response& response) {
-    if (request.method == "GET" || request.method == "HEAD") {
-      return httplib::Server::HandlerResponse::Unhandled;
-    }
-    response.status = 405;
-    response.set_header("Allow", "GET, HEAD");
-    response.set_header("Connection", "close");  // its body, if any, is never read
-    response.set_content("method " + request.method + " is not allowed; use GET\n", "text/plain");
-    return httplib::Server::HandlerResponse::Handled;
-  });
-  server_.Get("/metrics", [&metrics](const httplib::Request&, httplib::Response& response) {
-    response.set_content(metrics.Serialize(), "text/plain; version=0.0.4; charset=utf-8");
-  });
-  server_.Get("/healthz", [](const httplib::Request&, httplib::Response& response) {
-    response.set_content("ok\n", "text/plain");
-  });
-  server_.Get("/readyz", [reason = std::move(not_ready_reason)](const httplib::Request&,
-                                                                httplib::Response& response) {
-    std::string why = reason();
-    if (why.empty()) {
-      response.set_content("ok\n", "text/plain");
-    } else {
-      response.status = 503;
-      response.set_content("not ready: " + why + "\n", "text/plain");
-    }
-  });
-}
-
-Status OpsServer::Bind() { return BindServer(server_, listen_, port_); }
+    : server_(
+          std::move(listen), OpsLimits(),
+          [&metrics, reason = std::move(not_ready_reason)](const HttpCall& call) -> HttpResult {
+            if (call.path == "/metrics") return HttpAnswer{200, kMetricsType, metrics.Serialize(), ""};
+            if (call.path == "/healthz") return HttpAnswer{200, kText, "ok\n", ""};
+            if (call.path == "/readyz") {
+              std::string why = reason();
+              if (why.empty()) return HttpAnswer{200, kText, "ok\n", ""};
+              return HttpAnswer{503, kText, "not ready: " + why + "\n", ""};
+            }
+            return HttpAnswer{404, kText, "no such path; try /metrics, /healthz or /readyz\n", ""};
+          },
+          OpsRefusal) {}
 
 }  // namespace cgpu

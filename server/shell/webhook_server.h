@@ -1,6 +1,6 @@
 // WebhookServer: HTTPS on the webhook port, POST /validate, keep-alive, drain and stop.
 //
-// Puts the admission review behind HttpsServer (the event-driven TLS core): each request goes
+// Puts the admission review behind HttpServer (the event-driven HTTP core, over TLS): each request goes
 // through HandleReview, refusals the core makes itself get a metav1.Status body too, and every
 // answer is counted and logged once. Lifecycle:
 //   Bind() -> Run() (blocks, on its own thread) -> BeginDrain() -> Stop() -> Run() returns.
@@ -10,34 +10,17 @@
 // different threads; BeginDrain and Stop are safe to call at any time.
 #pragma once
 
-#include <httplib.h>
-
 #include <atomic>
 #include <memory>
 
 #include "core/policy.h"
-#include "shell/https_server.h"
+#include "shell/http_server.h"
 #include "shell/metrics.h"
 #include "shell/review_handler.h"
 #include "shell/serve_options.h"
 #include "shell/tls_certificates.h"
 
 namespace cgpu {
-
-// For the ops server (cpp-httplib). Its stop() does nothing until the accept loop runs, so a Stop()
-// that comes before Run() has started would be lost and Run() would never return. This pairs them
-// safely: Run() skips the loop when a stop came first, and Stop() waits for a loop that is
-// starting.
-class RunGuard {
- public:
-  void Run(httplib::Server& server);
-  void Stop(httplib::Server& server);
-
- private:
-  std::atomic<bool> entered_{false};
-  std::atomic<bool> stop_requested_{false};
-  std::atomic<bool> done_{false};
-};
 
 // Says whether deciding a review may wait on the API server: such reviews are decided on the
 // server's blocking threads, off its event loops.
@@ -71,26 +54,27 @@ class WebhookServer {
   const FactReader read_facts_;
   const DecidesOffLoop off_loop_;
   Metrics& metrics_;
-  HttpsServer server_;
+  HttpServer server_;
 };
 
 // /metrics, /healthz and /readyz over plain HTTP, on their own port so that probes and scrapes
-// never queue behind admission traffic.
+// never queue behind admission traffic. The same event-driven core as the webhook port, with
+// limits for what comes here: GET and HEAD without a body, small headers, a couple of seconds per
+// request, so neither a large upload nor a few slow or idle clients can take memory or keep the
+// kubelet's probes out.
 class OpsServer {
  public:
   // `not_ready_reason` returns "" when this replica should receive admission traffic, else why not.
   OpsServer(HostPort listen, Metrics& metrics, std::function<std::string()> not_ready_reason);
 
-  Status Bind();
-  int port() const { return port_; }
-  void Run() { guard_.Run(server_); }
-  void Stop() { guard_.Stop(server_); }
+  Status Bind() { return server_.Bind(); }
+  int port() const { return server_.port(); }
+  void Run() { server_.Run(); }
+  void Stop() { server_.Stop(); }
+  long open_connections() const { return server_.open_connections(); }
 
  private:
-  const HostPort listen_;
-  httplib::Server server_;
-  int port_ = 0;
-  RunGuard guard_;
+  HttpServer server_;
 };
 
 }  // namespace cgpu

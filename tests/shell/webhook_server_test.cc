@@ -7,6 +7,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <csignal>
 #include <cstdio>
 #include <future>
 #include <nlohmann/json.hpp>
@@ -29,6 +30,11 @@ const std::string kPodCreate =
 
 class WebhookServerTest : public ::testing::Test {
  protected:
+  // The clients here write through OpenSSL onto sockets the server may have closed (refusals,
+  // connection caps): as in the server itself (serve ignores SIGPIPE), a write must fail, not
+  // end the process.
+  static void SetUpTestSuite() { std::signal(SIGPIPE, SIG_IGN); }
+
   void SetUp() override {
     dir_ = testing::MakeTempDir();
     ca_ = testing::MakeTestCa();
@@ -407,19 +413,28 @@ TEST_F(WebhookServerTest, IdleConnectionsHoldNoThread) {
   EXPECT_EQ(server_->open_connections(), 0);
 }
 
-TEST_F(WebhookServerTest, OversizedBodyIsReadAndRefusedOnALiveConnection) {
+// A body announced over the limit is refused as soon as its header is read: the client need not
+// send it to learn so. One that sends it anyway still reads its 413 (the server reads and drops
+// what follows for a while before closing), and the next request takes a new connection.
+TEST_F(WebhookServerTest, OversizedBodyIsRefusedBeforeItIsSent) {
   Start();
+  auto raw = testing::RawTlsClient::Connect(server_->port());
+  ASSERT_TRUE(raw);
+  raw->Send("POST /validate HTTP/1.1\r\nContent-Type: application/json\r\n"
+            "Content-Length: 8388608\r\n\r\n");
+  const std::string answer = raw->ReadUntilClosed(5s);
+  EXPECT_EQ(answer.substr(0, 12), "HTTP/1.1 413") << answer;
+  EXPECT_NE(answer.find("Connection: close"), std::string::npos) << answer;
+
   auto client = Client();
   ASSERT_TRUE(client->Post("/validate", kPodCreate, "application/json"));
-  // 8 MiB against a 1 MiB limit: the client writes it all and still reads its 413 ...
+  // 8 MiB against a 1 MiB limit, written whole by a client that reads only afterwards.
   auto too_big = client->Post("/validate", std::string(8 << 20, ' '), "application/json");
   ASSERT_TRUE(too_big) << httplib::to_string(too_big.error());
   EXPECT_EQ(too_big->status, 413);
-  // ... and the connection stays usable: no new handshake for the next request.
   auto next = client->Post("/validate", kPodCreate, "application/json");
   ASSERT_TRUE(next);
   EXPECT_EQ(next->status, 200);
-  EXPECT_EQ(server_->completed_handshakes(), 1);
 }
 
 TEST_F(WebhookServerTest, BrokenHttpIsAnsweredAndTheConnectionClosed) {
@@ -580,7 +595,7 @@ TEST_F(WebhookServerTest, OpsPortRefusesOtherMethodsWithoutReadingTheirBodies) {
     ssize_t got = 0;
     // Until the answer's last line (the server then drops the connection within its read
     // timeout, the announced body never having been read).
-    while (answer.find("use GET\n") == std::string::npos &&
+    while (answer.find("served on this port\n") == std::string::npos &&
            (got = recv(fd, buffer, sizeof(buffer), 0)) > 0) {
       answer.append(buffer, got);
     }

@@ -1,4 +1,4 @@
-#include "shell/https_server.h"
+#include "shell/http_server.h"
 
 #include <atomic>
 #include <boost/asio/ip/tcp.hpp>
@@ -9,9 +9,11 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
+#include <limits>
 #include <mutex>
 #include <optional>
 #include <thread>
+#include <type_traits>
 #include <unordered_map>
 #include <vector>
 
@@ -26,11 +28,12 @@ namespace http = beast::http;
 using tcp = net::ip::tcp;
 using ErrorCode = beast::error_code;
 
-// The API server's headers are a few hundred bytes; this leaves room for proxies in between.
-constexpr std::size_t kHeaderLimit = 16 * 1024;
-// A body over the limit is read and thrown away up to this size, so the client gets its 413;
-// beyond it, the connection is closed at once (nobody sends such a thing by mistake).
-constexpr std::uint64_t kMaxDiscardBytes = 256ULL << 20;
+// After a refusal that closes the connection, how long and how much of what the client is still
+// sending is read and dropped before closing (see "lingering close" in the header). A client that
+// reads while it writes (Go's net/http, curl) has the answer at once and stops; this only lets
+// one that writes everything first still read it, within reason.
+constexpr auto kLingerTime = std::chrono::seconds(2);
+constexpr std::uint64_t kLingerBytes = 16ULL << 20;
 // How much one read asks for while waiting for a request to begin.
 constexpr std::size_t kReadChunk = 16 * 1024;
 // After a large request, a connection keeps at most this much read buffer while it waits.
@@ -43,31 +46,16 @@ constexpr auto kFreshConnectionGrace = std::chrono::milliseconds(500);
 // After a failed accept (out of file descriptors, say), wait before trying again.
 constexpr auto kAcceptRetryDelay = std::chrono::milliseconds(50);
 
-// A body that is counted and dropped: reading it costs no memory.
-struct DiscardBody {
-  struct value_type {};
-  class reader {
-   public:
-    template <bool isRequest, class Fields>
-    reader(http::header<isRequest, Fields>&, value_type&) {}
-    void init(const boost::optional<std::uint64_t>&, ErrorCode& ec) { ec = {}; }
-    template <class ConstBufferSequence>
-    std::size_t put(const ConstBufferSequence& buffers, ErrorCode& ec) {
-      ec = {};
-      return net::buffer_size(buffers);
-    }
-    void finish(ErrorCode& ec) { ec = {}; }
-  };
-};
-
-using Stream = beast::ssl_stream<beast::tcp_stream>;
+using TlsStream = beast::ssl_stream<beast::tcp_stream>;
+using PlainStream = beast::tcp_stream;
 using RequestParser = http::request_parser<http::string_body>;
 
 std::string_view View(beast::string_view text) { return {text.data(), text.size()}; }
 
-Status ConfigureTls(SSL_CTX& context, CertificateStore& certificates,
+Status ConfigureTls(SSL_CTX& context, CertificateStore* certificates,
                     const std::string& client_ca_pem) {
-  if (!ConfigureServerTls(context, certificates)) {
+  if (certificates == nullptr) return OkStatus();  // plain HTTP
+  if (!ConfigureServerTls(context, *certificates)) {
     return Internal("TLS setup failed: " + TakeOpenSslError());
   }
   if (client_ca_pem.empty()) return OkStatus();
@@ -78,11 +66,13 @@ Status ConfigureTls(SSL_CTX& context, CertificateStore& certificates,
 
 }  // namespace
 
-class HttpsServer::Impl {
+class HttpServer::Impl {
  public:
-  Impl(HostPort listen, HttpsLimits limits, CertificateStore& certificates, Handler handler,
+  // `certificates`: null for plain HTTP.
+  Impl(HostPort listen, HttpLimits limits, CertificateStore* certificates, Handler handler,
        RefusalHandler refuse)
       : listen_(std::move(listen)),
+        tls_enabled_(certificates != nullptr),
         limits_(limits),
         handler_(std::move(handler)),
         refuse_(std::move(refuse)),
@@ -97,12 +87,23 @@ class HttpsServer::Impl {
   void Run();
   void Stop();
 
+  class Connection;
+  template <class Stream>
   class Session;
-  void Remember(const std::shared_ptr<Session>& session);
-  void Forget(Session* session);
+  void Remember(const std::shared_ptr<Connection>& session);
+  void Forget(Connection* session);
+
+  bool MethodAllowed(std::string_view method) const {
+    if (limits_.methods.empty()) return true;
+    for (const std::string& allowed : limits_.methods) {
+      if (allowed == method) return true;
+    }
+    return false;
+  }
 
   const HostPort listen_;
-  const HttpsLimits limits_;
+  const bool tls_enabled_;
+  const HttpLimits limits_;
   const Handler handler_;
   const RefusalHandler refuse_;
   // One event loop per thread, each run by exactly one thread: a connection lives on one loop,
@@ -142,24 +143,34 @@ class HttpsServer::Impl {
   std::vector<net::executor_work_guard<net::io_context::executor_type>> keep_running_;
 
   std::mutex sessions_mu_;
-  std::unordered_map<Session*, std::weak_ptr<Session>> sessions_;  // guarded by sessions_mu_
+  // guarded by sessions_mu_
+  std::unordered_map<Connection*, std::weak_ptr<Connection>> sessions_;
 };
 
-// One connection. Every step runs on the connection's loop, so a session never races itself;
-// sessions never share anything but the (thread-safe) handlers and counters.
-class HttpsServer::Impl::Session : public std::enable_shared_from_this<Session> {
+// What Stop() needs of a session, whatever its stream.
+class HttpServer::Impl::Connection {
+ public:
+  virtual ~Connection() = default;
+  virtual void CloseIfIdle() = 0;
+};
+
+// One connection, over TLS or plain. Every step runs on the connection's loop, so a session never
+// races itself; sessions never share anything but the (thread-safe) handlers and counters.
+template <class Stream>
+class HttpServer::Impl::Session : public Connection,
+                                  public std::enable_shared_from_this<Session<Stream>> {
+  static constexpr bool kTls = !std::is_same_v<Stream, PlainStream>;
+
  public:
   Session(Impl& server, tcp::socket&& socket)
-      : server_(server),
-        stream_(std::move(socket), server.tls_),
-        grace_timer_(stream_.get_executor()) {
-    ++server_.open_connections_;
-  }
-  ~Session() {
+      : Session(server, std::move(socket), std::bool_constant<kTls>{}) {}
+  ~Session() override {
     ReleaseBody();
     --server_.open_connections_;
     server_.Forget(this);
   }
+
+  using std::enable_shared_from_this<Session<Stream>>::shared_from_this;
 
   void Start() {
     server_.Remember(shared_from_this());
@@ -172,7 +183,7 @@ class HttpsServer::Impl::Session : public std::enable_shared_from_this<Session> 
   // is read and answered. A fresh connection (handshaking, or waiting for its first request) was
   // made to send one, and its client will do so within moments: it gets kFreshConnectionGrace to
   // do it instead of a reset.
-  void CloseIfIdle() {
+  void CloseIfIdle() override {
     net::post(stream_.get_executor(), [self = shared_from_this()] {
       if (self->phase_ == Phase::kBusy || self->HasPendingBytes()) return;
       if (self->served_ > 0) return self->Socket().cancel();
@@ -187,22 +198,39 @@ class HttpsServer::Impl::Session : public std::enable_shared_from_this<Session> 
  private:
   enum class Phase { kHandshake, kIdle, kBusy };
 
+  Session(Impl& server, tcp::socket&& socket, std::true_type /*tls*/)
+      : server_(server),
+        stream_(std::move(socket), server.tls_),
+        grace_timer_(stream_.get_executor()) {
+    ++server_.open_connections_;
+  }
+  Session(Impl& server, tcp::socket&& socket, std::false_type /*tls*/)
+      : server_(server), stream_(std::move(socket)), grace_timer_(stream_.get_executor()) {
+    ++server_.open_connections_;
+  }
+
   beast::tcp_stream& Socket() { return beast::get_lowest_layer(stream_); }
 
   void Handshake() {
-    phase_ = Phase::kHandshake;
-    Socket().expires_after(server_.limits_.read_timeout);
-    stream_.async_handshake(net::ssl::stream_base::server,
-                            [self = shared_from_this()](ErrorCode error) {
-                              if (!error) self->WaitForRequest();
-                            });
+    if constexpr (kTls) {
+      phase_ = Phase::kHandshake;
+      Socket().expires_after(server_.limits_.read_timeout);
+      stream_.async_handshake(net::ssl::stream_base::server,
+                              [self = shared_from_this()](ErrorCode error) {
+                                if (!error) self->WaitForRequest();
+                              });
+    } else {
+      WaitForRequest();
+    }
   }
 
   // Bytes of a request already here: in our buffer, in OpenSSL's, or in the socket's.
   bool HasPendingBytes() {
     ErrorCode ignored;
-    return buffer_.size() > 0 || SSL_pending(stream_.native_handle()) > 0 ||
-           Socket().socket().available(ignored) > 0;
+    if constexpr (kTls) {
+      if (SSL_pending(stream_.native_handle()) > 0) return true;
+    }
+    return buffer_.size() > 0 || Socket().socket().available(ignored) > 0;
   }
 
   // Between requests the idle timeout applies; once a byte arrived, the read timeout does.
@@ -229,10 +257,12 @@ class HttpsServer::Impl::Session : public std::enable_shared_from_this<Session> 
     if (server_.stopping_) grace_timer_.cancel();  // its request came: shutdown need not wait
     Socket().expires_after(server_.limits_.read_timeout);
     parser_.emplace();
-    parser_->header_limit(kHeaderLimit);
-    // The real limit is applied once the header says how long the body is; until then, only
-    // bodies too large even to throw away are refused (with the connection closed).
-    parser_->body_limit(kMaxDiscardBytes);
+    parser_->header_limit(static_cast<std::uint32_t>(server_.limits_.max_header_bytes));
+    // No limit while the header is read: Beast would refuse a long Content-Length there, before
+    // the method is known. OnHeader() judges both and then applies the limit to chunked bodies.
+    // (Not boost::none: Beast 1.74 compares the length against it as an optional, and every
+    // length is greater than none.)
+    parser_->body_limit(std::numeric_limits<std::uint64_t>::max());
     http::async_read_header(
         stream_, buffer_, *parser_,
         [self = shared_from_this()](ErrorCode error, std::size_t) { self->OnHeader(error); });
@@ -240,30 +270,22 @@ class HttpsServer::Impl::Session : public std::enable_shared_from_this<Session> 
 
   void OnHeader(ErrorCode error) {
     if (error) return OnReadError(error);
+    if (!server_.MethodAllowed(View(parser_->get().method_string()))) {
+      return Refuse(HttpRefusal::kMethodNotAllowed);
+    }
     const auto length = parser_->content_length();
-    const auto limit = static_cast<std::uint64_t>(server_.limits_.max_body_bytes);
-    if (length && *length > limit) return DiscardBodyThenRefuse();
+    if (length && *length > static_cast<std::uint64_t>(server_.limits_.max_body_bytes)) {
+      return Refuse(HttpRefusal::kBodyTooLarge);
+    }
     const long long body = length ? static_cast<long long>(*length)
                                   : server_.limits_.max_body_bytes;  // chunked: at most this
     if (!server_.ReserveBody(body)) return Refuse(HttpRefusal::kOverloaded);
     reserved_ = body;
-    parser_->body_limit(limit);  // bounds a chunked body
+    parser_->body_limit(static_cast<std::uint64_t>(server_.limits_.max_body_bytes));
     http::async_read(stream_, buffer_, *parser_,
                      [self = shared_from_this()](ErrorCode read_error, std::size_t) {
                        if (read_error) return self->OnReadError(read_error);
                        self->Serve();
-                     });
-  }
-
-  // Reads the oversized body into nothing, then answers 413 on a connection still in step.
-  void DiscardBodyThenRefuse() {
-    auto discarding = std::make_shared<http::request_parser<DiscardBody>>(std::move(*parser_));
-    discarding->body_limit(kMaxDiscardBytes);
-    http::async_read(stream_, buffer_, *discarding,
-                     [self = shared_from_this(), discarding](ErrorCode error, std::size_t) {
-                       if (error) return;  // the peer gave up or stalled: nothing to answer
-                       self->Answer(self->server_.refuse_(HttpRefusal::kBodyTooLarge),
-                                    self->CountAndKeepAlive(discarding->get()));
                      });
   }
 
@@ -278,8 +300,12 @@ class HttpsServer::Impl::Session : public std::enable_shared_from_this<Session> 
     Refuse(HttpRefusal::kMalformed);
   }
 
-  // An answer after which the connection cannot be trusted to be in step: always closes.
-  void Refuse(HttpRefusal refusal) { Answer(server_.refuse_(refusal), false); }
+  // An answer after which the connection cannot be trusted to be in step: always closes, after a
+  // lingering read of what the client may still be sending.
+  void Refuse(HttpRefusal refusal) {
+    linger_ = true;
+    Answer(server_.refuse_(refusal), false);
+  }
 
   void ReleaseBody() {
     if (reserved_ == 0) return;
@@ -293,6 +319,7 @@ class HttpsServer::Impl::Session : public std::enable_shared_from_this<Session> 
     HttpCall call{View(request.method_string()), target.substr(0, target.find('?')),
                   View(request[http::field::content_type]), request.body()};
     HttpResult result = Guarded([&] { return server_.handler_(call); });
+    head_only_ = request.method() == http::verb::head;
     const bool keep_alive = CountAndKeepAlive(request);
     if (!result.blocking) return Answer(std::move(result.answer), keep_alive);
     // Off the loop; the work guard keeps the loop running until the answer is posted back (a
@@ -340,23 +367,49 @@ class HttpsServer::Impl::Session : public std::enable_shared_from_this<Session> 
     response_->set(http::field::content_type,
                    beast::string_view(answer.content_type.data(), answer.content_type.size()));
     if (!answer.allow.empty()) response_->set(http::field::allow, answer.allow);
-    response_->body() = std::move(answer.body);
     response_->keep_alive(keep_alive);
-    response_->prepare_payload();
+    if (head_only_) {  // the length of what GET would send, and no body
+      response_->content_length(answer.body.size());
+      head_only_ = false;
+    } else {
+      response_->body() = std::move(answer.body);
+      response_->prepare_payload();
+    }
     Socket().expires_after(server_.limits_.write_timeout);
     http::async_write(stream_, *response_,
                       [self = shared_from_this(), keep_alive](ErrorCode error, std::size_t) {
                         self->response_.reset();
                         if (error) return;
                         if (keep_alive) return self->WaitForRequest();
+                        if (self->linger_) return self->Linger(kLingerBytes);
                         self->ShutDown();
                       });
   }
 
-  // "Connection: close" was sent: say goodbye at the TLS level too, briefly.
+  // After a refusal: reads and drops what the client is still sending until it stops (it read the
+  // answer), kLingerTime passes or `left` bytes went by, then closes. The read buffer is reused:
+  // this costs no memory, whatever the client sends.
+  void Linger(std::uint64_t left) {
+    if (left == 0 || server_.stopping_) return ShutDown();
+    if (left == kLingerBytes) Socket().expires_after(kLingerTime);  // once, for the whole linger
+    buffer_.clear();
+    const std::size_t chunk = static_cast<std::size_t>(std::min<std::uint64_t>(left, kReadChunk));
+    stream_.async_read_some(buffer_.prepare(chunk),
+                            [self = shared_from_this(), left](ErrorCode error, std::size_t bytes) {
+                              if (error) return;  // the client closed, or the time is up
+                              self->Linger(left - std::min<std::uint64_t>(left, bytes));
+                            });
+  }
+
+  // "Connection: close" was sent: say goodbye (at the TLS level too), briefly.
   void ShutDown() {
-    Socket().expires_after(kTlsShutdownTimeout);
-    stream_.async_shutdown([self = shared_from_this()](ErrorCode) {});
+    if constexpr (kTls) {
+      Socket().expires_after(kTlsShutdownTimeout);
+      stream_.async_shutdown([self = shared_from_this()](ErrorCode) {});
+    } else {
+      ErrorCode ignored;
+      Socket().socket().shutdown(tcp::socket::shutdown_send, ignored);
+    }
   }
 
   Impl& server_;
@@ -367,10 +420,12 @@ class HttpsServer::Impl::Session : public std::enable_shared_from_this<Session> 
   std::optional<http::response<http::string_body>> response_;
   Phase phase_ = Phase::kHandshake;
   int served_ = 0;
+  bool head_only_ = false;  // the request being answered is a HEAD
+  bool linger_ = false;  // the answer being written is a refusal: linger before closing
   long long reserved_ = 0;  // of the server's body budget, for the request in progress
 };
 
-Status HttpsServer::Impl::Bind() {
+Status HttpServer::Impl::Bind() {
   if (!tls_status_.ok()) return tls_status_;
   const auto cannot = [this](const ErrorCode& error) {
     return Unavailable("cannot listen on " + listen_.host + ":" + std::to_string(listen_.port) +
@@ -391,7 +446,7 @@ Status HttpsServer::Impl::Bind() {
   return OkStatus();
 }
 
-void HttpsServer::Impl::Accept() {
+void HttpServer::Impl::Accept() {
   net::io_context& loop = *loops_[next_loop_++ % loops_.size()];
   acceptor_.async_accept(loop, [this](ErrorCode error, tcp::socket socket) {
     if (!acceptor_.is_open()) return;  // stopped
@@ -410,12 +465,16 @@ void HttpsServer::Impl::Accept() {
       return Accept();
     }
     socket.set_option(tcp::no_delay(true), ignored);  // answers are one small write
-    std::make_shared<Session>(*this, std::move(socket))->Start();
+    if (tls_enabled_) {
+      std::make_shared<Session<TlsStream>>(*this, std::move(socket))->Start();
+    } else {
+      std::make_shared<Session<PlainStream>>(*this, std::move(socket))->Start();
+    }
     Accept();
   });
 }
 
-void HttpsServer::Impl::Run() {
+void HttpServer::Impl::Run() {
   // If Bind() failed or Stop() came first, the accept fails at once and the loop runs dry.
   // Loops without connections have no work yet; these keep them running until Stop().
   for (auto& loop : loops_) keep_running_.push_back(net::make_work_guard(*loop));
@@ -426,7 +485,7 @@ void HttpsServer::Impl::Run() {
   for (auto& helper : helpers) helper.join();
 }
 
-void HttpsServer::Impl::Stop() {
+void HttpServer::Impl::Stop() {
   stopping_ = true;
   // On the accepting loop: no accept completes after the listener is closed, so the list of
   // sessions below is final.
@@ -435,7 +494,7 @@ void HttpsServer::Impl::Stop() {
     acceptor_.close(ignored);
     accept_retry_.cancel();
     for (auto& guard : keep_running_) guard.reset();  // each loop ends when its last session does
-    std::vector<std::shared_ptr<Session>> open;
+    std::vector<std::shared_ptr<Connection>> open;
     {
       std::lock_guard<std::mutex> lock(sessions_mu_);
       for (auto& [raw, weak] : sessions_) {
@@ -446,31 +505,35 @@ void HttpsServer::Impl::Stop() {
   });
 }
 
-void HttpsServer::Impl::Remember(const std::shared_ptr<Session>& session) {
+void HttpServer::Impl::Remember(const std::shared_ptr<Connection>& session) {
   std::lock_guard<std::mutex> lock(sessions_mu_);
   sessions_.emplace(session.get(), session);
 }
 
-void HttpsServer::Impl::Forget(Session* session) {
+void HttpServer::Impl::Forget(Connection* session) {
   std::lock_guard<std::mutex> lock(sessions_mu_);
   sessions_.erase(session);
 }
 
-HttpsServer::HttpsServer(HostPort listen, HttpsLimits limits, CertificateStore& certificates,
-                         Handler handler, RefusalHandler refuse)
-    : impl_(std::make_unique<Impl>(std::move(listen), limits, certificates, std::move(handler),
-                                   std::move(refuse))) {}
+HttpServer::HttpServer(HostPort listen, HttpLimits limits, CertificateStore& certificates,
+                       Handler handler, RefusalHandler refuse)
+    : impl_(std::make_unique<Impl>(std::move(listen), std::move(limits), &certificates,
+                                   std::move(handler), std::move(refuse))) {}
 
-HttpsServer::~HttpsServer() = default;
+HttpServer::HttpServer(HostPort listen, HttpLimits limits, Handler handler, RefusalHandler refuse)
+    : impl_(std::make_unique<Impl>(std::move(listen), std::move(limits), nullptr,
+                                   std::move(handler), std::move(refuse))) {}
 
-Status HttpsServer::Bind() { return impl_->Bind(); }
-int HttpsServer::port() const { return impl_->port_; }
-void HttpsServer::Run() { impl_->Run(); }
-void HttpsServer::BeginDrain() { impl_->draining_ = true; }
-void HttpsServer::Stop() { impl_->Stop(); }
-long HttpsServer::completed_handshakes() const {
-  return SSL_CTX_sess_accept_good(impl_->tls_.native_handle());
+HttpServer::~HttpServer() = default;
+
+Status HttpServer::Bind() { return impl_->Bind(); }
+int HttpServer::port() const { return impl_->port_; }
+void HttpServer::Run() { impl_->Run(); }
+void HttpServer::BeginDrain() { impl_->draining_ = true; }
+void HttpServer::Stop() { impl_->Stop(); }
+long HttpServer::completed_handshakes() const {
+  return impl_->tls_enabled_ ? SSL_CTX_sess_accept_good(impl_->tls_.native_handle()) : 0;
 }
-long HttpsServer::open_connections() const { return impl_->open_connections_; }
+long HttpServer::open_connections() const { return impl_->open_connections_; }
 
 }  // namespace cgpu

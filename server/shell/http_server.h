@@ -1,4 +1,5 @@
-// HttpsServer: an event-driven HTTP/1.1-over-TLS server for one kind of caller, the API server.
+// HttpServer: an event-driven HTTP/1.1 server, over TLS (the webhook port, whose one caller is the
+// API server) or plain (the ops port: probes and scrapes).
 //
 // Built on Boost.Beast/Asio so that a keep-alive connection costs a socket and a few buffers, not
 // a thread: `threads` event loops, one thread each, take new connections in turn; a connection
@@ -11,13 +12,20 @@
 // would cost a third of the throughput in wake-ups: bench/README.md.)
 //
 // What it guarantees, whatever the peer does:
-// - TLS from a CertificateStore, chosen at each handshake (rotation needs no restart).
+// - TLS from a CertificateStore, chosen at each handshake (rotation needs no restart), unless the
+//   server was made plain.
 // - A handshake, and each request once its first byte arrived, must complete within
-//   `read_timeout`; a connection idle between requests is closed after `idle_timeout`; writing an
-//   answer may not stall longer than `write_timeout`.
-// - A body over `max_body_bytes` never reaches the handler: the refusal handler answers it (413).
-//   When its Content-Length says how long it is (and it is not absurd), the body is read and
-//   thrown away first, so the client, still writing, reads the answer instead of a reset.
+//   `read_timeout` (so a client trickling bytes holds its connection no longer than that); a
+//   connection idle between requests is closed after `idle_timeout`; writing an answer may not
+//   stall longer than `write_timeout`. Headers are bounded (`max_header_bytes`, which bounds
+//   their count too).
+// - A request whose method is not allowed, or whose Content-Length is over `max_body_bytes`, is
+//   refused as soon as its header is read: no byte of its body is read into memory. The refusal
+//   handler answers it (405, 413) with "Connection: close", and the connection then reads and
+//   drops what the client is still sending, for a bounded time and number of bytes, before it
+//   closes: closing with unread bytes would reset the connection and could destroy the answer
+//   before the client read it (the "lingering close" of nginx and Apache httpd). A chunked body is
+//   cut off the same way once it passes the limit.
 // - Malformed HTTP gets the refusal handler's answer (400/431) and the connection is closed.
 // - After `keep_alive_max_requests` answers, or once BeginDrain() was called, answers carry
 //   "Connection: close".
@@ -32,6 +40,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "core/status.h"
 #include "shell/flags.h"
@@ -39,10 +48,15 @@
 
 namespace cgpu {
 
-struct HttpsLimits {
+struct HttpLimits {
   int threads = 4;
   int blocking_threads = 8;  // run the handlers' blocking work
   long long max_body_bytes = 3LL << 20;
+  // The API server's headers are a few hundred bytes; this leaves room for proxies in between.
+  std::size_t max_header_bytes = 16 * 1024;
+  // Methods a request may have; others are answered 405 before their body is read. Empty: any
+  // (the handler decides).
+  std::vector<std::string> methods;
   // Connections open at once; one more is closed as soon as it is accepted.
   long max_connections = 4096;
   // Request bodies held at once, over all connections (a body counts for its Content-Length, or
@@ -54,7 +68,7 @@ struct HttpsLimits {
   std::chrono::milliseconds idle_timeout{10'000};
   std::chrono::milliseconds read_timeout{10'000};
   std::chrono::milliseconds write_timeout{10'000};
-  // PEM CA certificates; when set, clients must present a certificate they signed.
+  // PEM CA certificates; when set, clients must present a certificate they signed (TLS only).
   std::string client_ca_pem;
 };
 
@@ -91,6 +105,7 @@ struct HttpResult {
 // Why a request was answered without reaching the handler.
 enum class HttpRefusal {
   kBodyTooLarge,        // 413
+  kMethodNotAllowed,    // 405
   kHeadersTooLarge,     // 431
   kMalformed,           // 400
   kOverloaded,          // 503: max_buffered_bytes would be passed
@@ -98,16 +113,19 @@ enum class HttpRefusal {
                         // not sent; the call is for counting)
 };
 
-class HttpsServer {
+class HttpServer {
  public:
   using Handler = std::function<HttpResult(const HttpCall&)>;
   using RefusalHandler = std::function<HttpAnswer(HttpRefusal)>;
 
-  HttpsServer(HostPort listen, HttpsLimits limits, CertificateStore& certificates, Handler handler,
-              RefusalHandler refuse);
-  ~HttpsServer();
-  HttpsServer(const HttpsServer&) = delete;
-  HttpsServer& operator=(const HttpsServer&) = delete;
+  // Over TLS with the store's certificates.
+  HttpServer(HostPort listen, HttpLimits limits, CertificateStore& certificates, Handler handler,
+             RefusalHandler refuse);
+  // Plain HTTP.
+  HttpServer(HostPort listen, HttpLimits limits, Handler handler, RefusalHandler refuse);
+  ~HttpServer();
+  HttpServer(const HttpServer&) = delete;
+  HttpServer& operator=(const HttpServer&) = delete;
 
   Status Bind();
   int port() const;
@@ -115,7 +133,8 @@ class HttpsServer {
   void Run();
   void BeginDrain();
   void Stop();
-  // TLS handshakes completed since start: with keep-alive working, far fewer than requests.
+  // TLS handshakes completed since start (0 when plain): with keep-alive working, far fewer than
+  // requests.
   long completed_handshakes() const;
   // Connections open right now.
   long open_connections() const;
