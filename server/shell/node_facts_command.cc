@@ -15,6 +15,7 @@
 #include "adapters/node_label_patch.h"
 #include "core/host_facts.h"
 #include "shell/flags.h"
+#include "shell/heartbeat.h"
 #include "shell/log.h"
 #include "shell/version.h"
 
@@ -70,6 +71,22 @@ std::vector<FlagSpec> NodeFactsFlagSpecs(NodeFactsOptions& o) {
            "label for the nvidia-container-toolkit version (default "
            "cgpu-guard.io/container-toolkit-version)",
            SetString(o.toolkit_version_label)),
+      Flag("heartbeat-file", "PATH",
+           "file touched while the loop turns, for --alive (default "
+           "/tmp/cgpu-guard-node-facts.heartbeat; \"\" turns it off)",
+           [&o](std::string_view value) -> Status {
+             o.heartbeat_file = std::string(value);
+             return OkStatus();
+           }),
+      Flag("heartbeat-period", "DURATION",
+           "longest wait between two touches of the heartbeat file (default 1m)",
+           SetDuration(o.heartbeat_period)),
+      FlagSpec{"alive", "", "",
+               "check the heartbeat file instead of running: exit 0 when younger than --max-age",
+               on(o.alive)},
+      Flag("max-age", "DURATION",
+           "with --alive: oldest heartbeat that counts as alive (default 3m)",
+           SetDuration(o.max_age)),
   };
 }
 
@@ -189,6 +206,13 @@ StatusOr<NodeFactsOptions> ParseNodeFactsOptions(const std::vector<std::string>&
     return InvalidArgument("node-facts takes no arguments, got \"" + parsed->positional.front() +
                            "\"");
   }
+  if (options.alive) {
+    if (options.heartbeat_file.empty()) return InvalidArgument("--alive needs a --heartbeat-file");
+    if (options.max_age <= std::chrono::milliseconds(0)) {
+      return InvalidArgument("--max-age must be more than 0");
+    }
+    return options;  // checks a file: no node, API server or host needed
+  }
   if (options.node_name.empty() && !options.dry_run) {
     return InvalidArgument("--node-name is required (or NODE_NAME in the environment)");
   }
@@ -197,6 +221,9 @@ StatusOr<NodeFactsOptions> ParseNodeFactsOptions(const std::vector<std::string>&
   }
   if (options.retry_backoff < std::chrono::milliseconds(10)) {
     return InvalidArgument("--retry-backoff must be >= 10ms");
+  }
+  if (options.heartbeat_period < std::chrono::milliseconds(10)) {
+    return InvalidArgument("--heartbeat-period must be >= 10ms");
   }
   return options;
 }
@@ -216,6 +243,31 @@ void StopOnSignals(StreamCancel& stop) {
   }).detach();
 }
 
+// Waits `duration` or until stopped, touching the heartbeat at every wake-up, which comes at
+// least every `period`: waiting out a long interval is the loop turning too.
+void WaitBeating(const StreamCancel& stop, std::chrono::milliseconds duration,
+                 std::chrono::milliseconds period, Heartbeat& heartbeat) {
+  const auto end = std::chrono::steady_clock::now() + duration;
+  for (auto left = duration; left > std::chrono::milliseconds(0);
+       left = std::chrono::duration_cast<std::chrono::milliseconds>(
+           end - std::chrono::steady_clock::now())) {
+    if (stop.WaitFor(std::min(left, period))) return;
+    heartbeat.Beat();
+  }
+}
+
+// --alive, as the kubelet's exec probe runs it: the kubelet shows what is printed when it fails.
+int CheckAlive(const NodeFactsOptions& options) {
+  const StatusOr<std::chrono::milliseconds> age =
+      CheckHeartbeat(options.heartbeat_file, options.max_age, std::chrono::system_clock::now());
+  if (!age.ok()) {
+    std::cerr << "cgpu-guard node-facts: not alive: " << age.status().message() << "\n";
+    return kExitFailed;
+  }
+  std::cout << "alive: " << options.heartbeat_file << " written " << age->count() << "ms ago\n";
+  return 0;
+}
+
 }  // namespace
 
 int RunNodeFactsCommand(const std::vector<std::string>& args) {
@@ -228,17 +280,23 @@ int RunNodeFactsCommand(const std::vector<std::string>& args) {
   if (help) {
     NodeFactsOptions defaults;
     std::cout << FlagUsage(
-        "Usage: cgpu-guard node-facts --node-name NAME [flags]\n\n"
+        "Usage: cgpu-guard node-facts --node-name NAME [flags]\n"
+        "       cgpu-guard node-facts --alive [--heartbeat-file PATH] [--max-age DURATION]\n\n"
         "Reads this node's cGPU, NVIDIA driver and nvidia-container-toolkit versions from the\n"
         "host and keeps the node's labels for them true (removing a label whose fact cannot\n"
-        "be read). Exit codes: 0 done, 1 failed, 2 bad flags, 3 not allowed to get/patch nodes.",
+        "be read). Exit codes: 0 done, 1 failed, 2 bad flags, 3 not allowed to get/patch nodes.\n"
+        "--alive, for a liveness probe, exits 0 while the running agent's heartbeat file is\n"
+        "younger than --max-age, else 1 saying why.",
         NodeFactsFlagSpecs(defaults));
     return 0;
   }
   const NodeFactsOptions& options = *parsed;
+  if (options.alive) return CheckAlive(options);
   std::signal(SIGPIPE, SIG_IGN);
 
   if (options.dry_run) return PrintDryRun(options, ProbeHost(options.probe));
+  Heartbeat heartbeat(options.once ? "" : options.heartbeat_file);
+  heartbeat.Beat();  // before anything that could stall, so a fresh container starts alive
 
   StatusOr<KubeConfig> config = options.kubeconfig_file.empty()
                                     ? InClusterConfig()
@@ -293,7 +351,9 @@ int RunNodeFactsCommand(const std::vector<std::string>& args) {
         LogError("pass failed; retrying",
                  {{"node", options.node_name}, {"error", outcome.message},
                   {"retryInMillis", static_cast<long long>(wait.count())}});
-        stop.WaitFor(wait);
+        // A handled failure is the loop turning: still alive.
+        heartbeat.Beat();
+        WaitBeating(stop, wait, options.heartbeat_period, heartbeat);
         continue;
       }
       case PassResult::kPatched:
@@ -307,7 +367,8 @@ int RunNodeFactsCommand(const std::vector<std::string>& args) {
     failures = 0;
     first_pass = false;
     if (options.once) break;
-    stop.WaitFor(options.interval);
+    heartbeat.Beat();
+    WaitBeating(stop, options.interval, options.heartbeat_period, heartbeat);
   }
   FlushLogs();
   return 0;

@@ -6,6 +6,12 @@
 // Failures to reach the API server are retried with exponential back-off; a refusal (401/403)
 // ends the agent with exit code 3 and a message naming the permission, because retrying cannot
 // fix RBAC. --dry-run reads the host and prints the labels it would write, touching nothing.
+//
+// Liveness: the running agent touches --heartbeat-file at start, after every pass (failed ones
+// too) and at least every --heartbeat-period while it waits, so a stuck loop stops refreshing
+// it; `--alive` checks that file instead of running (exit 0 when younger than --max-age, else 1
+// saying why), for an exec liveness probe. Host tools are bounded by --command-timeout; the
+// heartbeat is for whatever else could stop the loop.
 #pragma once
 
 #include <chrono>
@@ -32,9 +38,19 @@ struct NodeFactsOptions {
   std::string cgpu_version_label = "cgpu-guard.io/cgpu-version";
   std::string driver_version_label = "cgpu-guard.io/nvidia-driver-version";
   std::string toolkit_version_label = "cgpu-guard.io/container-toolkit-version";
+  // Empty: no heartbeat. --once writes none: a run that ends by itself needs no liveness probe.
+  std::string heartbeat_file = "/tmp/cgpu-guard-node-facts.heartbeat";
+  // Longest wait without a heartbeat, so that a 5m --interval does not look like a stuck loop.
+  std::chrono::milliseconds heartbeat_period{60'000};
+  // --alive: check the heartbeat file and exit. The default exceeds the longest gap between two
+  // heartbeats at the other defaults: one refresh period plus one pass whose host tools and API
+  // calls all run into their timeouts (under 2m; the chart's values.yaml sums it up).
+  bool alive = false;
+  std::chrono::milliseconds max_age{180'000};
 };
 
 // Exit codes: 0 done (or stopped by a signal), 1 failed, 2 bad flags, 3 permission refused.
+// With --alive: 0 alive, 1 not (missing, unreadable or old heartbeat), 2 bad flags.
 int RunNodeFactsCommand(const std::vector<std::string>& args);
 
 }  // namespace cgpu

@@ -1,6 +1,8 @@
 // `cgpu-guard node-facts` as the DaemonSet runs it: the real binary, a fake host root, and the
 // tests' local API server (tests/support/fake_api_server.h) holding the node.
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <signal.h>
 #include <sys/stat.h>
 
 #include <filesystem>
@@ -27,6 +29,7 @@ class NodeFactsBinaryTest : public ::testing::Test {
   void SetUp() override {
     dir_ = testing::MakeTempDir();
     host_ = dir_ + "/host";
+    heartbeat_ = dir_ + "/heartbeat";
     HostFile("/proc/driver/nvidia/version",
              testing::ReadFixture("host-facts/proc-driver-version-proprietary.txt"));
     HostFile("/proc/cgpu_km/version", "1.5.10\n");
@@ -86,9 +89,37 @@ contexts:
 
   json Labels() const { return api_.Find("nodes", "gpu-1").value()["metadata"]["labels"]; }
 
+  // The agent running until SIGTERM, its heartbeat in the test's directory.
+  void RunAgent(std::vector<std::string> extra) {
+    std::vector<std::string> args = {"node-facts", "--node-name", "gpu-1", "--host-root", host_,
+                                     "--kubeconfig", dir_ + "/kubeconfig", "--rpm", "",
+                                     "--heartbeat-file", heartbeat_};
+    args.insert(args.end(), extra.begin(), extra.end());
+    process_ = testing::Spawn(args, dir_);
+  }
+
+  // Dates the heartbeat file back to 2001, so that any beat after this one moves its mtime.
+  void AgeHeartbeat() const {
+    const timespec old[2] = {{kOldHeartbeat, 0}, {kOldHeartbeat, 0}};
+    ASSERT_EQ(utimensat(AT_FDCWD, heartbeat_.c_str(), old, 0), 0) << heartbeat_;
+  }
+  bool HeartbeatRefreshed() const {
+    struct stat info {};
+    return stat(heartbeat_.c_str(), &info) == 0 && info.st_mtim.tv_sec != kOldHeartbeat;
+  }
+  // `node-facts --alive` as the liveness probe runs it; its exit code.
+  int Alive(const std::string& max_age) {
+    prober_ = testing::Spawn(
+        {"node-facts", "--alive", "--heartbeat-file", heartbeat_, "--max-age", max_age}, dir_);
+    return prober_->Wait(20s);
+  }
+
+  static constexpr time_t kOldHeartbeat = 1'000'000'000;
+
   std::string dir_, host_;
+  std::string heartbeat_;
   testing::FakeApiServer api_;
-  std::unique_ptr<testing::Process> process_;
+  std::unique_ptr<testing::Process> process_, prober_;
 };
 
 TEST_F(NodeFactsBinaryTest, PatchesExactlyItsOwnLabelsThenNothingWhenUnchanged) {
@@ -187,9 +218,7 @@ TEST_F(NodeFactsBinaryTest, BadFlagsAreRefusedWithUsageExitCode) {
 }
 
 TEST_F(NodeFactsBinaryTest, KeepsRunningUntilSigterm) {
-  process_ = testing::Spawn({"node-facts", "--node-name", "gpu-1", "--host-root", host_,
-                             "--kubeconfig", dir_ + "/kubeconfig", "--rpm", "", "--interval", "1s"},
-                            dir_);
+  RunAgent({"--interval", "1s"});
   // A second pass sees a changed fact without a restart.
   ASSERT_TRUE(testing::WaitUntil([&] { return Patches().size() == 1; }));
   HostFile("/proc/cgpu_km/version", "1.5.19\n");
@@ -197,6 +226,69 @@ TEST_F(NodeFactsBinaryTest, KeepsRunningUntilSigterm) {
   EXPECT_EQ(Labels()[kCgpu], "1.5.19");
   kill(process_->pid, SIGTERM);
   EXPECT_EQ(process_->Wait(5s), 0) << process_->Log();
+}
+
+// Liveness: the heartbeat shows the loop turning, whether its passes succeed or not. Each step
+// holds the agent inside a pass (a held API answer) to know which beats can have happened.
+TEST_F(NodeFactsBinaryTest, HeartbeatAtStartAndAfterEveryPassFailedOrNot) {
+  api_.FailNext(1, 500, RequestKind::kGet);
+  api_.HoldNextAnswer([](const auto& r) { return r.kind == RequestKind::kGet; });
+  RunAgent({"--interval", "1h", "--heartbeat-period", "1h", "--retry-backoff", "10ms"});
+  ASSERT_TRUE(testing::WaitUntil([&] { return api_.held_answer_waiting(); })) << process_->Log();
+  struct stat info {};
+  EXPECT_EQ(stat(heartbeat_.c_str(), &info), 0) << "written at start, before the first pass ends";
+
+  // The first pass fails (500); the second is held once it starts.
+  AgeHeartbeat();
+  api_.HoldNextAnswer([](const auto& r) { return r.kind == RequestKind::kGet; });
+  api_.ReleaseHeldAnswer();
+  ASSERT_TRUE(testing::WaitUntil([&] {
+    return api_.CountRequests(RequestKind::kGet) == 1 && api_.held_answer_waiting();
+  })) << process_->Log();
+  EXPECT_TRUE(HeartbeatRefreshed()) << "a failed pass is the loop turning too";
+
+  // The second pass succeeds; then the agent waits an hour, with no beat due for an hour.
+  AgeHeartbeat();
+  api_.ReleaseHeldAnswer();
+  ASSERT_TRUE(testing::WaitUntil([&] { return HeartbeatRefreshed(); })) << process_->Log();
+  EXPECT_EQ(Patches().size(), 1u);
+  kill(process_->pid, SIGTERM);
+  EXPECT_EQ(process_->Wait(5s), 0) << process_->Log();
+}
+
+TEST_F(NodeFactsBinaryTest, HeartbeatWhileWaitingOutALongIntervalAndTheProbeSeesIt) {
+  RunAgent({"--interval", "1h", "--heartbeat-period", "20ms"});
+  ASSERT_TRUE(testing::WaitUntil([&] { return Patches().size() == 1; })) << process_->Log();
+  for (int beat = 0; beat < 3; ++beat) {
+    AgeHeartbeat();
+    ASSERT_TRUE(testing::WaitUntil([&] { return HeartbeatRefreshed(); })) << process_->Log();
+  }
+  EXPECT_EQ(api_.CountRequests(RequestKind::kGet), 1) << "refreshed by the wait, not by passes";
+  EXPECT_EQ(Alive("1h"), 0) << prober_->Log();
+  kill(process_->pid, SIGTERM);
+  EXPECT_EQ(process_->Wait(5s), 0) << process_->Log();
+}
+
+TEST_F(NodeFactsBinaryTest, AliveFailsForAMissingOrOldHeartbeatAndPassesForAFreshOne) {
+  EXPECT_EQ(Alive("3m"), 1);
+  EXPECT_NE(prober_->Log().find("not alive: no heartbeat file " + heartbeat_), std::string::npos)
+      << prober_->Log();
+
+  testing::WriteFile(heartbeat_, "");
+  AgeHeartbeat();
+  EXPECT_EQ(Alive("3m"), 1);
+  EXPECT_NE(prober_->Log().find("was last written"), std::string::npos) << prober_->Log();
+  EXPECT_NE(prober_->Log().find("more than --max-age 180.0s"), std::string::npos) << prober_->Log();
+
+  testing::WriteFile(heartbeat_, "fresh");  // written now
+  EXPECT_EQ(Alive("1h"), 0) << prober_->Log();
+  EXPECT_NE(prober_->Log().find("alive: " + heartbeat_), std::string::npos) << prober_->Log();
+
+  // A probe with nothing to check is a mistake in the pod spec, not a dead agent.
+  prober_ = testing::Spawn({"node-facts", "--alive", "--heartbeat-file="}, dir_);
+  EXPECT_EQ(prober_->Wait(20s), 2);
+  EXPECT_NE(prober_->Log().find("--alive needs a --heartbeat-file"), std::string::npos)
+      << prober_->Log();
 }
 
 }  // namespace
