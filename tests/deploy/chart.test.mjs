@@ -1,8 +1,9 @@
 // charts/cgpu-guard and deploy/: helm lint --strict, helm template for the default values,
 // cert-manager mode and a custom set; every rendered object against the Kubernetes schemas and
 // the invariants of invariants.mjs; TLS per mode; the CEL matchConditions evaluated on sample
-// pods and nodes; the chart's flags against the built server's `serve --help`; deploy/ against
-// a fresh rendering; deploy/tls.sh's certificate.
+// pods and nodes; the chart's flags against the built server's `serve --help`; the optional
+// NetworkPolicy (its pods, ports and peers, and what it refuses); deploy/ against a fresh
+// rendering; deploy/tls.sh's certificate.
 //
 // Run by ctest (deploy.chart): node --test tests/deploy/chart.test.mjs
 
@@ -173,6 +174,54 @@ describe("default values", () => {
       rmSync(host, { recursive: true, force: true });
     }
   });
+  test("node-facts liveness: the probe runs the built binary's alive check on the agent's heartbeat", () => {
+    const c = findOne(objects(), "DaemonSet").spec.template.spec.containers[0];
+    const heartbeat = "/tmp/cgpu-guard-node-facts.heartbeat";
+    assert.ok(c.args.includes(`--heartbeat-file=${heartbeat}`), c.args.join(" "));
+    const probe = c.livenessProbe;
+    assert.deepEqual(probe.exec.command,
+      ["cgpu-guard", "node-facts", "--alive", `--heartbeat-file=${heartbeat}`, "--max-age=3m"]);
+    assert.deepEqual([probe.periodSeconds, probe.timeoutSeconds, probe.failureThreshold], [30, 5, 3]);
+    const dir = mkdtempSync(join(tmpdir(), "cgpu-guard-heartbeat-"));
+    try {
+      const file = join(dir, "heartbeat");
+      const command = probe.exec.command.slice(1).map((a) => a.replace(heartbeat, file));
+      const missing = run(binaryPath, command);
+      assert.equal(missing.status, 1, `no heartbeat yet: ${missing.stdout}${missing.stderr}`);
+      assert.match(missing.stderr, /not alive: no heartbeat file/);
+      writeFileSync(file, "");
+      const fresh = run(binaryPath, command);
+      assert.equal(fresh.status, 0, `a fresh heartbeat: ${fresh.stdout}${fresh.stderr}`);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+  test("node-facts liveness defaults are the agent's", () => {
+    const result = run(binaryPath, ["node-facts", "--help"]);
+    assert.equal(result.status, 0, result.stderr);
+    const flagDefault = (flag) => new RegExp(`--${flag} [A-Z]+ .*\\(default ([^;)]*)`).exec(result.stdout)?.[1];
+    const c = findOne(objects(), "DaemonSet").spec.template.spec.containers[0];
+    assert.ok(c.args.includes(`--heartbeat-file=${flagDefault("heartbeat-file")}`), c.args.join(" "));
+    assert.ok(c.livenessProbe.exec.command.includes(`--max-age=${flagDefault("max-age")}`),
+      c.livenessProbe.exec.command.join(" "));
+  });
+  test("nodeFacts.livenessProbe.enabled=false: no probe, no heartbeat, no writable volume", () => {
+    const off = helmTemplate({ ...sets.default, args: ["--set", "nodeFacts.livenessProbe.enabled=false"] }).objects;
+    const { container: c, pod } = assertNodeFactsAgent(off, {
+      namespace: sets.default.namespace, hostPaths: ["/proc", "/sys/module", "/usr"],
+    });
+    assert.equal(c.livenessProbe, undefined);
+    assert.ok(c.args.includes("--heartbeat-file="), "an empty --heartbeat-file turns the heartbeat off");
+    assert.deepEqual(pod.volumes.filter((v) => !v.hostPath), []);
+    const host = mkdtempSync(join(tmpdir(), "cgpu-guard-host-"));
+    try {
+      const args = c.args.map((a) => (a.startsWith("--host-root=") ? `--host-root=${host}` : a));
+      const result = run(binaryPath, [...args, "--dry-run", "--once", "--node-name=gpu-1"]);
+      assert.equal(result.status, 0, result.stderr);
+    } finally {
+      rmSync(host, { recursive: true, force: true });
+    }
+  });
   test("nodeFacts.enabled=false leaves the agent out", () => {
     const without = helmTemplate({ ...sets.default, args: ["--set", "nodeFacts.enabled=false"] }).objects;
     assert.deepEqual(findAll(without, "DaemonSet"), []);
@@ -309,6 +358,10 @@ describe("custom values", () => {
     assert.equal(daemonSet.spec.template.spec.containers[0].args.at(-1), "--command-timeout=10s");
     assert.equal(pod.serviceAccountName, "gpu-node-agent");
     assert.equal(pod.nodeSelector["example.com/gpu"], "true");
+    assert.equal(args.get("heartbeat-file"), "/run/node-facts/heartbeat");
+    const probe = daemonSet.spec.template.spec.containers[0].livenessProbe;
+    assert.ok(probe.exec.command.includes("--max-age=5m"), probe.exec.command.join(" "));
+    assert.equal(probe.periodSeconds, 60);
   });
   test("Deployment follows the values", () => {
     const { pod, container: c, tlsSecretName } =
@@ -428,6 +481,9 @@ describe("values.schema.json and template checks refuse bad values", () => {
       /terminationGracePeriodSeconds \(15\) must be longer than server.shutdownDelay \(5s\) \+ server.idleTimeout \(10s\)/],
     [["--set", "server.shutdownDelay=1m"], /must be longer than/],
     [["--set-string", "rules.override=a: [b"], /rules.override is not YAML/],
+    [["--set", "nodeFacts.livenessProbe.heartbeatFile=/heartbeat"], /heartbeatFile/],
+    [["--set", "nodeFacts.livenessProbe.maxAge=3min"], /maxAge/],
+    [["--set", "nodeFacts.livenessProbe.periodSeconds=0"], /periodSeconds/],
   ];
   for (const [args, message] of cases) {
     test(args.join(" "), () => {
@@ -892,4 +948,140 @@ describe("node-facts admission policy", () => {
       object: node({}), oldObject: node(before), userInfo: { username: "system:node:gpu-1", extra: {} },
     }), null);
   });
+});
+
+describe("network policy", () => {
+  // Off by default; on, an ingress NetworkPolicy for the webhook pods only: the webhook port from
+  // the configured peers (the API server), the ops port from the monitoring peers. A rule with no
+  // peers would admit everyone, so the chart never renders one.
+  const monitoring = { namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": "monitoring" } } };
+  const konnectivity = {
+    namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": "kube-system" } },
+    podSelector: { matchLabels: { "k8s-app": "konnectivity-agent" } },
+  };
+  const json = (value) => JSON.stringify(value);
+  const selects = (selector, labels) =>
+    Object.entries(selector.matchLabels ?? {}).every(([k, v]) => labels?.[k] === v);
+  // A Service or probe port (a number or a container port's name) as the container's number.
+  const containerPort = (c, port) =>
+    typeof port === "number" ? port : c.ports.find((p) => p.name === port)?.containerPort;
+  const webhookOnly = ["--set", "networkPolicy.enabled=true", "--set", "networkPolicy.webhook.cidrs={192.168.0.0/24}"];
+
+  test("off by default: no NetworkPolicy, in the chart or in deploy/", () => {
+    assert.deepEqual(findAll(rendered.default(), "NetworkPolicy"), []);
+    const committed = parseDocuments(readFileSync(join(root, "deploy/cgpu-guard.yaml"), "utf8"));
+    assert.deepEqual(findAll(committed, "NetworkPolicy"), []);
+  });
+
+  test("on: selects exactly the Deployment's pods, on its container ports, from the configured peers", async () => {
+    const objects = helmTemplate({
+      release: "gpu", namespace: "team-a",
+      args: [
+        "--set", "networkPolicy.enabled=true",
+        "--set", "server.webhookPort=9443", "--set", "server.metricsPort=9100",
+        "--set", "podLabels.example\\.com/tier=control",
+        "--set", "networkPolicy.webhook.cidrs={192.168.0.0/24,fd00:10::/64}",
+        "--set-json", `networkPolicy.webhook.peers=${json([
+          konnectivity, { ipBlock: { cidr: "100.104.0.0/16", except: ["100.104.1.0/24"] } }])}`,
+        "--set", "networkPolicy.metrics.cidrs={172.16.0.0/20}",
+        "--set-json", `networkPolicy.metrics.peers=${json([
+          { namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": "arms-prom" } },
+            podSelector: { matchExpressions: [{ key: "app", operator: "In", values: ["prometheus"] }] } }])}`,
+      ],
+    }).objects;
+    await assertValidObjects(objects);
+    const policy = findOne(objects, "NetworkPolicy");
+    const deployment = findOne(objects, "Deployment");
+    const c = container(objects);
+    assert.equal(policy.metadata.namespace, deployment.metadata.namespace);
+
+    // The pods: the Deployment's own selector, nothing wider; its pods, not the agent's.
+    assert.deepEqual(policy.spec.podSelector, { matchLabels: deployment.spec.selector.matchLabels });
+    assert.ok(selects(policy.spec.podSelector, deployment.spec.template.metadata.labels),
+      "the policy selects the Deployment's pods");
+    assert.ok(!selects(policy.spec.podSelector, findOne(objects, "DaemonSet").spec.template.metadata.labels),
+      "the policy leaves the node-facts agent's pods alone");
+    assert.deepEqual(policy.spec.policyTypes, ["Ingress"], "ingress only: the server still reaches the API server");
+
+    // The ports: the container's, by number; the Service's target and the probes land on them.
+    const [webhookRule, metricsRule, ...rest] = policy.spec.ingress;
+    assert.deepEqual(rest, []);
+    assert.deepEqual(webhookRule.ports, [{ protocol: "TCP", port: containerPort(c, "https") }]);
+    assert.deepEqual(metricsRule.ports, [{ protocol: "TCP", port: containerPort(c, "metrics") }]);
+    assert.deepEqual([webhookRule.ports[0].port, metricsRule.ports[0].port], [9443, 9100]);
+    const servicePort = findOne(objects, "Service").spec.ports.find((p) => p.port === 443);
+    assert.equal(containerPort(c, servicePort.targetPort), webhookRule.ports[0].port,
+      "the API server's calls to the Service land on the webhook rule's port");
+    for (const probe of [c.readinessProbe, c.livenessProbe]) {
+      assert.equal(containerPort(c, probe.httpGet.port), metricsRule.ports[0].port, "probes use the ops port");
+    }
+
+    // The peers, in order: the CIDRs as ipBlocks, then the peers as given.
+    assert.deepEqual(webhookRule.from, [
+      { ipBlock: { cidr: "192.168.0.0/24" } }, { ipBlock: { cidr: "fd00:10::/64" } },
+      konnectivity, { ipBlock: { cidr: "100.104.0.0/16", except: ["100.104.1.0/24"] } },
+    ]);
+    assert.deepEqual(metricsRule.from, [
+      { ipBlock: { cidr: "172.16.0.0/20" } },
+      { namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": "arms-prom" } },
+        podSelector: { matchExpressions: [{ key: "app", operator: "In", values: ["prometheus"] }] } },
+    ]);
+  });
+
+  test("the ops port defaults to the monitoring namespace; without peers its rule is left out", () => {
+    const objects = helmTemplate({ args: webhookOnly }).objects;
+    const c = container(objects);
+    const [webhookRule, metricsRule] = findOne(objects, "NetworkPolicy").spec.ingress;
+    assert.deepEqual(webhookRule, {
+      from: [{ ipBlock: { cidr: "192.168.0.0/24" } }],
+      ports: [{ protocol: "TCP", port: containerPort(c, "https") }],
+    });
+    assert.deepEqual(metricsRule, {
+      from: [monitoring], ports: [{ protocol: "TCP", port: containerPort(c, "metrics") }],
+    });
+
+    const closed = helmTemplate({ args: [...webhookOnly, "--set-json", "networkPolicy.metrics.peers=[]"] }).objects;
+    const rules = findOne(closed, "NetworkPolicy").spec.ingress;
+    assert.equal(rules.length, 1, "no ops rule: only the pod's node reaches that port");
+    for (const rule of rules) assert.ok(rule.from?.length, "no rule admits every source");
+  });
+
+  test("helm lint --strict with the policy on", () => {
+    helmLint(["--namespace", "cgpu-guard", ...webhookOnly]);
+  });
+
+  test("on without webhook peers refuses to render, saying what to set and how to find it", () => {
+    for (const extra of [[], ["--set", "networkPolicy.metrics.cidrs={10.0.0.0/8}"]]) {
+      const error = helmTemplateError({ args: ["--set", "networkPolicy.enabled=true", ...extra] });
+      assert.match(error, /networkPolicy\.enabled needs the API server's source addresses/);
+      assert.match(error, /networkPolicy\.webhook\.cidrs .*networkPolicy\.webhook\.peers/);
+      assert.match(error, /failurePolicy Ignore nothing is enforced any more, with Fail every matched request is refused/);
+      assert.match(error, /README "Network policy"/);
+    }
+    assert.match(readFileSync(join(root, "README.md"), "utf8"), /^### Network policy$/m,
+      "the section the message points to exists");
+  });
+
+  const peers = (value) => ["--set", "networkPolicy.enabled=true", "--set-json", `networkPolicy.webhook.peers=${json(value)}`];
+  const refused = [
+    [["--set", "networkPolicy.webhook.cidrs={10.0.0.0/33}"], /networkPolicy\/webhook\/cidrs\/0'/],
+    [["--set", "networkPolicy.webhook.cidrs={10.0.0.0}"], /networkPolicy\/webhook\/cidrs\/0'/],
+    [["--set", "networkPolicy.webhook.cidrs={10.0.0.256/8}"], /networkPolicy\/webhook\/cidrs\/0'/],
+    [["--set", "networkPolicy.metrics.cidrs={kube-system}"], /networkPolicy\/metrics\/cidrs\/0'/],
+    [["--set", "networkPolicy.webhook.cidr=10.0.0.0/8"], /additional properties 'cidr' not allowed/],
+    [["--set-string", "networkPolicy.enabled=yes"], /networkPolicy\/enabled': got string, want boolean/],
+    [peers([{}]), /networkPolicy\/webhook\/peers\/0': 'oneOf' failed/],
+    [peers([{ namespace: "kube-system" }]), /additional properties 'namespace' not allowed/],
+    [peers([{ ipBlock: { cidr: "10.0.0.0/8" }, podSelector: {} }]), /networkPolicy\/webhook\/peers\/0': 'oneOf' failed/],
+    [peers([{ ipBlock: { cidr: "10.0.0.0/8", except: ["10.1.0.0"] } }]), /peers\/0\/ipBlock\/except\/0'/],
+    [peers([{ ipBlock: { except: ["10.1.0.0/16"] } }]), /peers\/0\/ipBlock': missing property 'cidr'/],
+    [peers([{ podSelector: { matchExpressions: [{ key: "app", operator: "Equals", values: ["x"] }] } }]), /podSelector\/matchExpressions\/0\/operator'/],
+    [peers([{ podSelector: { matchLabels: { "not a key": "x" } } }]), /invalid propertyName 'not a key'/],
+    [peers([{ namespaceSelector: { matchNames: ["monitoring"] } }]), /additional properties 'matchNames' not allowed/],
+  ];
+  for (const [args, message] of refused) {
+    test(`schema refuses ${args.at(-1)}`, () => {
+      assert.match(helmTemplateError({ args }), message);
+    });
+  }
 });

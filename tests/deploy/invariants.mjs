@@ -317,6 +317,7 @@ export function serviceDnsName(objects) {
 
 // The node-facts agent: a hardened DaemonSet on GPU nodes reading the host through read-only
 // hostPath mounts, writing the labels the server reads, with get/patch on nodes and nothing else.
+// Its liveness probe checks the heartbeat file the agent writes, in its one writable volume.
 export function assertNodeFactsAgent(objects, { namespace, hostPaths, interval = "5m" }) {
   const agent = objects.filter(isNodeFactsObject);
   const daemonSet = findOne(agent, "DaemonSet");
@@ -347,16 +348,37 @@ export function assertNodeFactsAgent(objects, { namespace, hostPaths, interval =
   assert.equal(c.securityContext.capabilities.add, undefined);
   assert.equal(pod.hostNetwork, undefined);
   assert.equal(pod.hostPID, undefined);
+  const heartbeat = args.get("heartbeat-file");
+  const heartbeatDir = heartbeat ? heartbeat.slice(0, heartbeat.lastIndexOf("/")) : undefined;
+  if (c.livenessProbe) {
+    assert.ok(heartbeat, "the agent writes the heartbeat its liveness probe checks");
+    const command = c.livenessProbe.exec?.command ?? [];
+    assert.deepEqual(command.slice(0, 3), ["cgpu-guard", "node-facts", "--alive"],
+      "the probe is the agent binary's alive check");
+    assert.ok(command.includes(`--heartbeat-file=${heartbeat}`),
+      `the probe checks ${heartbeat}, the file the agent writes: ${command.join(" ")}`);
+  } else {
+    assert.equal(heartbeat, "", "without a probe the agent writes no heartbeat (the root is read-only)");
+  }
   const root = args.get("host-root");
   const mounted = [];
   for (const mount of c.volumeMounts) {
     const volume = pod.volumes.find((v) => v.name === mount.name);
+    if (heartbeatDir && mount.mountPath === heartbeatDir) {
+      assert.ok(volume?.emptyDir, `${heartbeatDir}, the heartbeat's directory, is an emptyDir`);
+      assert.notEqual(mount.readOnly, true, `${heartbeatDir} is writable`);
+      continue;
+    }
     assert.ok(volume?.hostPath, `${mount.name} is a hostPath volume`);
     assert.equal(mount.readOnly, true, `${volume.hostPath.path} is mounted read-only`);
     assert.equal(mount.mountPath, `${root}${volume.hostPath.path}`, "mounted where --host-root says");
     mounted.push(volume.hostPath.path);
   }
   assert.deepEqual(mounted, hostPaths);
+  if (heartbeatDir) {
+    assert.ok(c.volumeMounts.some((m) => m.mountPath === heartbeatDir),
+      `${heartbeatDir}, the heartbeat's directory, is mounted: the root is read-only`);
+  }
   // RBAC: get and patch nodes, bound to the agent's own ServiceAccount.
   const role = findOne(agent, "ClusterRole");
   assert.deepEqual(role.rules, [{ apiGroups: [""], resources: ["nodes"], verbs: ["get", "patch"] }]);

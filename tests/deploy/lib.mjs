@@ -107,6 +107,7 @@ const schemaFiles = {
   "apps/v1/Deployment": ["kubernetes-models", "IoK8sApiAppsV1Deployment"],
   "apps/v1/DaemonSet": ["kubernetes-models", "IoK8sApiAppsV1DaemonSet"],
   "policy/v1/PodDisruptionBudget": ["kubernetes-models", "IoK8sApiPolicyV1PodDisruptionBudget"],
+  "networking.k8s.io/v1/NetworkPolicy": ["kubernetes-models", "IoK8sApiNetworkingV1NetworkPolicy"],
   "rbac.authorization.k8s.io/v1/ClusterRole": ["kubernetes-models", "IoK8sApiRbacV1ClusterRole"],
   "rbac.authorization.k8s.io/v1/ClusterRoleBinding": [
     "kubernetes-models",
