@@ -15,6 +15,7 @@ struct Process {
   std::string log_path;
 
   std::string Log() const;  // stdout and stderr so far
+  long PeakRssKb() const;   // the process's peak resident memory so far (VmHWM); 0 if gone
   // Exit status, or -1 if still running after `timeout`.
   int Wait(std::chrono::milliseconds timeout);
   ~Process();  // SIGKILL if still running
