@@ -3,9 +3,9 @@
 // The loop calls Beat() each time it turns; Beat() creates the file or sets its mtime to now.
 // CheckHeartbeat() is the other end, run as a separate process by an exec liveness probe
 // (`cgpu-guard node-facts --alive`: the same binary, so the probe needs nothing else from the
-// image): it passes while the mtime is recent. A file says the loop turns, nothing more: a loop that keeps
-// failing its passes but keeps handling the failures is alive. Neither is thread-safe; each
-// Heartbeat belongs to the one loop that beats it.
+// image): it passes while the mtime is recent. A file says the loop turns, nothing more: a loop
+// that keeps failing its passes but keeps handling the failures is alive. Neither is thread-safe;
+// each Heartbeat belongs to the one loop that beats it.
 #pragma once
 
 #include <chrono>

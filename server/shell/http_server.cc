@@ -421,7 +421,7 @@ class HttpServer::Impl::Session : public Connection,
   Phase phase_ = Phase::kHandshake;
   int served_ = 0;
   bool head_only_ = false;  // the request being answered is a HEAD
-  bool linger_ = false;  // the answer being written is a refusal: linger before closing
+  bool linger_ = false;     // the answer being written is a refusal: linger before closing
   long long reserved_ = 0;  // of the server's body budget, for the request in progress
 };
 

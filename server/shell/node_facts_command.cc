@@ -62,7 +62,8 @@ std::vector<FlagSpec> NodeFactsFlagSpecs(NodeFactsOptions& o) {
            SetString(o.kubeconfig_file)),
       Flag("context", "NAME", "kubeconfig context (default: its current-context)",
            SetString(o.kubeconfig_context)),
-      Flag("cgpu-version-label", "KEY", "label for the cGPU version (default cgpu-guard.io/cgpu-version)",
+      Flag("cgpu-version-label", "KEY",
+           "label for the cGPU version (default cgpu-guard.io/cgpu-version)",
            SetString(o.cgpu_version_label)),
       Flag("driver-version-label", "KEY",
            "label for the NVIDIA driver version (default cgpu-guard.io/nvidia-driver-version)",
@@ -119,8 +120,8 @@ class FactReporter {
       if (explanation == last) continue;
       last = explanation;
       if (pair.fact.value) {
-        LogInfo("fact read", {{"label", pair.key}, {"value", *pair.fact.value},
-                              {"source", pair.fact.source}});
+        LogInfo("fact read",
+                {{"label", pair.key}, {"value", *pair.fact.value}, {"source", pair.fact.source}});
       } else {
         LogInfo("fact absent: its label is removed",
                 {{"label", pair.key}, {"reason", explanation}});
@@ -160,10 +161,12 @@ PassOutcome SyncLabels(const KubeClient& client, const std::string& node,
             "node " + node + " does not exist (--node-name, or NODE_NAME from spec.nodeName)"};
   }
   if (got->status != 200) {
-    return {PassResult::kFailed, "get node " + node + ": " + DescribeHttpError(got->status, got->body)};
+    return {PassResult::kFailed,
+            "get node " + node + ": " + DescribeHttpError(got->status, got->body)};
   }
   StatusOr<std::map<std::string, std::string>> labels = ReadNodeLabels(got->body);
-  if (!labels.ok()) return {PassResult::kFailed, "get node " + node + ": " + labels.status().message()};
+  if (!labels.ok())
+    return {PassResult::kFailed, "get node " + node + ": " + labels.status().message()};
 
   const LabelChange change = DiffOwnedLabels(*labels, desired);
   if (change.empty()) return {PassResult::kUpToDate, ""};
@@ -194,8 +197,7 @@ int PrintDryRun(const NodeFactsOptions& options, const HostFacts& facts) {
   return 0;
 }
 
-StatusOr<NodeFactsOptions> ParseNodeFactsOptions(const std::vector<std::string>& args,
-                                                 bool& help) {
+StatusOr<NodeFactsOptions> ParseNodeFactsOptions(const std::vector<std::string>& args, bool& help) {
   NodeFactsOptions options;
   if (const char* node = std::getenv("NODE_NAME"); node != nullptr) options.node_name = node;
   StatusOr<ParsedArgs> parsed = ParseFlags(args, NodeFactsFlagSpecs(options));
@@ -298,14 +300,15 @@ int RunNodeFactsCommand(const std::vector<std::string>& args) {
   Heartbeat heartbeat(options.once ? "" : options.heartbeat_file);
   heartbeat.Beat();  // before anything that could stall, so a fresh container starts alive
 
-  StatusOr<KubeConfig> config = options.kubeconfig_file.empty()
-                                    ? InClusterConfig()
-                                    : LoadKubeconfig(options.kubeconfig_file,
-                                                     options.kubeconfig_context);
+  StatusOr<KubeConfig> config =
+      options.kubeconfig_file.empty()
+          ? InClusterConfig()
+          : LoadKubeconfig(options.kubeconfig_file, options.kubeconfig_context);
   if (!config.ok()) {
-    LogError("no API server to write to",
-             {{"error", config.status().message()},
-              {"hint", "run in a pod with a service account, give --kubeconfig, or use --dry-run"}});
+    LogError(
+        "no API server to write to",
+        {{"error", config.status().message()},
+         {"hint", "run in a pod with a service account, give --kubeconfig, or use --dry-run"}});
     return kExitFailed;
   }
   KubeClientOptions client_options;
@@ -330,26 +333,29 @@ int RunNodeFactsCommand(const std::vector<std::string>& args) {
   while (!stop.cancelled()) {
     const HostFacts facts = ProbeHost(options.probe);
     reporter.Report(options, facts);
-    const PassOutcome outcome = SyncLabels(client, options.node_name, DesiredLabels(options, facts));
+    const PassOutcome outcome =
+        SyncLabels(client, options.node_name, DesiredLabels(options, facts));
     switch (outcome.result) {
       case PassResult::kForbidden:
-        LogError("cannot write node labels", {{"node", options.node_name}, {"error", outcome.message}});
+        LogError("cannot write node labels",
+                 {{"node", options.node_name}, {"error", outcome.message}});
         return kExitForbidden;
       case PassResult::kFailed: {
         ++failures;
         if (options.once && failures >= options.once_attempts) {
-          LogError("giving up", {{"node", options.node_name},
-                                 {"attempts", failures},
-                                 {"error", outcome.message}});
+          LogError(
+              "giving up",
+              {{"node", options.node_name}, {"attempts", failures}, {"error", outcome.message}});
           return kExitFailed;
         }
         // Exponential back-off with jitter, so a fleet of agents does not retry in step.
         auto wait = options.retry_backoff * (1LL << std::min(failures - 1, 20));
         wait = std::min<std::chrono::milliseconds>(wait, options.interval);
-        wait = std::chrono::milliseconds(std::uniform_int_distribution<long long>(
-            wait.count() / 2, wait.count())(jitter));
+        wait = std::chrono::milliseconds(
+            std::uniform_int_distribution<long long>(wait.count() / 2, wait.count())(jitter));
         LogError("pass failed; retrying",
-                 {{"node", options.node_name}, {"error", outcome.message},
+                 {{"node", options.node_name},
+                  {"error", outcome.message},
                   {"retryInMillis", static_cast<long long>(wait.count())}});
         // A handled failure is the loop turning: still alive.
         heartbeat.Beat();

@@ -174,7 +174,8 @@ OpsServer::OpsServer(HostPort listen, Metrics& metrics,
     : server_(
           std::move(listen), OpsLimits(),
           [&metrics, reason = std::move(not_ready_reason)](const HttpCall& call) -> HttpResult {
-            if (call.path == "/metrics") return HttpAnswer{200, kMetricsType, metrics.Serialize(), ""};
+            if (call.path == "/metrics")
+              return HttpAnswer{200, kMetricsType, metrics.Serialize(), ""};
             if (call.path == "/healthz") return HttpAnswer{200, kText, "ok\n", ""};
             if (call.path == "/readyz") {
               std::string why = reason();

@@ -1,7 +1,7 @@
 // WebhookServer: HTTPS on the webhook port, POST /validate, keep-alive, drain and stop.
 //
-// Puts the admission review behind HttpServer (the event-driven HTTP core, over TLS): each request goes
-// through HandleReview, refusals the core makes itself get a metav1.Status body too, and every
+// Puts the admission review behind HttpServer (the event-driven HTTP core, over TLS): each request
+// goes through HandleReview, refusals the core makes itself get a metav1.Status body too, and every
 // answer is counted and logged once. Lifecycle:
 //   Bind() -> Run() (blocks, on its own thread) -> BeginDrain() -> Stop() -> Run() returns.
 // While draining, answers carry "Connection: close" so clients (the API server reuses idle

@@ -44,7 +44,8 @@ current-context: test
 clusters:
 - name: local
   cluster:
-    server: https://127.0.0.1:)" + std::to_string(api_.port()) + R"(
+    server: https://127.0.0.1:)" + std::to_string(api_.port()) +
+                                                 R"(
     certificate-authority: api-ca.crt
 users:
 - name: agent
@@ -71,9 +72,10 @@ contexts:
 
   // Runs `node-facts --once` to the end; returns its exit code.
   int RunOnce(std::vector<std::string> extra = {}) {
-    std::vector<std::string> args = {"node-facts", "--once", "--node-name", "gpu-1",
-                                     "--host-root", host_, "--kubeconfig", dir_ + "/kubeconfig",
-                                     "--rpm", "", "--retry-backoff", "20ms"};
+    std::vector<std::string> args = {
+        "node-facts",  "--once", "--node-name",     "gpu-1",
+        "--host-root", host_,    "--kubeconfig",    dir_ + "/kubeconfig",
+        "--rpm",       "",       "--retry-backoff", "20ms"};
     args.insert(args.end(), extra.begin(), extra.end());
     process_ = testing::Spawn(args, dir_);
     return process_->Wait(20s);
@@ -91,9 +93,9 @@ contexts:
 
   // The agent running until SIGTERM, its heartbeat in the test's directory.
   void RunAgent(std::vector<std::string> extra) {
-    std::vector<std::string> args = {"node-facts", "--node-name", "gpu-1", "--host-root", host_,
-                                     "--kubeconfig", dir_ + "/kubeconfig", "--rpm", "",
-                                     "--heartbeat-file", heartbeat_};
+    std::vector<std::string> args = {
+        "node-facts",         "--node-name", "gpu-1", "--host-root",      host_,     "--kubeconfig",
+        dir_ + "/kubeconfig", "--rpm",       "",      "--heartbeat-file", heartbeat_};
     args.insert(args.end(), extra.begin(), extra.end());
     process_ = testing::Spawn(args, dir_);
   }
@@ -128,8 +130,7 @@ TEST_F(NodeFactsBinaryTest, PatchesExactlyItsOwnLabelsThenNothingWhenUnchanged) 
   ASSERT_EQ(patches.size(), 1u) << process_->Log();
   EXPECT_EQ(patches[0].path, "/api/v1/nodes/gpu-1");
   EXPECT_EQ(patches[0].content_type, "application/merge-patch+json");
-  EXPECT_EQ(json::parse(patches[0].body),
-            json::parse(R"({"metadata":{"labels":{
+  EXPECT_EQ(json::parse(patches[0].body), json::parse(R"({"metadata":{"labels":{
               "cgpu-guard.io/cgpu-version":"1.5.10",
               "cgpu-guard.io/container-toolkit-version":"1.14.6",
               "cgpu-guard.io/nvidia-driver-version":"535.161.08"}}})"));
@@ -185,9 +186,9 @@ TEST_F(NodeFactsBinaryTest, ServerErrorsAreRetriedWithBackoff) {
 }
 
 TEST_F(NodeFactsBinaryTest, AMissingNodeIsNamed) {
-  std::vector<std::string> args = {"node-facts", "--once", "--node-name", "no-such-node",
-                                   "--host-root", host_, "--kubeconfig", dir_ + "/kubeconfig",
-                                   "--rpm", "", "--retry-backoff", "10ms"};
+  std::vector<std::string> args = {"node-facts",  "--once", "--node-name",     "no-such-node",
+                                   "--host-root", host_,    "--kubeconfig",    dir_ + "/kubeconfig",
+                                   "--rpm",       "",       "--retry-backoff", "10ms"};
   process_ = testing::Spawn(args, dir_);
   EXPECT_EQ(process_->Wait(20s), 1);
   EXPECT_NE(process_->Log().find("node no-such-node does not exist"), std::string::npos)

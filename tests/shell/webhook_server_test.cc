@@ -420,8 +420,9 @@ TEST_F(WebhookServerTest, OversizedBodyIsRefusedBeforeItIsSent) {
   Start();
   auto raw = testing::RawTlsClient::Connect(server_->port());
   ASSERT_TRUE(raw);
-  raw->Send("POST /validate HTTP/1.1\r\nContent-Type: application/json\r\n"
-            "Content-Length: 8388608\r\n\r\n");
+  raw->Send(
+      "POST /validate HTTP/1.1\r\nContent-Type: application/json\r\n"
+      "Content-Length: 8388608\r\n\r\n");
   const std::string answer = raw->ReadUntilClosed(5s);
   EXPECT_EQ(answer.substr(0, 12), "HTTP/1.1 413") << answer;
   EXPECT_NE(answer.find("Connection: close"), std::string::npos) << answer;
