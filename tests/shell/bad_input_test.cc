@@ -436,8 +436,10 @@ TEST_F(BadInputTest, HostileClientsOnBothPortsCannotExhaustItOrStarveItsProbes) 
   }
   std::printf("stalling 3 MB bodies: %d held until cut, %d shed at once\n", cut.load(),
               shed.load());
+  // How many are held at once is what the budget bounds; a slow server (a sanitizer build) cuts
+  // some before the last ones arrive, so more than 64 MiB / 3 MB may be held one after another.
+  // The peak RSS below is the check.
   EXPECT_GT(shed.load(), 0) << "the body budget never refused one";
-  EXPECT_LE(cut.load(), 64 * 1024 * 1024 / 3'000'000) << "more bodies held than the budget allows";
 
   // A 1 MB uid and a 1 MB name: answered, and logged cut short.
   {
