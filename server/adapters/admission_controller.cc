@@ -1,5 +1,7 @@
 #include "adapters/admission_controller.h"
 
+#include <thread>
+
 namespace cgpu {
 namespace {
 
@@ -16,12 +18,13 @@ std::string_view ToString(LiveRead read) {
 AdmissionController::AdmissionController(ClusterCache& cache, PolicyOptions options,
                                          ClusterReads reads,
                                          std::function<std::string()> stale_reason,
-                                         LiveReadOptions live)
+                                         LiveReadOptions live, ClaimStore claims)
     : cache_(cache),
       options_(options),
       reads_(std::move(reads)),
       stale_reason_(std::move(stale_reason)),
-      live_(std::move(live)) {}
+      live_(std::move(live)),
+      claims_(std::move(claims)) {}
 
 Decision AdmissionController::Admit(const ReviewFacts& facts) const {
   return ApplyMode(Decide(facts), options_.mode);
@@ -49,7 +52,7 @@ Decision AdmissionController::Decide(const ReviewFacts& facts) const {
 }
 
 bool AdmissionController::MayReadLive(const ReviewFacts& facts) const {
-  if (!reads_.get_pod && !reads_.list_pods_on_node) return false;
+  if (!reads_.get_pod && !reads_.list_pods_on_node && !claims_.enabled()) return false;
   if (facts.route == nullptr || facts.request.operation == Operation::kDelete ||
       facts.request.operation == Operation::kConnect) {
     return false;
@@ -57,10 +60,14 @@ bool AdmissionController::MayReadLive(const ReviewFacts& facts) const {
   if (facts.route->point == EnforcementPoint::kBinding) {
     const BindingPlan plan = PlanBinding(facts);
     if (plan.decided) return false;
+    // Claims are written for every cGPU placement that is not a dry run.
+    if (claims_.enabled() && !facts.request.dry_run) return true;
     return plan.read_pod || (reads_.list_pods_on_node && AtLastSlot(plan.placement));
   }
   if (facts.route->point == EnforcementPoint::kPod && facts.pod && facts.pod->shares_gpu &&
-      !facts.pod->node_name.empty() && reads_.list_pods_on_node) {
+      !facts.pod->node_name.empty()) {
+    if (claims_.enabled() && !facts.request.dry_run) return true;
+    if (!reads_.list_pods_on_node) return false;
     return AtLastSlot(Placement{facts.pod->Key(), facts.pod->node_name, facts.pod->gpus});
   }
   return false;
@@ -254,8 +261,94 @@ Decision AdmissionController::Place(const Placement& placement, const std::strin
       }
     }
   }
+  if (claims_.enabled() && !dry_run) {
+    return PlaceClaimed(placement, pod_uid, fresh ? std::move(*fresh) : std::vector<PodFacts>{},
+                        deadline, kind);
+  }
   return cache_.Place(placement, placement.pod, pod_uid, options_, /*reserve=*/!dry_run,
                       fresh ? &*fresh : nullptr, kind);
+}
+
+Decision AdmissionController::PlaceClaimed(const Placement& placement, const std::string& pod_uid,
+                                           std::vector<PodFacts> fresh, SteadyTime deadline,
+                                           ReservationKind kind) const {
+  if (cache_.CountedGpus(placement).empty()) {
+    // Nothing would be counted (not a cGPU node the cache knows, or an unknown GPU): nothing to
+    // record either.
+    return cache_.Place(placement, placement.pod, pod_uid, options_, /*reserve=*/true, &fresh,
+                        kind);
+  }
+  const SteadyTime started = live_.now();
+  ClaimReport report;
+  report.node = placement.node;
+  const auto finish = [&](std::string_view outcome, std::string error = "") {
+    if (!claims_.observe) return;
+    report.outcome = outcome;
+    report.error = std::move(error);
+    report.took = live_.now() - started;
+    claims_.observe(report);
+  };
+  // Without its claim written, a placement could be the one that overfills the GPU.
+  const auto unrecorded = [&](const std::string& why) {
+    return DecideUnrecorded(placement, why, options_.stale);
+  };
+  // One claim per pod: its uid, or its key when the uid is not known.
+  const std::string claim_uid = pod_uid.empty() ? "key:" + placement.pod : pod_uid;
+  const auto ttl = kind == ReservationKind::kPodExists ? claims_.ttl : claims_.unconfirmed_ttl;
+  for (int attempt = 1;; ++attempt) {
+    if (live_.now() >= deadline) {
+      finish("deadline", "no time left");
+      return unrecorded("no time left of the " + Milliseconds(live_.deadline) + " deadline");
+    }
+    StatusOr<NodeClaims> read = claims_.read(placement.node, deadline);
+    if (!read.ok()) {
+      const bool timed_out = read.status().code() == StatusCode::kDeadlineExceeded;
+      finish(timed_out ? "deadline" : "error", read.status().message());
+      return unrecorded(read.status().message());
+    }
+    const int64_t now = claims_.now_unix_ms();
+    std::vector<GpuClaim> open = OpenClaims(read->claims, now);
+    const std::vector<PodFacts> counted = WithClaimedPods(fresh, open, placement.node, claim_uid);
+    Decision decision = cache_.Place(placement, placement.pod, pod_uid, options_,
+                                     /*reserve=*/false, &counted, kind);
+    const std::vector<int> gpus = cache_.CountedGpus(placement);
+    if (!decision.allowed() || gpus.empty()) {
+      // Denied, or allowed without taking a counted slot (its GPU is unknown): nothing to record.
+      finish(decision.allowed() ? "not-counted" : "full");
+      return decision;
+    }
+    const int expired = static_cast<int>(read->claims.size() - open.size());
+    NodeClaims next;
+    next.claims = WithClaim(std::move(open),
+                            GpuClaim{claim_uid, placement.pod, gpus,
+                                     now + static_cast<int64_t>(ttl.count()), claims_.replica});
+    next.version = read->version;
+    next.exists = read->exists;
+    const Status written = claims_.write(placement.node, next, deadline);
+    if (written.ok()) {
+      cache_.Reserve(placement, placement.pod, pod_uid, kind);
+      report.expired = expired;
+      finish("claimed");
+      return decision;
+    }
+    if (written.code() != StatusCode::kAborted) {
+      const bool timed_out = written.code() == StatusCode::kDeadlineExceeded;
+      finish(timed_out ? "deadline" : "error", written.message());
+      return unrecorded(written.message());
+    }
+    ++report.conflicts;
+    if (attempt >= claims_.max_attempts) {
+      finish("conflict-exhausted", written.message());
+      return unrecorded("another replica's write came first " + std::to_string(attempt) +
+                        " times in a row");
+    }
+    // Another replica wrote first: read again and count its claim. A short random wait, growing
+    // with each loss (1, 2, 4, 8, 16 ms at most), spreads the replicas that lost together.
+    const double spread = claims_.random ? claims_.random() : 0.5;
+    const auto cap = std::chrono::milliseconds(1 << std::min(attempt - 1, 4));
+    std::this_thread::sleep_for(
+        std::chrono::duration_cast<std::chrono::microseconds>(cap * spread));
+  }
 }
 
 void AdmissionController::Report(LiveRead read, std::string_view outcome, SteadyTime started,

@@ -45,6 +45,7 @@
 
 #include "adapters/cluster_cache.h"
 #include "core/decision.h"
+#include "core/gpu_claims.h"
 #include "core/placement_policy.h"
 #include "core/review_facts.h"
 #include "core/status.h"
@@ -61,6 +62,41 @@ struct ClusterReads {
   // Every pod bound to `node`, from a state at least as new as the cache's.
   std::function<StatusOr<std::vector<PodFacts>>(const std::string& node, SteadyTime deadline)>
       list_pods_on_node;
+};
+
+// One claim attempt sequence, as it went: for metrics and logs.
+struct ClaimReport {
+  // "claimed" (written, placement allowed), "full" (the count with every claim says no),
+  // "conflict-exhausted" (lost every compare-and-swap), "deadline", "error".
+  std::string_view outcome;
+  int conflicts = 0;  // compare-and-swaps lost on the way
+  int expired = 0;    // claims found expired and dropped by this write
+  std::chrono::duration<double> took{0};
+  std::string node;
+  std::string error;
+};
+
+// Where the replicas record the placements they allow (core/gpu_claims.h says why): a node's
+// claims, read and written with a compare-and-swap. Both must return by `deadline`.
+struct ClaimStore {
+  // The node's claims as the API server has them now (a quorum read).
+  std::function<StatusOr<NodeClaims>(const std::string& node, SteadyTime deadline)> read;
+  // Replaces the node's claims with `claims.claims` if they are still at `claims.version`
+  // (created when `claims.exists` is false). kAborted when another write came first.
+  std::function<Status(const std::string& node, const NodeClaims& claims, SteadyTime deadline)>
+      write;
+  std::string replica;  // this replica's name, written on its claims
+  // How long a claim counts: longer than any replica's watch may trail the API server. A claim
+  // for a pod that is not known to exist yet (pod CREATE) counts for `unconfirmed_ttl`.
+  std::chrono::milliseconds ttl{30'000};
+  std::chrono::milliseconds unconfirmed_ttl{5'000};
+  // Attempts after a lost compare-and-swap, each after a short random wait, within the deadline.
+  int max_attempts = 8;
+  std::function<int64_t()> now_unix_ms;             // the wall clock: claims expire at an instant
+  std::function<double()> random;                   // in [0, 1), for the waits between attempts
+  std::function<void(const ClaimReport&)> observe;  // may be empty
+
+  bool enabled() const { return read && write; }
 };
 
 enum class LiveRead { kGetPod, kListNodePods };
@@ -89,7 +125,8 @@ struct LiveReadOptions {
 class AdmissionController {
  public:
   AdmissionController(ClusterCache& cache, PolicyOptions options, ClusterReads reads = {},
-                      std::function<std::string()> stale_reason = {}, LiveReadOptions live = {});
+                      std::function<std::string()> stale_reason = {}, LiveReadOptions live = {},
+                      ClaimStore claims = {});
 
   Decision Admit(const ReviewFacts& facts) const;
   // Whether deciding `facts` may wait on the API server: the server then decides it off its event
@@ -117,6 +154,11 @@ class AdmissionController {
   // is at its last slot and there is time left.
   Decision Place(const Placement& placement, const std::string& pod_uid, bool dry_run,
                  SteadyTime deadline, ReservationKind kind = ReservationKind::kPodExists) const;
+  // Place() with the replicas' claims counted too, allowing only once this placement's claim is
+  // written (ClaimStore). `fresh`: the node's pods from a live read, when there was one.
+  Decision PlaceClaimed(const Placement& placement, const std::string& pod_uid,
+                        std::vector<PodFacts> fresh, SteadyTime deadline,
+                        ReservationKind kind) const;
   std::optional<Decision> NotSynced() const;
   bool AtLastSlot(const Placement& placement) const;
   void Report(LiveRead read, std::string_view outcome, SteadyTime started, std::string target,
@@ -127,6 +169,7 @@ class AdmissionController {
   const ClusterReads reads_;
   const std::function<std::string()> stale_reason_;
   const LiveReadOptions live_;
+  const ClaimStore claims_;
 };
 
 }  // namespace cgpu

@@ -133,19 +133,45 @@ Decision ClusterCache::Place(const Placement& placement, const std::string& pod_
     if (fresh_node_pods != nullptr) AddUncounted(*fresh_node_pods, placement.node, pod_key, view);
   }
   Decision decision = DecidePlacement(placement, view, rules_, options);
-  if (reserve && decision.allowed() && view.facts != nullptr && view.facts->cgpu_enabled) {
-    const std::vector<int> gpus = EffectiveGpus(placement.gpus, view.facts);
-    // A GPU the node does not have is never counted (the decision said so: gpu-unknown).
-    const bool gpus_exist = !view.facts->gpu_count ||
-                            std::all_of(gpus.begin(), gpus.end(),
-                                        [&](int gpu) { return gpu < *view.facts->gpu_count; });
-    if (!gpus.empty() && gpus_exist) {
-      const auto ttl = kind == ReservationKind::kPodExists ? options_.reservation_ttl
-                                                           : options_.unconfirmed_reservation_ttl;
-      ledger_.Reserve(pod_key, pod_uid, placement.node, gpus, options_.now() + ttl);
-    }
+  if (reserve && decision.allowed()) {
+    ReserveLocked(placement, CountedGpusLocked(placement, view.facts), pod_key, pod_uid, kind);
   }
   return decision;
+}
+
+std::vector<int> ClusterCache::CountedGpusLocked(const Placement& placement,
+                                                 const NodeFacts* facts) const {
+  if (facts == nullptr || !facts->cgpu_enabled) return {};
+  std::vector<int> gpus = EffectiveGpus(placement.gpus, facts);
+  // A GPU the node does not have is never counted (the decision said so: gpu-unknown).
+  const bool gpus_exist = !facts->gpu_count || std::all_of(gpus.begin(), gpus.end(), [&](int gpu) {
+    return gpu < *facts->gpu_count;
+  });
+  if (!gpus_exist) return {};
+  return gpus;
+}
+
+void ClusterCache::ReserveLocked(const Placement& placement, const std::vector<int>& gpus,
+                                 const std::string& pod_key, const std::string& pod_uid,
+                                 ReservationKind kind) {
+  if (gpus.empty()) return;
+  const auto ttl = kind == ReservationKind::kPodExists ? options_.reservation_ttl
+                                                       : options_.unconfirmed_reservation_ttl;
+  ledger_.Reserve(pod_key, pod_uid, placement.node, gpus, options_.now() + ttl);
+}
+
+std::vector<int> ClusterCache::CountedGpus(const Placement& placement) const {
+  std::lock_guard lock(mu_);
+  const auto node = nodes_.find(placement.node);
+  return CountedGpusLocked(placement, node == nodes_.end() ? nullptr : &node->second.facts);
+}
+
+void ClusterCache::Reserve(const Placement& placement, const std::string& pod_key,
+                           const std::string& pod_uid, ReservationKind kind) {
+  std::lock_guard lock(mu_);
+  const auto node = nodes_.find(placement.node);
+  const NodeFacts* facts = node == nodes_.end() ? nullptr : &node->second.facts;
+  ReserveLocked(placement, CountedGpusLocked(placement, facts), pod_key, pod_uid, kind);
 }
 
 void ClusterCache::AddUncounted(const std::vector<PodFacts>& fresh, const std::string& node,

@@ -112,6 +112,14 @@ class ClusterCache {
                  const std::vector<PodFacts>* fresh_node_pods = nullptr,
                  ReservationKind kind = ReservationKind::kPodExists);
 
+  // The GPU slots a reservation of `placement` takes: empty when its node is unknown or not
+  // cGPU-enabled, or its GPUs are unknown or not the node's.
+  std::vector<int> CountedGpus(const Placement& placement) const;
+  // Reserves those slots for `pod_key` (uid `pod_uid`) without judging: the caller has (Place
+  // with reserve false), and recorded the placement elsewhere first.
+  void Reserve(const Placement& placement, const std::string& pod_key, const std::string& pod_uid,
+               ReservationKind kind);
+
   // cGPU pods on GPU `gpu` of `node` now, reservations included.
   int PodsOnGpu(const std::string& node, int gpu) const;
   // Expires reservations whose pods the watch never showed; returns how many.
@@ -126,6 +134,11 @@ class ClusterCache {
     NodeEvaluation evaluation;
     bool seen = true;
   };
+
+  // CountedGpus with mu_ held, for a node entry already found (null: unknown node).
+  std::vector<int> CountedGpusLocked(const Placement& placement, const NodeFacts* facts) const;
+  void ReserveLocked(const Placement& placement, const std::vector<int>& gpus,
+                     const std::string& pod_key, const std::string& pod_uid, ReservationKind kind);
 
   // Adds to view.pods_per_gpu the pods of `fresh` holding GPUs of `node` that the ledger does not
   // count there. mu_ held.

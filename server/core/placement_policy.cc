@@ -251,6 +251,24 @@ Decision DecideOnStaleState(const Placement& placement, const std::string& why,
               503);
 }
 
+Decision DecideUnrecorded(const Placement& placement, const std::string& why, StalePolicy policy) {
+  const std::string unrecorded =
+      "its placement could not be recorded in the API server, where cgpu-guard's replicas count "
+      "each other's (" +
+      why + ")";
+  if (policy == StalePolicy::kFailOpen) {
+    Decision allowed = Allow("placement-unrecorded");
+    allowed.warnings.push_back("cgpu-guard: pod " + placement.pod + " on node " + placement.node +
+                               " was allowed, but " + unrecorded +
+                               ": other replicas may not count it for a while");
+    return allowed;
+  }
+  return Deny("placement-unrecorded",
+              "cannot place cGPU pod " + placement.pod + " on node " + placement.node + ": " +
+                  unrecorded + "; retry",
+              503);
+}
+
 Decision ApplyMode(Decision decision, EnforcementMode mode) {
   if (decision.verdict != Verdict::kDenied || mode == EnforcementMode::kEnforce) return decision;
   Decision allowed = Allow(decision.reason);

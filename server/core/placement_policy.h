@@ -88,6 +88,11 @@ Decision DecideNodeChange(const AdmissionRequest& request, const NodeFacts* old_
 // reason "cluster-state-stale" either way.
 Decision DecideOnStaleState(const Placement& placement, const std::string& why, StalePolicy policy);
 
+// A placement whose claim could not be written (the API server unreachable, the review's deadline
+// passed, or other replicas winning every compare-and-swap): without it the replicas cannot be
+// sure to count it, so it is answered like a stale state, by `policy`. `why` says what failed.
+Decision DecideUnrecorded(const Placement& placement, const std::string& why, StalePolicy policy);
+
 // enforce: unchanged. warn: a denial becomes an allow carrying the message as a warning.
 // dry-run: a denial becomes a plain allow; `would_deny` stays set for logs and metrics.
 Decision ApplyMode(Decision decision, EnforcementMode mode);

@@ -20,6 +20,7 @@ enum class StatusCode {
   kUnavailable,        // a peer (API server, file system) could not be reached; retrying may help
   kDeadlineExceeded,   // a peer did not answer before the caller's deadline
   kResourceExhausted,  // an answer larger than the caller's bound (it was not kept)
+  kAborted,            // a compare-and-swap lost to another writer: read again, then retry
   kInternal,           // a bug: an invariant of ours did not hold
 };
 
@@ -52,6 +53,9 @@ inline Status DeadlineExceeded(std::string message) {
 }
 inline Status ResourceExhausted(std::string message) {
   return Status(StatusCode::kResourceExhausted, std::move(message));
+}
+inline Status Aborted(std::string message) {
+  return Status(StatusCode::kAborted, std::move(message));
 }
 inline Status Internal(std::string message) {
   return Status(StatusCode::kInternal, std::move(message));
