@@ -459,6 +459,18 @@ StatusOr<KubeResponse> KubeClient::Patch(const std::string& path, const std::str
   return Collect(std::move(exchange));
 }
 
+StatusOr<KubeResponse> KubeClient::Write(const std::string& method, const std::string& path,
+                                         const std::string& json_body,
+                                         std::chrono::steady_clock::time_point deadline) const {
+  Exchange exchange;
+  exchange.method = method;
+  exchange.path = path;
+  exchange.content_type = "application/json";
+  exchange.body = json_body;
+  exchange.deadline = deadline;
+  return Collect(std::move(exchange));
+}
+
 StatusOr<KubeResponse> KubeClient::Collect(Exchange exchange, size_t max_bytes) const {
   if (max_bytes == 0) max_bytes = options_.max_response_bytes;
   KubeResponse response;

@@ -103,6 +103,11 @@ class KubeClient {
   // PATCH with a content type, e.g. application/merge-patch+json.
   StatusOr<KubeResponse> Patch(const std::string& path, const std::string& content_type,
                                const std::string& body) const;
+  // POST (create) or PUT (replace) of a JSON object, given up at `deadline` like the Get above.
+  // Any HTTP status is returned: 409 is the caller's to read (AlreadyExists, Conflict).
+  StatusOr<KubeResponse> Write(const std::string& method, const std::string& path,
+                               const std::string& json_body,
+                               std::chrono::steady_clock::time_point deadline) const;
 
   // Streaming GET for watches. Calls `on_line` for each complete '\n'-terminated, non-empty line
   // of the body (without the '\n') as it arrives, on the calling thread; a partial last line of

@@ -43,6 +43,8 @@ std::string ReasonFor(int status) {
       return "NotFound";
     case 405:
       return "MethodNotAllowed";
+    case 409:
+      return "Conflict";
     case 410:
       return "Expired";
     case 415:
@@ -66,9 +68,12 @@ json StatusObject(int code, const std::string& message) {
           {"code", code}};
 }
 
-void Answer(httplib::Response& response, int code, const std::string& message) {
+void Answer(httplib::Response& response, int code, const std::string& message,
+            const std::string& reason = "") {
   response.status = code;
-  response.set_content(StatusObject(code, message).dump(), "application/json");
+  json status = StatusObject(code, message);
+  if (!reason.empty()) status["reason"] = reason;
+  response.set_content(status.dump(), "application/json");
 }
 
 // storage.NewTooLargeResourceVersionError (k8s.io/apiserver pkg/storage/errors.go): a 504
@@ -157,12 +162,15 @@ bool IsChange(const std::string& type) {
 }  // namespace
 
 struct FakeApiServer::Target {
+  std::string group;  // "" for the core group
   std::string resource;
   std::string namespace_name;  // "" for cluster-wide collections and cluster-scoped objects
   std::string name;            // "" for collections
   bool valid = false;
 
   std::string key() const { return namespace_name.empty() ? name : namespace_name + "/" + name; }
+  // "leases.coordination.k8s.io", "pods": how the API server names a resource in messages.
+  std::string qualified() const { return group.empty() ? resource : resource + "." + group; }
 
   static Target Parse(const std::string& path) {
     std::vector<std::string> parts;
@@ -176,6 +184,7 @@ struct FakeApiServer::Target {
     if (parts.size() >= 2 && parts[0] == "api") skip = 2;
     if (parts.size() >= 3 && parts[0] == "apis") skip = 3;
     Target target;
+    if (skip == 3) target.group = parts[1];
     if (skip == 0) return target;
     const std::vector<std::string> rest(parts.begin() + static_cast<long>(skip), parts.end());
     if (rest.size() == 1) {
@@ -250,6 +259,8 @@ FakeApiServer::FakeApiServer(FakeApiServerOptions options)
   };
   server_->Get(".*", handle);
   server_->Patch(".*", handle);
+  server_->Post(".*", handle);
+  server_->Put(".*", handle);
   port_ = server_->bind_to_any_port("127.0.0.1");
   if (port_ <= 0) throw std::runtime_error("fake API server: cannot bind 127.0.0.1");
   thread_ = std::thread([this] { server_->listen_after_bind(); });
@@ -364,7 +375,7 @@ int64_t FakeApiServer::resource_version() const {
 
 json FakeApiServer::WithTypeMeta(const std::string& resource, json object) const {
   object["kind"] = Kind(resource);
-  object["apiVersion"] = "v1";
+  object["apiVersion"] = resource == "leases" ? "coordination.k8s.io/v1" : "v1";
   return object;
 }
 
@@ -603,6 +614,10 @@ void FakeApiServer::Handle(const httplib::Request& request, httplib::Response& r
   const Target target = Target::Parse(request.path);
   if (request.method == "PATCH") {
     record.kind = RequestKind::kPatch;
+  } else if (request.method == "POST") {
+    record.kind = RequestKind::kCreate;
+  } else if (request.method == "PUT") {
+    record.kind = RequestKind::kUpdate;
   } else if (!target.name.empty()) {
     record.kind = RequestKind::kGet;
   } else {
@@ -634,6 +649,10 @@ void FakeApiServer::Handle(const httplib::Request& request, httplib::Response& r
     Answer(response, 404, "the server could not find the requested resource");
   } else if (record.kind == RequestKind::kPatch) {
     HandlePatch(target, request, response);
+  } else if (record.kind == RequestKind::kCreate) {
+    HandleCreate(target, request, response);
+  } else if (record.kind == RequestKind::kUpdate) {
+    HandleUpdate(target, request, response);
   } else if (record.kind == RequestKind::kGet) {
     HandleGet(target, request, response);
   } else if (record.kind == RequestKind::kWatch) {
@@ -1037,6 +1056,72 @@ void FakeApiServer::HandlePatch(const Target& target, const httplib::Request& re
     updated["metadata"]["namespace"] = old["metadata"]["namespace"];
   }
   Record(target.resource, "MODIFIED", updated, std::move(old));
+  response.status = 200;
+  response.set_content(WithTypeMeta(target.resource, objects[target.key()]->object).dump(),
+                       "application/json");
+}
+
+// POST to a collection: the object is created with a uid, a creationTimestamp and the next
+// resourceVersion (201), unless one of its name exists (409 AlreadyExists).
+void FakeApiServer::HandleCreate(const Target& target, const httplib::Request& request,
+                                 httplib::Response& response) {
+  json object = json::parse(request.body, nullptr, false);
+  if (!target.name.empty() || object.is_discarded() || !object.is_object() ||
+      !object["metadata"]["name"].is_string()) {
+    Answer(response, target.name.empty() ? 400 : 405,
+           target.name.empty() ? "the object is not JSON with metadata.name" : "POST an object");
+    return;
+  }
+  const std::string name = object["metadata"]["name"];
+  if (!target.namespace_name.empty()) object["metadata"]["namespace"] = target.namespace_name;
+  std::lock_guard<std::mutex> lock(mu_);
+  auto& objects = store_[target.resource];
+  if (objects.count(KeyOf(object)) > 0) {
+    Answer(response, 409, target.qualified() + " \"" + name + "\" already exists", "AlreadyExists");
+    return;
+  }
+  object["metadata"]["uid"] = "uid-" + std::to_string(resource_version_ + 1);
+  object["metadata"]["creationTimestamp"] = "2024-01-01T00:00:00Z";
+  Record(target.resource, "ADDED", object, json());
+  response.status = 201;
+  response.set_content(WithTypeMeta(target.resource, objects[KeyOf(object)]->object).dump(),
+                       "application/json");
+}
+
+// PUT of an object: it replaces the stored one when its metadata.resourceVersion is the stored
+// one's (or empty: an unconditional update); else 409 Conflict. uid and creationTimestamp are
+// kept; an object that does not exist is 404 (Leases do not allow create on update).
+void FakeApiServer::HandleUpdate(const Target& target, const httplib::Request& request,
+                                 httplib::Response& response) {
+  json object = json::parse(request.body, nullptr, false);
+  if (target.name.empty() || object.is_discarded() || !object.is_object() ||
+      object["metadata"]["name"] != target.name) {
+    Answer(response, 400, "the object is not JSON whose metadata.name is the path's");
+    return;
+  }
+  if (!target.namespace_name.empty()) object["metadata"]["namespace"] = target.namespace_name;
+  std::lock_guard<std::mutex> lock(mu_);
+  auto& objects = store_[target.resource];
+  const auto found = objects.find(target.key());
+  if (found == objects.end()) {
+    Answer(response, 404, target.qualified() + " \"" + target.name + "\" not found");
+    return;
+  }
+  json old = found->second->object;
+  const json& wanted = object["metadata"]["resourceVersion"];
+  if (wanted.is_string() && !wanted.get<std::string>().empty() &&
+      wanted != old["metadata"]["resourceVersion"]) {
+    Answer(response, 409,
+           "Operation cannot be fulfilled on " + target.qualified() + " \"" + target.name +
+               "\": the object has been modified; please apply your changes to the latest "
+               "version and try again",
+           "Conflict");
+    return;
+  }
+  for (const char* kept : {"uid", "creationTimestamp"}) {
+    object["metadata"][kept] = old["metadata"][kept];
+  }
+  Record(target.resource, "MODIFIED", object, std::move(old));
   response.status = 200;
   response.set_content(WithTypeMeta(target.resource, objects[target.key()]->object).dump(),
                        "application/json");

@@ -5,9 +5,15 @@
 // /api/v1/nodes) with limit/continue paging, metadata.resourceVersion and equality
 // fieldSelectors (spec.nodeName=x); watches (?watch=1) as chunked newline-delimited JSON events
 // replayed from the requested resourceVersion, with bookmarks, timeoutSeconds and 410 Gone for
-// versions older than the compaction point (as an ERROR event or an HTTP 410); and GET and
-// PATCH (merge, strategic-merge treated as merge, JSON patch) of single objects. Every change
-// made from the test (Add/Update/Delete) takes the next resourceVersion and becomes an event.
+// versions older than the compaction point (as an ERROR event or an HTTP 410); GET and PATCH
+// (merge, strategic-merge treated as merge, JSON patch) of single objects; and create (POST to a
+// collection: 201, or 409 AlreadyExists) and update (PUT of an object: a metadata.resourceVersion
+// that is not the stored one is 409 Conflict, an object that does not exist 404), the optimistic
+// concurrency that client-go's Lease-based leader election and every controller rely on
+// (k8s.io/apiserver registry/generic/registry/store.go Create and Update; the reasons and codes
+// of apimachinery pkg/apis/meta/v1 types.go StatusReasonAlreadyExists and StatusReasonConflict).
+// Every change made from the test (Add/Update/Delete) takes the next resourceVersion and becomes an
+// event.
 //
 // Like the real one it has two views of the store (k8s.io/apiserver pkg/storage/cacher):
 //  - etcd, always current: GET and list without a resourceVersion are quorum reads of it, and a
@@ -59,10 +65,10 @@
 
 namespace cgpu::testing {
 
-enum class RequestKind { kAny, kList, kWatch, kGet, kPatch };
+enum class RequestKind { kAny, kList, kWatch, kGet, kPatch, kCreate, kUpdate };
 
 struct RecordedRequest {
-  std::string method;  // GET, PATCH
+  std::string method;  // GET, PATCH, POST, PUT
   RequestKind kind = RequestKind::kAny;
   std::string path;                           // without the query
   std::map<std::string, std::string> params;  // decoded query parameters
@@ -226,6 +232,10 @@ class FakeApiServer {
                  httplib::Response& response);
   void HandlePatch(const Target& target, const httplib::Request& request,
                    httplib::Response& response);
+  void HandleCreate(const Target& target, const httplib::Request& request,
+                    httplib::Response& response);
+  void HandleUpdate(const Target& target, const httplib::Request& request,
+                    httplib::Response& response);
   bool NextWatchLines(WatchStream& watch, std::vector<std::string>& lines);  // mu_ held
   int64_t Record(const std::string& resource, const std::string& type, nlohmann::json object,
                  nlohmann::json old_object);  // mu_ held
