@@ -40,6 +40,8 @@ class ClusterSource {
   void Start();
   void Stop();
   const ClusterReads& reads() const { return reads_; }
+  // The client for requests on the admission path (short timeouts); null with --cluster-state.
+  const KubeClient* request_client() const { return request_client_.get(); }
   std::string NotReadyReason() const;
   std::string StaleReason() const;
   std::string description() const { return description_; }

@@ -87,6 +87,41 @@ Metrics::Metrics(std::string_view version) : registry_(std::make_shared<promethe
         prometheus::Histogram::BucketBoundaries{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
                                                 0.1, 0.25, 0.5, 1, 2.5});
   }
+  auto& claims = BuildCounter()
+                     .Name("cgpu_guard_claims_total")
+                     .Help(
+                         "cGPU placements through the replicas' claims (--arbiter=claims), by "
+                         "outcome: claimed (recorded, allowed), full (denied on the count with "
+                         "every replica's claims), not-counted (allowed without a counted slot), "
+                         "conflict-exhausted, deadline, error (not recorded: --stale-policy "
+                         "answered).")
+                     .Register(*registry_);
+  for (size_t o = 0; o < kClaimOutcomes.size(); ++o) {
+    claims_[o] = &claims.Add({{"outcome", std::string(kClaimOutcomes[o])}});
+  }
+  claim_conflicts_ = &BuildCounter()
+                          .Name("cgpu_guard_claim_conflicts_total")
+                          .Help(
+                              "Claim writes another replica's write beat (409 from the API "
+                              "server); each was read again, recounted and decided again.")
+                          .Register(*registry_)
+                          .Add({});
+  claims_expired_ = &BuildCounter()
+                         .Name("cgpu_guard_claims_expired_total")
+                         .Help(
+                             "Claims found past --claim-ttl and dropped from their Lease by a "
+                             "write (a pod bound long since, or a placement that never happened).")
+                         .Register(*registry_)
+                         .Add({});
+  claim_seconds_ =
+      &BuildHistogram()
+           .Name("cgpu_guard_claim_duration_seconds")
+           .Help(
+               "Time a placement's claim added to its review: reading the node's "
+               "Lease, writing it, and any retries.")
+           .Register(*registry_)
+           .Add({}, prometheus::Histogram::BucketBoundaries{0.0005, 0.001, 0.0025, 0.005, 0.01,
+                                                            0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5});
   in_flight_ = &BuildGauge()
                     .Name("cgpu_guard_in_flight_requests")
                     .Help("Admission reviews being decided right now.")
@@ -208,6 +243,14 @@ void Metrics::RecordLiveRead(std::string_view read, std::string_view outcome, do
   if (r >= kLiveReads.size() || o >= kLiveReadOutcomes.size()) return;  // not ours: not counted
   live_reads_[r * kLiveReadOutcomes.size() + o]->Increment();
   live_read_seconds_[r]->Observe(seconds);
+}
+
+void Metrics::RecordClaim(std::string_view outcome, int conflicts, int expired, double seconds) {
+  const size_t o = IndexOf(kClaimOutcomes, outcome);
+  if (o < kClaimOutcomes.size()) claims_[o]->Increment();
+  claim_conflicts_->Increment(conflicts);
+  claims_expired_->Increment(expired);
+  claim_seconds_->Observe(seconds);
 }
 
 void Metrics::RecordShed(std::string_view reason) {

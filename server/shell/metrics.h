@@ -53,6 +53,10 @@ class Metrics {
   // A read of the API server made to decide a review: `read` is get-pod or list-node-pods,
   // `outcome` ok, not-found, deadline or error (core of admission_controller.h's LiveReadReport).
   void RecordLiveRead(std::string_view read, std::string_view outcome, double seconds);
+  // One placement's claim (--arbiter=claims): `outcome` as in admission_controller.h's
+  // ClaimReport, the compare-and-swaps it lost, the expired claims its write dropped, and the
+  // time the claim added to the review.
+  void RecordClaim(std::string_view outcome, int conflicts, int expired, double seconds);
   void SetCertificateExpiry(std::time_t not_after);
   void RecordCertificateReload(bool ok);
   prometheus::Gauge& in_flight() { return *in_flight_; }
@@ -67,6 +71,8 @@ class Metrics {
   static constexpr std::array<std::string_view, 2> kLiveReads = {"get-pod", "list-node-pods"};
   static constexpr std::array<std::string_view, 4> kLiveReadOutcomes = {"ok", "not-found",
                                                                         "deadline", "error"};
+  static constexpr std::array<std::string_view, 6> kClaimOutcomes = {
+      "claimed", "full", "not-counted", "conflict-exhausted", "deadline", "error"};
   static constexpr std::array<Verdict, 3> kVerdicts = {Verdict::kAllowed, Verdict::kDenied,
                                                        Verdict::kErrored};
 
@@ -81,6 +87,10 @@ class Metrics {
   prometheus::Counter* shed_buffered_bytes_;
   std::array<prometheus::Counter*, kLiveReads.size() * kLiveReadOutcomes.size()> live_reads_{};
   std::array<prometheus::Histogram*, kLiveReads.size()> live_read_seconds_{};
+  std::array<prometheus::Counter*, kClaimOutcomes.size()> claims_{};
+  prometheus::Counter* claim_conflicts_;
+  prometheus::Counter* claims_expired_;
+  prometheus::Histogram* claim_seconds_;
   prometheus::Gauge* in_flight_;
   prometheus::Gauge* certificate_expiry_;
   prometheus::Counter* reloads_ok_;

@@ -9,9 +9,11 @@
 #include <iostream>
 #include <mutex>
 #include <optional>
+#include <random>
 #include <thread>
 
 #include "adapters/admission_controller.h"
+#include "adapters/claim_lease.h"
 #include "adapters/cluster_cache.h"
 #include "adapters/node_facts_reader.h"
 #include "adapters/review_facts_reader.h"
@@ -122,6 +124,42 @@ std::string Address(const HostPort& listen, int port) {
 
 }  // namespace
 
+namespace {
+
+// --arbiter=claims: the node Leases in --arbiter-namespace, over the request-path client.
+ClaimStore MakeClaimStore(const ServeOptions& options, const ClusterSource& cluster,
+                          Metrics& metrics) {
+  if (options.arbiter != ServeOptions::Arbiter::kClaims || cluster.request_client() == nullptr) {
+    return {};
+  }
+  const auto now_unix_ms = [] {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+        .count();
+  };
+  ClaimStore store = LeaseClaimStore(*cluster.request_client(), options.arbiter_namespace,
+                                     options.replica_name, options.claim_ttl, now_unix_ms);
+  store.unconfirmed_ttl = std::min(store.unconfirmed_ttl, options.claim_ttl);
+  store.random = [] {
+    thread_local std::mt19937_64 engine(std::random_device{}());
+    return std::uniform_real_distribution<double>(0.0, 1.0)(engine);
+  };
+  store.observe = [&metrics](const ClaimReport& report) {
+    metrics.RecordClaim(report.outcome, report.conflicts, report.expired, report.took.count());
+    if (report.outcome == "deadline" || report.outcome == "error" ||
+        report.outcome == "conflict-exhausted") {
+      LogError("a placement's claim could not be recorded; the stale policy decides",
+               {{"node", report.node},
+                {"outcome", std::string(report.outcome)},
+                {"conflicts", report.conflicts},
+                {"error", report.error}});
+    }
+  };
+  return store;
+}
+
+}  // namespace
+
 int RunServeCommand(const std::vector<std::string>& args) {
   StatusOr<ServeCommandLine> command_line = ParseServeOptions(args);
   if (!command_line.ok()) {
@@ -198,7 +236,7 @@ int RunServeCommand(const std::vector<std::string>& args) {
   };
   const AdmissionController controller(
       cache, options.policy, cluster.reads(), [&cluster] { return cluster.StaleReason(); },
-      live_reads);
+      live_reads, MakeClaimStore(options, cluster, metrics));
 
   metrics.SetCertificateExpiry((*certificates)->Current()->not_after());
 
@@ -238,6 +276,10 @@ int RunServeCommand(const std::vector<std::string>& args) {
            {"unknownPolicy", ToString(options.policy.unknown)},
            {"stalePolicy", ToString(options.policy.stale)},
            {"liveReadDeadlineMillis", options.live_read_deadline.count()},
+           {"arbiter",
+            options.arbiter == ServeOptions::Arbiter::kClaims
+                ? "claims in namespace " + options.arbiter_namespace + " as " + options.replica_name
+                : std::string("none")},
            {"webhook", "https://" + Address(options.listen, webhook.port()) + "/validate"},
            {"metrics", "http://" + Address(options.metrics_listen, ops.port()) + "/metrics"},
            {"certificate", (*certificates)->Current()->subject()},

@@ -1,7 +1,21 @@
 #include "shell/serve_options.h"
 
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdlib>
+
 namespace cgpu {
 namespace {
+
+// A namespace's name: an RFC 1123 label (lower-case alphanumerics and '-', 1 to 63 characters,
+// starting and ending alphanumeric).
+bool IsDnsLabel(std::string_view name) {
+  if (name.empty() || name.size() > 63 || name.front() == '-' || name.back() == '-') return false;
+  return std::all_of(name.begin(), name.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-';
+  });
+}
 
 // One of a fixed set of words, e.g. --mode enforce|warn|dry-run.
 template <typename T>
@@ -100,6 +114,21 @@ std::vector<FlagSpec> ServeFlagSpecs(ServeOptions& o) {
                        "threads deciding the reviews that wait on the API server, off the event "
                        "loops (default 8)",
                        SetInt(o.live_read_threads, 1, 256)));
+  specs.push_back(Flag("arbiter", "MODE",
+                       "how replicas count each other's placements: none (exact with one "
+                       "replica) or claims (each placement recorded in a Lease per node first: "
+                       "exact at any replica count) (default none)",
+                       SetChoice(o.arbiter, {{"none", ServeOptions::Arbiter::kNone},
+                                             {"claims", ServeOptions::Arbiter::kClaims}})));
+  specs.push_back(Flag("arbiter-namespace", "NAMESPACE",
+                       "where the claim Leases live (default $POD_NAMESPACE)",
+                       SetString(o.arbiter_namespace)));
+  specs.push_back(Flag("replica-name", "NAME",
+                       "this replica's name on its claims (default $POD_NAME, else the host name)",
+                       SetString(o.replica_name)));
+  specs.push_back(Flag("claim-ttl", "DURATION",
+                       "how long a claim counts; longer than --stale-after (default 1m)",
+                       SetDuration(o.claim_ttl)));
   specs.push_back(
       Flag("cluster-state", "FILE",
            "read nodes and pods once from this file (kubectl get nodes,pods -A -o json) "
@@ -118,6 +147,13 @@ std::vector<FlagSpec> ServeFlagSpecs(ServeOptions& o) {
 StatusOr<ServeCommandLine> ParseServeOptions(const std::vector<std::string>& args) {
   ServeCommandLine command_line;
   ServeOptions& options = command_line.options;
+  // Identity from the downward API, as the chart sets it; the flags override.
+  if (const char* name = std::getenv("POD_NAMESPACE")) options.arbiter_namespace = name;
+  if (const char* name = std::getenv("POD_NAME")) {
+    options.replica_name = name;
+  } else if (char host[256] = {}; gethostname(host, sizeof(host) - 1) == 0) {
+    options.replica_name = host;
+  }
   StatusOr<ParsedArgs> parsed = ParseFlags(args, ServeFlagSpecs(options));
   if (!parsed.ok()) return parsed.status();
   command_line.help_requested = parsed->help_requested;
@@ -155,6 +191,24 @@ StatusOr<ServeCommandLine> ParseServeOptions(const std::vector<std::string>& arg
   }
   if (options.tls_reload_interval < std::chrono::milliseconds(100)) {
     return InvalidArgument("--tls-reload-interval must be >= 100ms");
+  }
+  if (options.arbiter == ServeOptions::Arbiter::kClaims) {
+    if (!options.cluster_state_file.empty()) {
+      return InvalidArgument(
+          "--arbiter=claims needs the API server; --cluster-state has no other replicas to count");
+    }
+    if (!IsDnsLabel(options.arbiter_namespace)) {
+      return InvalidArgument("--arbiter=claims needs --arbiter-namespace (or $POD_NAMESPACE): \"" +
+                             options.arbiter_namespace + "\" is not a namespace name");
+    }
+    if (options.replica_name.empty() || options.replica_name.size() > 253) {
+      return InvalidArgument("--replica-name must be 1 to 253 characters");
+    }
+    if (options.claim_ttl <= options.stale_after) {
+      return InvalidArgument(
+          "--claim-ttl must be longer than --stale-after: a replica whose watch trails must stop "
+          "placing before the claims of the pods it has not seen lapse");
+    }
   }
   return command_line;
 }

@@ -74,6 +74,19 @@ struct ServeOptions {
   // holds an event loop (and the other connections on it).
   int live_read_threads = 8;
 
+  // How the replicas count each other's placements. none: each replica counts its own watch
+  // and its own placements, exact with one replica. claims: every cGPU placement is recorded in
+  // a Lease per node (in arbiter_namespace, with a compare-and-swap) before it is allowed, and
+  // every decision counts all replicas' open claims: exact at any replica count
+  // (core/gpu_claims.h, README "Running more than one replica").
+  enum class Arbiter { kNone, kClaims };
+  Arbiter arbiter = Arbiter::kNone;
+  std::string arbiter_namespace;  // default: $POD_NAMESPACE (the chart sets it)
+  std::string replica_name;       // default: $POD_NAME, else the host name
+  // How long a claim counts: longer than --stale-after, so that a replica whose watch trails by
+  // more stops placing before the claims of pods it has not seen yet lapse.
+  std::chrono::milliseconds claim_ttl{60'000};
+
   // Where cluster state comes from: a file (`kubectl get nodes,pods -A -o json`), a kubeconfig,
   // or, with neither, the pod's service account (in-cluster).
   std::string cluster_state_file;

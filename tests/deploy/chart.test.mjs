@@ -145,8 +145,8 @@ describe("default values", () => {
   test("render exactly the expected objects", () => {
     assert.deepEqual(kinds(objects()), [
       "ClusterRole", "ClusterRole", "ClusterRoleBinding", "ClusterRoleBinding", "DaemonSet",
-      "Deployment", "PodDisruptionBudget", "Secret", "Service", "ServiceAccount", "ServiceAccount",
-      "ValidatingWebhookConfiguration",
+      "Deployment", "PodDisruptionBudget", "Role", "RoleBinding", "Secret", "Service",
+      "ServiceAccount", "ServiceAccount", "ValidatingWebhookConfiguration",
     ]);
   });
   test("node-facts agent: hardened DaemonSet on ACK GPU nodes, read-only host, get/patch nodes", () => {
@@ -343,8 +343,8 @@ describe("custom values", () => {
     await assertValidObjects(objects());
     assert.deepEqual(kinds(objects()), [
       "ClusterRole", "ClusterRole", "ClusterRoleBinding", "ClusterRoleBinding", "ConfigMap",
-      "DaemonSet", "Deployment", "PodDisruptionBudget", "Service", "ServiceAccount",
-      "ServiceAccount", "ServiceMonitor", "ValidatingWebhookConfiguration",
+      "DaemonSet", "Deployment", "PodDisruptionBudget", "Role", "RoleBinding", "Service",
+      "ServiceAccount", "ServiceAccount", "ServiceMonitor", "ValidatingWebhookConfiguration",
     ]);
   });
   test("node-facts agent follows the values, in its own namespace", () => {
@@ -707,6 +707,18 @@ describe("server flags", () => {
     const args = serverArgs(rendered.default());
     for (const [flag, value] of help()) {
       if (outOfCluster.has(flag) || value === null) continue;
+      if (flag === "arbiter") {
+        // Two replicas by default: they count each other's placements through claims.
+        assert.equal(args.get(flag), "claims", "--arbiter follows replicaCount 2");
+        continue;
+      }
+      const fromEnv = /^\$([A-Z_]+)/.exec(value);
+      if (fromEnv) {
+        // The server's default is an environment variable: the chart passes it as $(VAR), which
+        // Kubernetes expands from the container's env (set from the downward API).
+        assert.equal(args.get(flag), `$(${fromEnv[1]})`, `--${flag} from $${fromEnv[1]}`);
+        continue;
+      }
       if (flag === "stale-policy") {
         // Follows the webhook's failurePolicy (Ignore by default), which decides once every
         // replica is stale and out of the Service.
@@ -747,8 +759,8 @@ describe("deploy/", () => {
     const namespace = objects()[0].metadata.name;
     assert.deepEqual(kinds(objects()), [
       "ClusterRole", "ClusterRole", "ClusterRoleBinding", "ClusterRoleBinding", "DaemonSet",
-      "Deployment", "Namespace", "Namespace", "PodDisruptionBudget", "Service", "ServiceAccount",
-      "ServiceAccount", "ValidatingWebhookConfiguration",
+      "Deployment", "Namespace", "Namespace", "PodDisruptionBudget", "Role", "RoleBinding",
+      "Service", "ServiceAccount", "ServiceAccount", "ValidatingWebhookConfiguration",
     ]);
     // The agent's hostPath volumes need a privileged namespace of their own; the webhook's stays
     // restricted.
@@ -1084,4 +1096,64 @@ describe("network policy", () => {
       assert.match(helmTemplateError({ args }), message);
     });
   }
+});
+
+describe("replicas and claims", () => {
+  // More than one replica: each placement is recorded in a Lease per node first (--arbiter
+  // claims), so the chart grants Leases in the release namespace, and only there, and tells each
+  // replica who it is from the downward API.
+  const env = (objects) =>
+    Object.fromEntries((container(objects).env ?? []).map((e) => [e.name, e.valueFrom?.fieldRef?.fieldPath]));
+
+  test("two replicas: claims, a namespaced Role for Leases only, identity from the downward API", async () => {
+    const objects = helmTemplate({ release: "gpu", namespace: "team-a" }).objects;
+    await assertValidObjects(objects);
+    const args = serverArgs(objects);
+    assert.equal(args.get("arbiter"), "claims");
+    assert.equal(args.get("arbiter-namespace"), "$(POD_NAMESPACE)");
+    assert.equal(args.get("replica-name"), "$(POD_NAME)");
+    assert.deepEqual(env(objects),
+      { POD_NAME: "metadata.name", POD_NAMESPACE: "metadata.namespace", POD_IP: "status.podIP" });
+    const role = findOne(objects, "Role");
+    assert.equal(role.metadata.namespace, "team-a");
+    assert.deepEqual(role.rules,
+      [{ apiGroups: ["coordination.k8s.io"], resources: ["leases"], verbs: ["get", "create", "update"] }]);
+    const binding = findOne(objects, "RoleBinding");
+    assert.equal(binding.metadata.namespace, "team-a");
+    assert.equal(binding.roleRef.name, role.metadata.name);
+    assert.deepEqual(binding.subjects.map((s) => [s.name, s.namespace]),
+      [[findOne(objects, "Deployment").spec.template.spec.serviceAccountName, "team-a"]]);
+    for (const clusterRole of findAll(objects, "ClusterRole")) {
+      assert.ok(!clusterRole.rules.some((r) => r.resources.includes("leases")),
+        `${clusterRole.metadata.name} grants no Leases cluster-wide`);
+    }
+  });
+
+  test("one replica: no claims and no Role; policy.arbiter overrides either way", () => {
+    const single = helmTemplate({ args: ["--set", "replicaCount=1"] }).objects;
+    assert.equal(serverArgs(single).get("arbiter"), "none");
+    assert.deepEqual(findAll(single, "Role"), []);
+    const forced = helmTemplate({ args: ["--set", "replicaCount=1", "--set", "policy.arbiter=claims"] }).objects;
+    assert.equal(serverArgs(forced).get("arbiter"), "claims");
+    assert.equal(findAll(forced, "Role").length, 1);
+    const off = helmTemplate({ args: ["--set", "policy.arbiter=none"] }).objects;
+    assert.equal(serverArgs(off).get("arbiter"), "none");
+    assert.deepEqual(findAll(off, "Role"), []);
+  });
+
+  test("a claim TTL not longer than staleAfter is refused; a bad arbiter by the schema", () => {
+    const short = helmTemplateError({ args: ["--set", "policy.claimTTL=30s"] });
+    assert.match(short, /policy\.claimTTL \(30s\) must be longer than policy\.staleAfter \(30s\)/);
+    assert.match(helmTemplateError({ args: ["--set", "policy.arbiter=leader"] }), /arbiter/);
+    // With no claims the TTL is not used and not checked.
+    helmTemplate({ args: ["--set", "policy.arbiter=none", "--set", "policy.claimTTL=30s"] });
+  });
+
+  test("the built server takes the chart's identity flags as Kubernetes expands them", () => {
+    const dir = mkdtempSync(join(tmpdir(), "cgpu-guard-claims-"));
+    const result = run(binaryPath, ["serve", "--tls-cert=x", "--tls-key=x", "--arbiter=claims",
+      "--arbiter-namespace=Not_A_Namespace", "--kubeconfig", join(dir, "none")]);
+    assert.notEqual(result.status, 0);
+    assert.match(result.stderr + result.stdout, /not a namespace name/);
+  });
 });

@@ -188,11 +188,25 @@ export function isNodeFactsObject(o) {
   return o.metadata?.labels?.["app.kubernetes.io/component"] === "node-facts";
 }
 
-// RBAC: get/list/watch on pods and nodes, bound to the pods' ServiceAccount; nothing more.
+// RBAC: get/list/watch on pods and nodes, bound to the pods' ServiceAccount; with claims
+// (--arbiter=claims), get/create/update on Leases in the release namespace; nothing more.
 export function assertLeastPrivilege(allObjects, { namespace }) {
   const objects = allObjects.filter((o) => !isNodeFactsObject(o));
-  assert.deepEqual(findAll(objects, "Role"), [], "no Roles");
-  assert.deepEqual(findAll(objects, "RoleBinding"), [], "no RoleBindings");
+  const roles = findAll(objects, "Role");
+  const roleBindings = findAll(objects, "RoleBinding");
+  const claims = /--arbiter=claims/.test(JSON.stringify(findOne(objects, "Deployment")));
+  assert.equal(roles.length, claims ? 1 : 0, "a Role only for the claims");
+  assert.equal(roleBindings.length, roles.length, "each Role bound once");
+  for (const role of roles) {
+    assert.equal(role.metadata.namespace, namespace, "the claims' Role is the release namespace's");
+    assert.deepEqual(role.rules,
+      [{ apiGroups: ["coordination.k8s.io"], resources: ["leases"], verbs: ["get", "create", "update"] }],
+      "Leases only: get, create, update (no list, watch or delete)");
+    const binding = roleBindings[0];
+    assert.equal(binding.metadata.namespace, namespace);
+    assert.deepEqual(binding.roleRef,
+      { apiGroup: "rbac.authorization.k8s.io", kind: "Role", name: role.metadata.name });
+  }
   for (const account of findAll(objects, "ServiceAccount")) {
     assert.equal(account.automountServiceAccountToken, false,
       "the ServiceAccount gives its token only to pods that ask for it");

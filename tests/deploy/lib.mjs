@@ -109,6 +109,8 @@ const schemaFiles = {
   "policy/v1/PodDisruptionBudget": ["kubernetes-models", "IoK8sApiPolicyV1PodDisruptionBudget"],
   "networking.k8s.io/v1/NetworkPolicy": ["kubernetes-models", "IoK8sApiNetworkingV1NetworkPolicy"],
   "rbac.authorization.k8s.io/v1/ClusterRole": ["kubernetes-models", "IoK8sApiRbacV1ClusterRole"],
+  "rbac.authorization.k8s.io/v1/Role": ["kubernetes-models", "IoK8sApiRbacV1Role"],
+  "rbac.authorization.k8s.io/v1/RoleBinding": ["kubernetes-models", "IoK8sApiRbacV1RoleBinding"],
   "rbac.authorization.k8s.io/v1/ClusterRoleBinding": [
     "kubernetes-models",
     "IoK8sApiRbacV1ClusterRoleBinding",

@@ -197,3 +197,10 @@ app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 app.kubernetes.io/component: node-facts
 app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end -}}
+
+{{/*
+--arbiter: policy.arbiter, or, when empty, claims with more than one replica and none with one.
+*/}}
+{{- define "cgpu-guard.arbiter" -}}
+{{- .Values.policy.arbiter | default (ternary "claims" "none" (gt (int .Values.replicaCount) 1)) -}}
+{{- end }}
