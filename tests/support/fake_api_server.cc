@@ -246,8 +246,10 @@ FakeApiServer::FakeApiServer(FakeApiServerOptions options)
   });
   if (!server_->is_valid()) throw std::runtime_error("fake API server: TLS setup failed");
   // Every open watch holds a worker for its whole life, and so does an idle kept-alive
-  // connection until it times out.
-  server_->new_task_queue = [] { return new httplib::ThreadPool(64); };
+  // connection until it times out. The real API server (Go's net/http) serves each connection on
+  // a goroutine of its own, with no pool to wait for: plenty of workers, so that a burst of
+  // clients (several replicas, each with its request pool) is never left waiting to connect.
+  server_->new_task_queue = [] { return new httplib::ThreadPool(256); };
   // As the real API server: Go's net/http keeps HTTP/1.1 connections alive for the next request,
   // and Go's net sets TCP_NODELAY on every TCP connection (without it, an answer written in
   // several pieces waits on the client's delayed ACKs: milliseconds a request on loopback).
@@ -550,9 +552,10 @@ int FakeApiServer::open_watches() const {
 
 // ---- Faults ----
 
-void FakeApiServer::FailNext(int count, int status, RequestKind kind) {
+void FakeApiServer::FailNext(int count, int status, RequestKind kind,
+                             const std::string& path_prefix) {
   std::lock_guard<std::mutex> lock(mu_);
-  if (count > 0) faults_.push_back(Fault{kind, status, count});
+  if (count > 0) faults_.push_back(Fault{kind, status, count, path_prefix});
 }
 
 void FakeApiServer::ClearFaults() {
@@ -637,6 +640,7 @@ void FakeApiServer::Handle(const httplib::Request& request, httplib::Response& r
     } else {
       for (auto it = faults_.begin(); it != faults_.end(); ++it) {
         if (it->kind != RequestKind::kAny && it->kind != record.kind) continue;
+        if (record.path.rfind(it->path_prefix, 0) != 0) continue;
         fault = it->status;
         if (--it->remaining == 0) faults_.erase(it);
         break;

@@ -153,9 +153,10 @@ class FakeApiServer {
   int64_t watch_cache_version() const;
 
   // ---- Faults.
-  // The next `count` requests of `kind` are answered `status` (500, 401, 403, 410, ...) with a
-  // metav1.Status body.
-  void FailNext(int count, int status, RequestKind kind = RequestKind::kAny);
+  // The next `count` requests of `kind` (on paths starting with `path_prefix`) are answered
+  // `status` (500, 401, 403, 409, 410, ...) with a metav1.Status body.
+  void FailNext(int count, int status, RequestKind kind = RequestKind::kAny,
+                const std::string& path_prefix = "");  // "": any path
   void ClearFaults();  // forget the failures FailNext still had to give
   // Every answer waits this long first (the wait ends early on Stop).
   void SetDelay(std::chrono::milliseconds delay);
@@ -221,6 +222,7 @@ class FakeApiServer {
     RequestKind kind;
     int status;
     int remaining;
+    std::string path_prefix;  // "" for any path
   };
 
   void Handle(const httplib::Request& request, httplib::Response& response);

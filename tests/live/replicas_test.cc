@@ -1,0 +1,265 @@
+// Three replicas of the real binary (`serve --arbiter=claims`) against the tests' API server, the
+// way the chart runs them: bursts of concurrent bindings for one GPU, spread round-robin over the
+// replicas, allow exactly the free slots: every round, with a replica SIGKILLed mid-burst, with
+// the API server refusing claim writes with 409, and with the claims unreachable (stale policy).
+//
+// The pods' GPU allocations are in every replica's cache before the burst, as in ACK: the
+// scheduler writes the allocation, then posts the Binding (admission_controller.h). Every
+// binding still reads its pod (a quorum GET) and its node's claim Lease, and writes the Lease.
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <atomic>
+#include <filesystem>
+#include <thread>
+
+#include "live/live_serve_fixture.h"
+
+namespace cgpu {
+namespace {
+
+using nlohmann::json;
+using testing::MakeNode;
+using testing::MakePod;
+using testing::WaitUntil;
+
+constexpr char kLeases[] = "/apis/coordination.k8s.io/v1/namespaces/cgpu-guard/leases";
+
+#ifdef CGPU_SANITIZED
+constexpr int kRounds = 4;  // a sanitizer build is 5-20 times slower; the plain build runs 20
+#else
+constexpr int kRounds = 20;
+#endif
+
+class ReplicasTest : public LiveServeTest {
+ protected:
+  struct Replica {
+    std::string dir;
+    std::unique_ptr<testing::Process> process;
+    int webhook = 0;
+    int ops = 0;
+  };
+
+  void StartReplicas(const std::vector<std::string>& extra = {}) {
+    for (int i = 0; i < 3; ++i) {
+      Replica replica;
+      replica.dir = dir_ + "/replica-" + std::to_string(i);
+      std::filesystem::create_directories(replica.dir);
+      testing::WriteServingFiles(replica.dir, ca_, "cgpu-guard");
+      std::vector<std::string> args = testing::ServeArgs(
+          replica.dir,
+          {"--kubeconfig", dir_ + "/kubeconfig", "--shutdown-delay", "0s", "--arbiter", "claims",
+           "--arbiter-namespace", "cgpu-guard", "--replica-name", "replica-" + std::to_string(i),
+           // Generous: the count must not depend on how fast a loaded test
+           // machine answers (the chart's is 1s).
+           "--live-read-deadline", "20s"});
+      args.insert(args.end(), extra.begin(), extra.end());
+      replica.process = testing::Spawn(args, replica.dir);
+      replica.webhook = testing::WaitForPort(*replica.process, "webhook", "https");
+      replica.ops = testing::WaitForPort(*replica.process, "metrics", "http");
+      ASSERT_NE(replica.webhook, 0) << replica.process->Log();
+      replicas_.push_back(std::move(replica));
+    }
+    for (Replica& replica : replicas_) {
+      ASSERT_TRUE(WaitUntil([&] { return Ops(replica, "/readyz").first == 200; }))
+          << replica.process->Log();
+    }
+  }
+
+  std::pair<int, std::string> Ops(const Replica& replica, const std::string& path) {
+    httplib::Client ops("127.0.0.1", replica.ops);
+    auto result = ops.Get(path);
+    return result ? std::make_pair(result->status, result->body) : std::make_pair(-1, "");
+  }
+  double ReplicaMetric(const Replica& replica, const std::string& sample) {
+    const std::string text = Ops(replica, "/metrics").second;
+    const size_t at = text.find("\n" + sample + " ");
+    return at == std::string::npos ? -1 : std::stod(text.substr(at + sample.size() + 2));
+  }
+
+  // Node `node`: `running` pods on GPU 0, `pending` waiting with GPU 0 written on them; every
+  // live replica has seen them all.
+  void AddBurst(const std::string& node, int running, int pending) {
+    api_.Add("nodes", MakeNode({.name = node}));
+    for (int i = 0; i < running; ++i) {
+      api_.Add("pods",
+               MakePod({.name = node + "-run-" + std::to_string(i), .node = node, .gpus = {0}}));
+    }
+    for (int i = 0; i < pending; ++i) {
+      api_.Add(
+          "pods",
+          MakePod({.name = node + "-new-" + std::to_string(i), .gpus = {0}, .phase = "Pending"}));
+    }
+    pods_ += running + pending;
+    for (Replica& replica : replicas_) {
+      if (replica.process == nullptr) continue;
+      ASSERT_TRUE(WaitUntil([&] {
+        return ReplicaMetric(replica, "cgpu_guard_cluster_pods") == pods_;
+      })) << ReplicaMetric(replica, "cgpu_guard_cluster_pods")
+          << " of " << pods_;
+    }
+  }
+
+  // What one binding review got: allowed, denied (with the status code), or no answer.
+  struct Outcome {
+    bool answered = false;
+    bool allowed = false;
+    int code = 0;
+    std::string message;
+    std::string warnings;  // as JSON
+  };
+  Outcome Bind(const Replica& replica, const std::string& pod, const std::string& node) {
+    httplib::SSLClient client("127.0.0.1", replica.webhook);
+    client.set_ca_cert_path((dir_ + "/ca.crt").c_str());
+    client.enable_server_certificate_verification(true);
+    client.set_read_timeout(std::chrono::seconds(30));
+    auto result = client.Post("/validate",
+                              testing::MakeReview("uid-" + pod, "pods", "binding", "CREATE", pod,
+                                                  testing::MakeBinding(pod, node)),
+                              "application/json");
+    Outcome outcome;
+    if (!result || result->status != 200) return outcome;
+    const json response = json::parse(result->body)["response"];
+    outcome.answered = true;
+    outcome.allowed = response["allowed"] == true;
+    outcome.code = response.value("/status/code"_json_pointer, 0);
+    outcome.message = response.value("/status/message"_json_pointer, "");
+    if (response.contains("warnings")) outcome.warnings = response["warnings"].dump();
+    return outcome;
+  }
+
+  // `pending` bindings at once, binding i through replica i % 3 (a dead replica's bindings get no
+  // answer, as the API server would see it). `during(i)` runs on binding i's thread first.
+  std::vector<Outcome> Burst(const std::string& node, int pending,
+                             const std::function<void(int)>& during = {}) {
+    std::vector<Outcome> outcomes(static_cast<size_t>(pending));
+    std::atomic<bool> go{false};
+    std::vector<std::thread> threads;
+    for (int i = 0; i < pending; ++i) {
+      threads.emplace_back([&, i] {
+        while (!go) std::this_thread::yield();
+        if (during) during(i);
+        outcomes[static_cast<size_t>(i)] =
+            Bind(replicas_[static_cast<size_t>(i) % replicas_.size()],
+                 node + "-new-" + std::to_string(i), node);
+      });
+    }
+    go = true;
+    for (auto& thread : threads) thread.join();
+    return outcomes;
+  }
+
+  static int Allowed(const std::vector<Outcome>& outcomes) {
+    int allowed = 0;
+    for (const Outcome& outcome : outcomes) {
+      allowed += outcome.allowed ? 1 : 0;
+      // An allowed placement says nothing; one with a warning was not counted as it should be.
+      EXPECT_EQ(outcome.warnings, "") << "allowed: " << outcome.allowed;
+    }
+    return allowed;
+  }
+
+  std::vector<Replica> replicas_;
+  int pods_ = 0;
+};
+
+TEST_F(ReplicasTest, BurstsAllowExactlyTheFreeSlotsEveryRound) {
+  StartReplicas();
+  struct Case {
+    int running;
+    int pending;
+  };
+  for (const Case c : {Case{15, 60}, Case{10, 30}}) {
+    for (int round = 0; round < kRounds; ++round) {
+      const std::string node = "gpu-" + std::to_string(c.running) + "-" + std::to_string(round);
+      SCOPED_TRACE(node);
+      AddBurst(node, c.running, c.pending);
+      const std::vector<Outcome> outcomes = Burst(node, c.pending);
+      EXPECT_EQ(Allowed(outcomes), 20 - c.running);
+      for (const Outcome& outcome : outcomes) {
+        ASSERT_TRUE(outcome.answered);
+        if (!outcome.allowed) {
+          EXPECT_NE(outcome.message.find("GPU 0 already runs 20"), std::string::npos)
+              << outcome.message;
+        }
+      }
+    }
+  }
+  // Every replica took part, and every allowed placement went through a claim.
+  double claimed = 0;
+  for (const Replica& replica : replicas_) {
+    const double mine = ReplicaMetric(replica, R"(cgpu_guard_claims_total{outcome="claimed"})");
+    EXPECT_GT(mine, 0);
+    claimed += mine;
+  }
+  EXPECT_EQ(claimed, kRounds * (5 + 10));
+}
+
+// Claim writes refused with 409 (as if other writers came first) are read again, recounted and
+// retried within the review's deadline: the count stays exact.
+TEST_F(ReplicasTest, ConflictsFromTheApiServerAreRetried) {
+  StartReplicas();
+  AddBurst("gpu-1", 15, 60);
+  api_.FailNext(25, 409, testing::RequestKind::kUpdate, kLeases);
+  api_.FailNext(3, 409, testing::RequestKind::kCreate, kLeases);
+  EXPECT_EQ(Allowed(Burst("gpu-1", 60)), 5);
+  double conflicts = 0;
+  for (const Replica& replica : replicas_) {
+    conflicts += ReplicaMetric(replica, "cgpu_guard_claim_conflicts_total");
+  }
+  EXPECT_GE(conflicts, 28);
+}
+
+// A replica killed in the middle of a burst: never more than the free slots. Its claims written
+// but never answered hold their slots until --claim-ttl; then the others hand them out.
+TEST_F(ReplicasTest, AReplicaKilledMidBurstNeverOverfillsAndItsClaimsLapse) {
+  StartReplicas({"--stale-after", "1s", "--claim-ttl", "3s"});
+  AddBurst("gpu-1", 15, 60);
+  std::atomic<int> started{0};
+  const std::vector<Outcome> outcomes = Burst("gpu-1", 60, [&](int) {
+    if (++started == 20) kill(replicas_[0].process->pid, SIGKILL);
+  });
+  const int allowed = Allowed(outcomes);
+  EXPECT_LE(allowed, 5);
+  EXPECT_GE(allowed, 1) << "the live replicas went on deciding";
+  replicas_[0].process->Wait(std::chrono::seconds(10));
+  replicas_[0].process.reset();
+  replicas_.erase(replicas_.begin());
+
+  // The slots left, once any claims of the dead replica lapse: pods retried through the others
+  // (the scheduler retries a binding that got no answer) get exactly them, and no more.
+  int more = 0;
+  EXPECT_TRUE(WaitUntil(
+      [&] {
+        for (int i = 0; i < 60 && allowed + more < 5; ++i) {
+          if (outcomes[static_cast<size_t>(i)].allowed) continue;
+          if (Bind(replicas_[static_cast<size_t>(i) % 2], "gpu-1-new-" + std::to_string(i), "gpu-1")
+                  .allowed) {
+            ++more;
+          }
+        }
+        return allowed + more == 5;
+      },
+      std::chrono::seconds(30)));
+  EXPECT_EQ(allowed + more, 5);
+  EXPECT_FALSE(Bind(replicas_[0], "gpu-1-new-59", "gpu-1").allowed) << "the GPU is full";
+}
+
+// The claims cannot be read or written: the stale policy answers (fail-closed: 503, no pod on
+// the GPU), and once the API server answers again the free slots are handed out exactly.
+TEST_F(ReplicasTest, UnreachableClaimsAreAnsweredByTheStalePolicy) {
+  StartReplicas({"--stale-policy", "fail-closed"});
+  AddBurst("gpu-1", 15, 30);
+  api_.FailNext(1'000'000, 503, testing::RequestKind::kAny, kLeases);
+  const std::vector<Outcome> refused = Burst("gpu-1", 30);
+  EXPECT_EQ(Allowed(refused), 0);
+  for (const Outcome& outcome : refused) {
+    EXPECT_EQ(outcome.code, 503);
+    EXPECT_NE(outcome.message.find("could not be recorded"), std::string::npos) << outcome.message;
+  }
+  api_.ClearFaults();
+  EXPECT_EQ(Allowed(Burst("gpu-1", 30)), 5);
+}
+
+}  // namespace
+}  // namespace cgpu
