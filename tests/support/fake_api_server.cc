@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <csignal>
+#include <limits>
 #include <stdexcept>
 
 namespace cgpu::testing {
@@ -558,6 +559,12 @@ void FakeApiServer::FailNext(int count, int status, RequestKind kind,
   if (count > 0) faults_.push_back(Fault{kind, status, count, path_prefix});
 }
 
+void FakeApiServer::FailAtRandom(int percent, int status, RequestKind kind,
+                                 const std::string& path_prefix) {
+  std::lock_guard<std::mutex> lock(mu_);
+  faults_.push_back(Fault{kind, status, std::numeric_limits<int>::max(), path_prefix, percent});
+}
+
 void FakeApiServer::ClearFaults() {
   std::lock_guard<std::mutex> lock(mu_);
   faults_.clear();
@@ -641,6 +648,10 @@ void FakeApiServer::Handle(const httplib::Request& request, httplib::Response& r
       for (auto it = faults_.begin(); it != faults_.end(); ++it) {
         if (it->kind != RequestKind::kAny && it->kind != record.kind) continue;
         if (record.path.rfind(it->path_prefix, 0) != 0) continue;
+        if (it->percent < 100 &&
+            std::uniform_int_distribution<int>(0, 99)(fault_random_) >= it->percent) {
+          continue;
+        }
         fault = it->status;
         if (--it->remaining == 0) faults_.erase(it);
         break;

@@ -57,6 +57,7 @@
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <random>
 #include <string>
 #include <thread>
 #include <vector>
@@ -157,7 +158,10 @@ class FakeApiServer {
   // `status` (500, 401, 403, 409, 410, ...) with a metav1.Status body.
   void FailNext(int count, int status, RequestKind kind = RequestKind::kAny,
                 const std::string& path_prefix = "");  // "": any path
-  void ClearFaults();  // forget the failures FailNext still had to give
+  // Each request of `kind` on paths starting with `path_prefix` is answered `status` with
+  // probability `percent`/100 (a fixed seed: the same run gives the same choices), until cleared.
+  void FailAtRandom(int percent, int status, RequestKind kind, const std::string& path_prefix);
+  void ClearFaults();  // forget the failures FailNext and FailAtRandom still had to give
   // Every answer waits this long first (the wait ends early on Stop).
   void SetDelay(std::chrono::milliseconds delay);
   // The next request that `which` picks is answered from the state at its arrival, but the answer
@@ -223,6 +227,7 @@ class FakeApiServer {
     int status;
     int remaining;
     std::string path_prefix;  // "" for any path
+    int percent = 100;        // FailAtRandom: the share of matching requests that fail
   };
 
   void Handle(const httplib::Request& request, httplib::Response& response);
@@ -279,6 +284,7 @@ class FakeApiServer {
   std::map<int64_t, Snapshot> snapshots_;  // continue token id -> list snapshot
   int64_t next_snapshot_ = 1;
   std::deque<Fault> faults_;
+  std::mt19937 fault_random_{20261130};  // guarded by mu_
   int expire_next_continue_ = 0;
   std::chrono::milliseconds delay_{0};
   std::function<bool(const RecordedRequest&)> hold_next_;  // HoldNextAnswer
