@@ -1113,7 +1113,7 @@ describe("replicas and claims", () => {
     assert.equal(args.get("arbiter-namespace"), "$(POD_NAMESPACE)");
     assert.equal(args.get("replica-name"), "$(POD_NAME)");
     assert.deepEqual(env(objects),
-      { POD_NAME: "metadata.name", POD_NAMESPACE: "metadata.namespace", POD_IP: "status.podIP" });
+      { POD_NAME: "metadata.name", POD_NAMESPACE: "metadata.namespace" });
     const role = findOne(objects, "Role");
     assert.equal(role.metadata.namespace, "team-a");
     assert.deepEqual(role.rules,
