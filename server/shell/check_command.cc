@@ -53,14 +53,24 @@ std::string FormatCheckTable(const std::vector<CheckedNode>& nodes, bool colour)
   std::vector<std::vector<std::string>> rows = {{"NODE", "CGPU", "VERDICT", "FINDING"}};
   std::vector<NodeVerdict> verdicts = {NodeVerdict::kNotCgpu};
   for (const CheckedNode& node : nodes) {
-    const Finding* problem = node.evaluation.FirstProblem();
     std::string cgpu = !node.facts.cgpu_enabled            ? "-"
                        : node.facts.cgpu_version.present() ? node.facts.cgpu_version.raw
                                                            : "?";
+    // Every problem of the node, one line each (worst first, as the evaluation orders them):
+    // an upgrade often has to fix more than one thing.
+    std::vector<std::string> problems;
+    for (const Finding& finding : node.evaluation.findings) {
+      if (finding.verdict == RuleVerdict::kCompatible) continue;
+      problems.push_back(finding.rule + ": " + finding.message);
+    }
     rows.push_back({node.facts.name.empty() ? "(unnamed)" : node.facts.name, cgpu,
                     std::string(ToString(node.evaluation.verdict)),
-                    problem != nullptr ? problem->rule + ": " + problem->message : ""});
+                    problems.empty() ? "" : problems.front()});
     verdicts.push_back(node.evaluation.verdict);
+    for (size_t i = 1; i < problems.size(); ++i) {
+      rows.push_back({"", "", "", problems[i]});
+      verdicts.push_back(NodeVerdict::kNotCgpu);
+    }
   }
   std::vector<size_t> widths(3, 0);
   for (const auto& row : rows) {
@@ -70,7 +80,8 @@ std::string FormatCheckTable(const std::vector<CheckedNode>& nodes, bool colour)
   for (size_t r = 0; r < rows.size(); ++r) {
     for (size_t c = 0; c < 3; ++c) {
       std::string cell = rows[r][c] + std::string(widths[c] - rows[r][c].size() + 2, ' ');
-      out << (c == 2 && r > 0 ? Colour(cell, verdicts[r], colour) : cell);
+      const bool continued = r > 0 && rows[r][0].empty();  // a further finding of the node above
+      out << (c == 2 && r > 0 && !continued ? Colour(cell, verdicts[r], colour) : cell);
     }
     out << rows[r][3] << "\n";
   }

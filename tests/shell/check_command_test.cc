@@ -102,6 +102,7 @@ std::map<std::string, std::string> TableVerdicts(const std::string& table) {
   EXPECT_TRUE(std::getline(lines, line));
   EXPECT_EQ(line.rfind("NODE ", 0), 0u) << line;
   while (std::getline(lines, line)) {
+    if (line.rfind(' ', 0) == 0) continue;  // a further finding of the node above
     std::istringstream words(line);
     std::string name, cgpu, verdict;
     words >> name >> cgpu >> verdict;
@@ -428,6 +429,8 @@ std::vector<CheckedNode> SampleNodes() {
   nodes[0].facts.instance_family = "gn6i";
   nodes[0].evaluation.verdict = NodeVerdict::kIncompatible;
   nodes[0].evaluation.findings = {{"driver", RuleVerdict::kIncompatible, "too new"},
+                                  {"kernel-panic", RuleVerdict::kIncompatible, "affected"},
+                                  {"toolkit", RuleVerdict::kUnknown, "newer than every row"},
                                   {"kernel", RuleVerdict::kCompatible, "fine"}};
   nodes[1].facts.name = "";  // unnamed, not a cGPU node
   nodes[2].facts.name = "b";
@@ -442,10 +445,13 @@ std::vector<CheckedNode> SampleNodes() {
   return nodes;
 }
 
+// Every problem of a node has its line; compatible findings have none.
 TEST(FormatCheckTableTest, PlainTable) {
   EXPECT_EQ(FormatCheckTable(SampleNodes(), /*colour=*/false),
             "NODE       CGPU    VERDICT       FINDING\n"
             "a          1.5.2   incompatible  driver: too new\n"
+            "                                 kernel-panic: affected\n"
+            "                                 toolkit: newer than every row\n"
             "(unnamed)  -       not-cgpu      \n"
             "b          ?       unknown       kernel: kernel version unknown\n"
             "c          1.5.20  compatible    \n");
@@ -455,6 +461,10 @@ TEST(FormatCheckTableTest, ColourWrapsOnlyTheVerdictCells) {
   const std::string table = FormatCheckTable(SampleNodes(), /*colour=*/true);
   EXPECT_EQ(table.rfind("NODE       CGPU    VERDICT       FINDING\n", 0), 0u) << table;
   EXPECT_NE(table.find("a          1.5.2   \033[31mincompatible  \033[0mdriver: too new\n"),
+            std::string::npos)
+      << table;
+  // A further finding's line has no verdict cell to colour.
+  EXPECT_NE(table.find("\033[0mdriver: too new\n                                 kernel-panic"),
             std::string::npos)
       << table;
   EXPECT_NE(table.find("(unnamed)  -       \033[2mnot-cgpu      \033[0m\n"), std::string::npos);
@@ -478,6 +488,10 @@ TEST(FormatCheckJsonTest, FieldsAndNulls) {
   EXPECT_EQ(a.at("facts").at("instanceFamily"), "gn6i");
   EXPECT_EQ(a.at("findings"),
             json::parse(R"([{"rule": "driver", "verdict": "incompatible", "message": "too new"},
+                            {"rule": "kernel-panic", "verdict": "incompatible",
+                             "message": "affected"},
+                            {"rule": "toolkit", "verdict": "unknown",
+                             "message": "newer than every row"},
                             {"rule": "kernel", "verdict": "compatible", "message": "fine"}])"));
 
   const json& unnamed = report["nodes"][1];
