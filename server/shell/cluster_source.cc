@@ -34,11 +34,14 @@ StatusOr<std::unique_ptr<ClusterSource>> ClusterSource::Create(const ServeOption
   KubeClientOptions watch_options;
   watch_options.version = kVersion;
   source->watch_client_ = std::make_unique<KubeClient>(*config, watch_options);
-  // The API server waits for the webhook (timeoutSeconds, 3 s by default) while these run.
+  // The API server waits for the webhook (timeoutSeconds, 3 s by default) while these run. Every
+  // call on this client carries the review's deadline (--live-read-deadline), which cuts the
+  // connect, handshake, write and read to the time left: the deadline is the one bound, so a
+  // connection that is slow to open under load does not fail while time is left.
   KubeClientOptions request_options = watch_options;
-  request_options.connect_timeout = std::chrono::milliseconds(1'000);
-  request_options.read_timeout = std::chrono::milliseconds(1'500);
-  request_options.write_timeout = std::chrono::milliseconds(1'000);
+  request_options.connect_timeout = options.live_read_deadline;
+  request_options.read_timeout = options.live_read_deadline;
+  request_options.write_timeout = options.live_read_deadline;
   source->request_client_ = std::make_unique<KubeClient>(*config, request_options);
   source->reads_ = LiveClusterReads(*source->request_client_);
 
