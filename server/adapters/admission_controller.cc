@@ -272,7 +272,8 @@ Decision AdmissionController::Place(const Placement& placement, const std::strin
 Decision AdmissionController::PlaceClaimed(const Placement& placement, const std::string& pod_uid,
                                            std::vector<PodFacts> fresh, SteadyTime deadline,
                                            ReservationKind kind) const {
-  if (cache_.CountedGpus(placement).empty()) {
+  const std::vector<int> gpus = cache_.CountedGpus(placement);
+  if (gpus.empty()) {
     // Nothing would be counted (not a cGPU node the cache knows, or an unknown GPU): nothing to
     // record either.
     return cache_.Place(placement, placement.pod, pod_uid, options_, /*reserve=*/true, &fresh,
@@ -311,10 +312,8 @@ Decision AdmissionController::PlaceClaimed(const Placement& placement, const std
     const std::vector<PodFacts> counted = WithClaimedPods(fresh, open, placement.node, claim_uid);
     Decision decision = cache_.Place(placement, placement.pod, pod_uid, options_,
                                      /*reserve=*/false, &counted, kind);
-    const std::vector<int> gpus = cache_.CountedGpus(placement);
-    if (!decision.allowed() || gpus.empty()) {
-      // Denied, or allowed without taking a counted slot (its GPU is unknown): nothing to record.
-      finish(decision.allowed() ? "not-counted" : "full");
+    if (!decision.allowed()) {
+      finish("full");  // denied on the count with every replica's claims: nothing to record
       return decision;
     }
     const int expired = static_cast<int>(read->claims.size() - open.size());

@@ -92,7 +92,7 @@ Metrics::Metrics(std::string_view version) : registry_(std::make_shared<promethe
                      .Help(
                          "cGPU placements through the replicas' claims (--arbiter=claims), by "
                          "outcome: claimed (recorded, allowed), full (denied on the count with "
-                         "every replica's claims), not-counted (allowed without a counted slot), "
+                         "every replica's claims), "
                          "conflict-exhausted, deadline, error (not recorded: --stale-policy "
                          "answered).")
                      .Register(*registry_);

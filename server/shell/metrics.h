@@ -71,8 +71,8 @@ class Metrics {
   static constexpr std::array<std::string_view, 2> kLiveReads = {"get-pod", "list-node-pods"};
   static constexpr std::array<std::string_view, 4> kLiveReadOutcomes = {"ok", "not-found",
                                                                         "deadline", "error"};
-  static constexpr std::array<std::string_view, 6> kClaimOutcomes = {
-      "claimed", "full", "not-counted", "conflict-exhausted", "deadline", "error"};
+  static constexpr std::array<std::string_view, 5> kClaimOutcomes = {
+      "claimed", "full", "conflict-exhausted", "deadline", "error"};
   static constexpr std::array<Verdict, 3> kVerdicts = {Verdict::kAllowed, Verdict::kDenied,
                                                        Verdict::kErrored};
 
