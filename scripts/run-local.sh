@@ -5,8 +5,9 @@
 # Extra arguments go to `cgpu-guard serve` (see build/cgpu-guard serve --help).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/install-deps.sh
-scripts/build.sh
+# Only what building the binary and serving need; scripts/test.sh installs and builds the rest.
+scripts/install-deps.sh --serve
+BUILD_TESTS=OFF scripts/build.sh
 certs=.local/certs
 scripts/dev-certs.sh "$certs"
 exec build/cgpu-guard serve \
