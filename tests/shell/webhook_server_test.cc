@@ -610,6 +610,35 @@ TEST_F(WebhookServerTest, OpsPortRefusesOtherMethodsWithoutReadingTheirBodies) {
   EXPECT_EQ(metrics->status, 200);
 }
 
+// HEAD gets GET's status and Content-Length and no body: the next answer on the same connection
+// starts right after the first one's head, with no stray body bytes between.
+TEST_F(WebhookServerTest, OpsPortAnswersHeadWithoutABody) {
+  Start();
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_port = htons(static_cast<uint16_t>(ops_->port()));
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)), 0);
+  const std::string requests =
+      "HEAD /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+      "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+  ASSERT_EQ(send(fd, requests.data(), requests.size(), 0), static_cast<ssize_t>(requests.size()));
+  std::string answers;
+  char buffer[4096];
+  for (ssize_t got = 0; (got = recv(fd, buffer, sizeof(buffer), 0)) > 0;)
+    answers.append(buffer, got);
+  close(fd);
+  const size_t head_end = answers.find("\r\n\r\n");
+  ASSERT_NE(head_end, std::string::npos) << answers;
+  const std::string head = answers.substr(0, head_end);
+  EXPECT_EQ(head.substr(0, 15), "HTTP/1.1 200 OK") << head;
+  EXPECT_NE(head.find("Content-Length: 3"), std::string::npos) << head;
+  const std::string rest = answers.substr(head_end + 4);
+  EXPECT_EQ(rest.substr(0, 15), "HTTP/1.1 200 OK") << "bytes after HEAD's answer: " << rest;
+  EXPECT_EQ(rest.substr(rest.size() - 3), "ok\n") << rest;
+}
+
 TEST_F(WebhookServerTest, ReadinessFollowsTheServer) {
   Start();
   httplib::Client ops("127.0.0.1", ops_->port());
