@@ -84,6 +84,7 @@ NodeFacts NodeFactsReader::Read(const nlohmann::json& node) const {
 NodeFacts NodeFactsReader::Read(const NodeObject& node) const {
   NodeFacts facts;
   facts.name = node.name;
+  facts.uid = node.uid;
 
   for (const LabelMatch& match : cgpu_enabled_labels_) {
     if (node.Label(match.key) == match.value) {

@@ -103,6 +103,7 @@ NodeObject ReadNodeObject(const V& node) {
   NodeObject out;
   const V metadata = node.Member("metadata");
   out.name = metadata.Member("name").String();
+  out.uid = metadata.Member("uid").String();
   metadata.Member("labels").ForEachMember([&out](std::string_view key, const V& value) {
     out.labels.emplace_back(std::string(key), std::string(value.String()));
   });

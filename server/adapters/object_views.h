@@ -58,6 +58,7 @@ struct BindingObject {
 
 struct NodeObject {
   std::string name;  // metadata.name
+  std::string uid;   // metadata.uid: Events about the node name it (kubectl describe matches on it)
   // metadata.labels in document order; a value that is not a string reads as "". A key the
   // document repeats is listed each time and Label() gives its last value.
   std::vector<std::pair<std::string, std::string>> labels;

@@ -16,6 +16,12 @@ namespace cgpu {
 
 enum class Verdict { kAllowed, kDenied, kErrored };
 
+// What about the placement a decision is concerned with, whatever its verdict: the GPU is full,
+// the node is incompatible, or it could not be checked (unknown facts, a stale cache, a
+// placement that could not be recorded). Events (core/event_intent.h) are named after it; the
+// reason alone cannot tell an unknown rule from an incompatible one.
+enum class Concern { kNone, kGpuFull, kIncompatible, kUnchecked };
+
 struct Decision {
   Verdict verdict = Verdict::kAllowed;
   // A short, stable machine name for why (e.g. "not-cgpu", "pods-per-gpu"): metrics and logs.
@@ -28,6 +34,7 @@ struct Decision {
   // Set when the policy denied but the mode (warn, dry-run) let the request through: logs and
   // metrics show what enforcement would have done.
   bool would_deny = false;
+  Concern concern = Concern::kNone;
 
   bool allowed() const { return verdict == Verdict::kAllowed; }
 };

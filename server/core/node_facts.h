@@ -24,6 +24,7 @@ struct VersionFact {
 
 struct NodeFacts {
   std::string name;
+  std::string uid;  // metadata.uid, when known: what Events about the node refer to
   bool cgpu_enabled = false;
   std::string cgpu_enabled_by;  // "ack.node.gpu.schedule=cgpu"; why we consider it cGPU
 

@@ -37,19 +37,31 @@ const Finding* FirstWith(const NodeEvaluation& evaluation, RuleVerdict verdict) 
   return nullptr;
 }
 
+// Carries the warnings of an earlier `unknown` outcome (and so its concern) into `decision`.
 void AddWarnings(Decision& decision, std::vector<std::string> warnings) {
+  if (!warnings.empty() && decision.concern == Concern::kNone) decision.concern = Concern::kUnchecked;
   for (std::string& warning : warnings) decision.warnings.push_back(std::move(warning));
+}
+
+Decision Concerning(Decision decision, Concern concern) {
+  decision.concern = concern;
+  return decision;
 }
 
 }  // namespace
 
 Decision DecideUnknown(std::string reason, const std::string& message, const UnknownPolicy policy) {
   switch (policy) {
-    case UnknownPolicy::kDeny:
-      return Deny(std::move(reason), message + " (unknown compatibility is denied by policy)");
+    case UnknownPolicy::kDeny: {
+      Decision decision =
+          Deny(std::move(reason), message + " (unknown compatibility is denied by policy)");
+      decision.concern = Concern::kUnchecked;
+      return decision;
+    }
     case UnknownPolicy::kWarn: {
       Decision decision = Allow(std::move(reason));
       decision.warnings.push_back("cgpu-guard: " + message);
+      decision.concern = Concern::kUnchecked;
       return decision;
     }
     case UnknownPolicy::kAllow:
@@ -121,9 +133,11 @@ Decision DecidePlacement(const Placement& placement, const NodeView& node, const
   if (node.evaluation != nullptr) {
     const NodeEvaluation& evaluation = *node.evaluation;
     if (evaluation.verdict == NodeVerdict::kIncompatible) {
-      return Deny(FirstWith(evaluation, RuleVerdict::kIncompatible)->rule,
-                  "cannot run cGPU " + where + ": the node's cGPU setup is incompatible: " +
-                      DescribeProblems(evaluation, RuleVerdict::kIncompatible));
+      return Concerning(
+          Deny(FirstWith(evaluation, RuleVerdict::kIncompatible)->rule,
+               "cannot run cGPU " + where + ": the node's cGPU setup is incompatible: " +
+                   DescribeProblems(evaluation, RuleVerdict::kIncompatible)),
+          Concern::kIncompatible);
     }
     if (evaluation.verdict == NodeVerdict::kUnknown) {
       Decision unknown = DecideUnknown(
@@ -149,11 +163,12 @@ Decision DecidePlacement(const Placement& placement, const NodeView& node, const
       bool all_full = true;
       for (int gpu = 0; gpu < *facts.gpu_count; ++gpu) all_full &= count_on(gpu) >= limit.value;
       if (all_full) {
-        return Deny("pods-per-gpu",
+        return Concerning(Deny("pods-per-gpu",
                     "cannot run cGPU " + where + ": every GPU of the node already runs " +
                         std::to_string(limit.value) + " cGPU pods and " +
                         std::to_string(limit.value) + " is " + limit.source + " (" + text.symptom +
-                        "); " + text.remedy + ": schedule it to another node or add GPU capacity");
+                        "); " + text.remedy + ": schedule it to another node or add GPU capacity"),
+                          Concern::kGpuFull);
       }
     }
     Decision unknown = DecideUnknown(
@@ -190,12 +205,13 @@ Decision DecidePlacement(const Placement& placement, const NodeView& node, const
   }
   if (!full.empty()) {
     const bool one = full.size() == 1;
-    return Deny("pods-per-gpu", "cannot run cGPU " + where + ": GPU" + (one ? " " : "s ") +
+    return Concerning(Deny("pods-per-gpu", "cannot run cGPU " + where + ": GPU" + (one ? " " : "s ") +
                                     Join(full) + (one ? " already runs " : " already run ") +
                                     std::to_string(count_on(full.front())) + " cGPU pods and " +
                                     std::to_string(limit.value) + " is " + limit.source + " (" +
                                     text.symptom + "); " + text.remedy +
-                                    ": schedule it to another GPU or node, or add GPU capacity");
+                                    ": schedule it to another GPU or node, or add GPU capacity"),
+                      Concern::kGpuFull);
   }
   Decision decision = Allow("within-limits");
   AddWarnings(decision, std::move(warnings));
@@ -215,10 +231,13 @@ Decision DecideNodeChange(const AdmissionRequest& request, const NodeFacts* old_
     const std::string problems = DescribeProblems(evaluation, RuleVerdict::kIncompatible);
     const std::string rule = FirstWith(evaluation, RuleVerdict::kIncompatible)->rule;
     if (newly_enabled) {
-      return Deny(rule, "cannot enable cGPU isolation (" + node.cgpu_enabled_by + ") on node " +
-                            name + ": its cGPU setup is incompatible: " + problems);
+      return Concerning(
+          Deny(rule, "cannot enable cGPU isolation (" + node.cgpu_enabled_by + ") on node " +
+                         name + ": its cGPU setup is incompatible: " + problems),
+          Concern::kIncompatible);
     }
     Decision decision = Allow(rule);
+    decision.concern = Concern::kIncompatible;
     decision.warnings.push_back("cgpu-guard: node " + name +
                                 " has cGPU enabled but is incompatible: " + problems);
     return decision;
@@ -241,14 +260,16 @@ Decision DecideOnStaleState(const Placement& placement, const std::string& why,
     allowed.warnings.push_back(
         "cgpu-guard: pod " + placement.pod + " on node " + placement.node +
         " was allowed without checking GPU limits or node compatibility: its " + stale);
+    allowed.concern = Concern::kUnchecked;
     return allowed;
   }
-  return Deny("cluster-state-stale",
+  return Concerning(Deny("cluster-state-stale",
               "cannot check cGPU pod " + placement.pod + " on node " + placement.node +
                   ": cgpu-guard's " + stale +
                   ", so pods per GPU cannot be counted; retry once its watch of the API "
                   "server is back",
-              503);
+              503),
+      Concern::kUnchecked);
 }
 
 Decision DecideUnrecorded(const Placement& placement, const std::string& why, StalePolicy policy) {
@@ -261,18 +282,21 @@ Decision DecideUnrecorded(const Placement& placement, const std::string& why, St
     allowed.warnings.push_back("cgpu-guard: pod " + placement.pod + " on node " + placement.node +
                                " was allowed, but " + unrecorded +
                                ": other replicas may not count it for a while");
+    allowed.concern = Concern::kUnchecked;
     return allowed;
   }
-  return Deny("placement-unrecorded",
+  return Concerning(Deny("placement-unrecorded",
               "cannot place cGPU pod " + placement.pod + " on node " + placement.node + ": " +
                   unrecorded + "; retry",
-              503);
+              503),
+      Concern::kUnchecked);
 }
 
 Decision ApplyMode(Decision decision, EnforcementMode mode) {
   if (decision.verdict != Verdict::kDenied || mode == EnforcementMode::kEnforce) return decision;
   Decision allowed = Allow(decision.reason);
   allowed.would_deny = true;
+  allowed.concern = decision.concern;
   allowed.message = decision.message;
   allowed.warnings = std::move(decision.warnings);
   if (mode == EnforcementMode::kWarn) {
