@@ -1,9 +1,9 @@
 #include "adapters/claim_lease.h"
 
 #include <algorithm>
-#include <cstdio>
-#include <ctime>
 #include <nlohmann/json.hpp>
+
+#include "adapters/api_text.h"
 
 namespace cgpu {
 namespace {
@@ -14,30 +14,6 @@ constexpr size_t kMaxObjectName = 253;  // a DNS subdomain
 constexpr char kLeasePrefix[] = "cgpu-guard-claims-";
 // A Lease holds the claims of one node: at most 20 per GPU while open, a few KiB.
 constexpr size_t kMaxLeaseBytes = 1 << 20;
-
-// FNV-1a, 64 bits: a stable name for a long node name, not a security measure.
-std::string HashHex(const std::string& text) {
-  uint64_t hash = 14695981039346656037ULL;
-  for (unsigned char c : text) {
-    hash ^= c;
-    hash *= 1099511628211ULL;
-  }
-  char hex[17];
-  std::snprintf(hex, sizeof(hex), "%016llx", static_cast<unsigned long long>(hash));
-  return hex;
-}
-
-// metav1.MicroTime: RFC 3339 with microseconds, in UTC.
-std::string MicroTime(int64_t unix_ms) {
-  const std::time_t seconds = static_cast<std::time_t>(unix_ms / 1000);
-  std::tm utc{};
-  gmtime_r(&seconds, &utc);
-  char text[80];
-  std::snprintf(text, sizeof(text), "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ", utc.tm_year + 1900,
-                utc.tm_mon + 1, utc.tm_mday, utc.tm_hour, utc.tm_min, utc.tm_sec,
-                static_cast<int>((unix_ms % 1000 + 1000) % 1000) * 1000);
-  return text;
-}
 
 std::string StringAt(const json& object, const char* key) {
   const auto found = object.find(key);
@@ -84,7 +60,7 @@ std::string LeasePath(const std::string& namespace_name, const std::string& name
 std::string ClaimLeaseName(const std::string& node) {
   std::string name = kLeasePrefix + node;
   if (name.size() <= kMaxObjectName) return name;
-  const std::string hash = HashHex(node);
+  const std::string hash = StableHashHex(node);
   name.resize(kMaxObjectName - hash.size() - 1);
   while (!name.empty() && (name.back() == '.' || name.back() == '-')) name.pop_back();
   return name + "-" + hash;

@@ -11,6 +11,8 @@
 #include <limits>
 #include <stdexcept>
 
+#include "support/fake_event_rules.h"
+
 namespace cgpu::testing {
 namespace {
 
@@ -1089,6 +1091,13 @@ void FakeApiServer::HandleCreate(const Target& target, const httplib::Request& r
   }
   const std::string name = object["metadata"]["name"];
   if (!target.namespace_name.empty()) object["metadata"]["namespace"] = target.namespace_name;
+  if (target.group == "events.k8s.io" && target.resource == "events") {
+    if (const std::string problem = EventCreateProblem(object); !problem.empty()) {
+      Answer(response, 422, "Event.events.k8s.io \"" + name + "\" is invalid: " + problem,
+             "Invalid");
+      return;
+    }
+  }
   std::lock_guard<std::mutex> lock(mu_);
   auto& objects = store_[target.resource];
   if (objects.count(KeyOf(object)) > 0) {
@@ -1132,6 +1141,13 @@ void FakeApiServer::HandleUpdate(const Target& target, const httplib::Request& r
                "version and try again",
            "Conflict");
     return;
+  }
+  if (target.group == "events.k8s.io" && target.resource == "events") {
+    if (const std::string problem = EventUpdateProblem(object, old); !problem.empty()) {
+      Answer(response, 422, "Event.events.k8s.io \"" + target.name + "\" is invalid: " + problem,
+             "Invalid");
+      return;
+    }
   }
   for (const char* kept : {"uid", "creationTimestamp"}) {
     object["metadata"][kept] = old["metadata"][kept];

@@ -12,8 +12,9 @@
 // concurrency that client-go's Lease-based leader election and every controller rely on
 // (k8s.io/apiserver registry/generic/registry/store.go Create and Update; the reasons and codes
 // of apimachinery pkg/apis/meta/v1 types.go StatusReasonAlreadyExists and StatusReasonConflict).
-// Every change made from the test (Add/Update/Delete) takes the next resourceVersion and becomes an
-// event.
+// Events (events.k8s.io/v1) are validated on create and update as the API server does
+// (fake_event_rules.h): 422 Invalid. Every change made from the test (Add/Update/Delete) takes the
+// next resourceVersion and becomes an event.
 //
 // Like the real one it has two views of the store (k8s.io/apiserver pkg/storage/cacher):
 //  - etcd, always current: GET and list without a resourceVersion are quorum reads of it, and a

@@ -1,0 +1,20 @@
+// Small pieces of the Kubernetes API's text conventions, shared by the adapters that write
+// objects (claim Leases, Events).
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace cgpu {
+
+// FNV-1a, 64 bits, as 16 hex digits: a stable, short suffix for an object name derived from a
+// longer text. Not a security measure.
+std::string StableHashHex(const std::string& text);
+
+// metav1.MicroTime: RFC 3339 with microseconds, in UTC ("2026-11-30T19:26:03.123000Z").
+std::string MicroTime(int64_t unix_ms);
+
+// `text` cut to at most `max_bytes` bytes without splitting a UTF-8 sequence.
+std::string CutUtf8(const std::string& text, size_t max_bytes);
+
+}  // namespace cgpu

@@ -1,0 +1,67 @@
+#include "support/fake_event_rules.h"
+
+namespace cgpu::testing {
+namespace {
+
+using nlohmann::json;
+
+std::string Text(const json& event, const char* key) {
+  const auto found = event.find(key);
+  return found != event.end() && found->is_string() ? found->get<std::string>() : "";
+}
+
+std::string Required(const json& event, const char* key, size_t max = 0) {
+  const std::string value = Text(event, key);
+  if (value.empty()) return std::string(key) + ": Required value";
+  if (max > 0 && value.size() > max) {
+    return std::string(key) + ": Invalid value: can have at most " + std::to_string(max) +
+           " characters";
+  }
+  return "";
+}
+
+}  // namespace
+
+std::string EventCreateProblem(const json& event) {
+  for (const auto& [key, max] : {std::pair{"eventTime", 0}, std::pair{"reportingController", 0},
+                                 std::pair{"reportingInstance", 128}, std::pair{"action", 128},
+                                 std::pair{"reason", 128}}) {
+    if (std::string problem = Required(event, key, max); !problem.empty()) return problem;
+  }
+  const std::string type = Text(event, "type");
+  if (type != "Normal" && type != "Warning") return "type: Invalid value: \"" + type + "\"";
+  if (Text(event, "note").size() > 1024) return "note: Invalid value: can have at most 1024 bytes";
+  if (event.contains("series")) {
+    const json& series = event["series"];
+    if (!series.is_object() || !series["count"].is_number_integer() ||
+        series["count"].get<int64_t>() < 2) {
+      return "series.count: Invalid value: should be at least 2";
+    }
+    if (Text(series, "lastObservedTime").empty()) return "series.lastObservedTime: Required value";
+  }
+  const std::string event_namespace = Text(event["metadata"], "namespace");
+  const json regarding = event.value("regarding", json::object());
+  const std::string regarding_namespace = Text(regarding, "namespace");
+  if (regarding_namespace.empty()) {
+    if (event_namespace != "default" && event_namespace != "kube-system") {
+      return "regarding.namespace: Invalid value: does not match event.namespace";
+    }
+  } else if (regarding_namespace != event_namespace) {
+    return "regarding.namespace: Invalid value: does not match event.namespace";
+  }
+  return "";
+}
+
+std::string EventUpdateProblem(const json& updated, const json& stored) {
+  for (const char* key : {"eventTime", "reportingController", "reportingInstance", "action",
+                          "reason", "type", "note", "regarding", "related"}) {
+    const json left = updated.contains(key) ? updated[key] : json();
+    const json right = stored.contains(key) ? stored[key] : json();
+    if (left != right) return std::string(key) + ": Invalid value: field is immutable";
+  }
+  json as_created = updated;
+  as_created["metadata"]["namespace"] = stored["metadata"]["namespace"];
+  return EventCreateProblem(as_created);
+}
+
+}  // namespace cgpu::testing
