@@ -22,13 +22,17 @@ void ClusterCache::UpsertNode(const NodeObject& node) {
   if (entry.facts.name.empty()) return;
   entry.evaluation = EvaluateNode(entry.facts, rules_);
   std::string name = entry.facts.name;
+  if (options_.node_judged) options_.node_judged(entry.facts, entry.evaluation);
   std::lock_guard lock(mu_);
   nodes_[std::move(name)] = std::move(entry);
 }
 
 void ClusterCache::DeleteNode(const std::string& name) {
-  std::lock_guard lock(mu_);
-  nodes_.erase(name);
+  {
+    std::lock_guard lock(mu_);
+    nodes_.erase(name);
+  }
+  if (options_.node_gone) options_.node_gone(name);
 }
 
 void ClusterCache::BeginNodeResync() {
@@ -37,8 +41,21 @@ void ClusterCache::BeginNodeResync() {
 }
 
 void ClusterCache::EndNodeResync() {
-  std::lock_guard lock(mu_);
-  std::erase_if(nodes_, [](const auto& item) { return !item.second.seen; });
+  std::vector<std::string> gone;
+  {
+    std::lock_guard lock(mu_);
+    for (auto it = nodes_.begin(); it != nodes_.end();) {
+      if (it->second.seen) {
+        ++it;
+        continue;
+      }
+      gone.push_back(it->first);
+      it = nodes_.erase(it);
+    }
+  }
+  if (options_.node_gone) {
+    for (const std::string& name : gone) options_.node_gone(name);
+  }
 }
 
 void ClusterCache::UpsertPod(const nlohmann::json& pod) { UpsertPodFacts(ReadPodFacts(pod)); }
@@ -214,6 +231,9 @@ ClusterStats ClusterCache::Stats(const PolicyOptions& options) const {
     ++stats.cgpu_nodes;
     if (entry.evaluation.verdict == NodeVerdict::kIncompatible) ++stats.incompatible_nodes;
     const int limit = PodsPerGpuLimit(entry.facts, rules_, options).value;
+    if (!entry.facts.max_pods_per_gpu || *entry.facts.max_pods_per_gpu > limit) {
+      ++stats.cgpu_nodes_without_max_pod;
+    }
     std::vector<int> counts = ledger_.PodsPerGpu(name);
     // A pod naming a GPU the node does not have is not on any GPU.
     if (entry.facts.gpu_count && counts.size() > static_cast<size_t>(*entry.facts.gpu_count)) {

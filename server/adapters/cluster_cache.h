@@ -43,6 +43,11 @@ struct ClusterCacheOptions {
   // second, so made-up reviews cannot hold a GPU's slots for long.
   std::chrono::milliseconds unconfirmed_reservation_ttl{5'000};
   std::function<SteadyTime()> now = [] { return std::chrono::steady_clock::now(); };
+  // Told each node as it is judged (upserted), and each node's name as it goes (deleted, or gone
+  // at the end of a resync); outside the cache's lock, on the caller's thread. For Events about
+  // nodes (core/event_intent.h NodeVerdictTracker).
+  std::function<void(const NodeFacts&, const NodeEvaluation&)> node_judged;
+  std::function<void(const std::string& name)> node_gone;
 };
 
 struct ClusterStats {
@@ -54,6 +59,9 @@ struct ClusterStats {
   int max_pods_on_a_gpu = 0;
   size_t gpus_in_use = 0;
   size_t gpus_at_limit = 0;
+  // cGPU nodes whose ack.node.gpu.max-pod label is missing, unreadable or above their limit: the
+  // GPU-sharing scheduler does not count pods per GPU there (see DESIGN notes in the README).
+  size_t cgpu_nodes_without_max_pod = 0;
 };
 
 class ClusterCache {

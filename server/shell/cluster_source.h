@@ -42,6 +42,8 @@ class ClusterSource {
   const ClusterReads& reads() const { return reads_; }
   // The client for requests on the admission path (short timeouts); null with --cluster-state.
   const KubeClient* request_client() const { return request_client_.get(); }
+  // The client for work off the request path (Events); null with --cluster-state.
+  const KubeClient* background_client() const { return watch_client_.get(); }
   std::string NotReadyReason() const;
   std::string StaleReason() const;
   std::string description() const { return description_; }

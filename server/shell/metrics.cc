@@ -176,6 +176,21 @@ Metrics::Metrics(std::string_view version) : registry_(std::make_shared<promethe
   gpus_in_use_ = gauge("cgpu_guard_gpus_in_use", "GPUs of cGPU nodes holding at least one pod.");
   gpus_at_limit_ =
       gauge("cgpu_guard_gpus_at_limit", "GPUs holding as many cGPU pods as their limit allows.");
+  nodes_without_max_pod_ = gauge(
+      "cgpu_guard_nodes_without_max_pod_label",
+      "cGPU nodes whose ack.node.gpu.max-pod label is missing, unreadable or above their pod "
+      "limit: ACK's GPU-sharing scheduler counts pods per GPU only where it is set, so it may keep "
+      "offering a full GPU there.");
+  auto& events = BuildCounter()
+                     .Name("cgpu_guard_events_total")
+                     .Help(
+                         "Kubernetes Events about pods and nodes by outcome: created, updated "
+                         "(a repeat counted on its series), dropped (the queue was full), failed "
+                         "(the API server refused or could not be reached).")
+                     .Register(*registry_);
+  for (size_t i = 0; i < kEventOutcomes.size(); ++i) {
+    events_[i] = &events.Add({{"outcome", std::string(kEventOutcomes[i])}});
+  }
   watch_family_ = &BuildCounter()
                        .Name("cgpu_guard_watch_events_total")
                        .Help(
@@ -191,18 +206,23 @@ void Metrics::RecordPolicyDecision(const Decision& decision) {
   policy_family_->Add({{"reason", decision.reason}, {"outcome", outcome}}).Increment();
 }
 
-void Metrics::SetClusterState(bool synced, size_t nodes, size_t cgpu_nodes,
-                              size_t incompatible_nodes, size_t pods, size_t reservations,
-                              int max_pods_on_a_gpu, size_t gpus_in_use, size_t gpus_at_limit) {
+void Metrics::SetClusterState(bool synced, const ClusterStats& stats) {
   synced_->Set(synced ? 1 : 0);
-  nodes_all_->Set(static_cast<double>(nodes));
-  nodes_cgpu_->Set(static_cast<double>(cgpu_nodes));
-  nodes_incompatible_->Set(static_cast<double>(incompatible_nodes));
-  pods_->Set(static_cast<double>(pods));
-  reservations_->Set(static_cast<double>(reservations));
-  max_pods_on_a_gpu_->Set(max_pods_on_a_gpu);
-  gpus_in_use_->Set(static_cast<double>(gpus_in_use));
-  gpus_at_limit_->Set(static_cast<double>(gpus_at_limit));
+  nodes_all_->Set(static_cast<double>(stats.nodes));
+  nodes_cgpu_->Set(static_cast<double>(stats.cgpu_nodes));
+  nodes_incompatible_->Set(static_cast<double>(stats.incompatible_nodes));
+  nodes_without_max_pod_->Set(static_cast<double>(stats.cgpu_nodes_without_max_pod));
+  pods_->Set(static_cast<double>(stats.pods));
+  reservations_->Set(static_cast<double>(stats.reservations));
+  max_pods_on_a_gpu_->Set(stats.max_pods_on_a_gpu);
+  gpus_in_use_->Set(static_cast<double>(stats.gpus_in_use));
+  gpus_at_limit_->Set(static_cast<double>(stats.gpus_at_limit));
+}
+
+void Metrics::RecordEvent(std::string_view outcome) {
+  for (size_t i = 0; i < kEventOutcomes.size(); ++i) {
+    if (kEventOutcomes[i] == outcome) events_[i]->Increment();
+  }
 }
 
 void Metrics::SetStaleness(bool stale, std::string_view collection, double seconds_without_watch) {

@@ -20,6 +20,7 @@
 #include <string>
 #include <string_view>
 
+#include "adapters/cluster_cache.h"
 #include "core/admission_request.h"
 #include "core/decision.h"
 #include "core/resource_routes.h"
@@ -42,9 +43,7 @@ class Metrics {
   void RecordPolicyDecision(const Decision& decision);
   // Cluster state, refreshed by a ticker: gauges, and counters moved on by what the informers
   // counted since the last call.
-  void SetClusterState(bool synced, size_t nodes, size_t cgpu_nodes, size_t incompatible_nodes,
-                       size_t pods, size_t reservations, int max_pods_on_a_gpu, size_t gpus_in_use,
-                       size_t gpus_at_limit);
+  void SetClusterState(bool synced, const ClusterStats& stats);
   // Stale: a watch has been down longer than --stale-after. Per collection, how long it has been
   // without an open watch (0 while one is open).
   void SetStaleness(bool stale, std::string_view collection, double seconds_without_watch);
@@ -57,6 +56,8 @@ class Metrics {
   // ClaimReport, the compare-and-swaps it lost, the expired claims its write dropped, and the
   // time the claim added to the review.
   void RecordClaim(std::string_view outcome, int conflicts, int expired, double seconds);
+  // An Event write's outcome (adapters/event_recorder.h): created, updated, dropped, failed.
+  void RecordEvent(std::string_view outcome);
   void SetCertificateExpiry(std::time_t not_after);
   void RecordCertificateReload(bool ok);
   prometheus::Gauge& in_flight() { return *in_flight_; }
@@ -73,6 +74,8 @@ class Metrics {
                                                                         "deadline", "error"};
   static constexpr std::array<std::string_view, 5> kClaimOutcomes = {
       "claimed", "full", "conflict-exhausted", "deadline", "error"};
+  static constexpr std::array<std::string_view, 4> kEventOutcomes = {"created", "updated",
+                                                                     "dropped", "failed"};
   static constexpr std::array<Verdict, 3> kVerdicts = {Verdict::kAllowed, Verdict::kDenied,
                                                        Verdict::kErrored};
 
@@ -88,6 +91,7 @@ class Metrics {
   std::array<prometheus::Counter*, kLiveReads.size() * kLiveReadOutcomes.size()> live_reads_{};
   std::array<prometheus::Histogram*, kLiveReads.size()> live_read_seconds_{};
   std::array<prometheus::Counter*, kClaimOutcomes.size()> claims_{};
+  std::array<prometheus::Counter*, kEventOutcomes.size()> events_{};
   prometheus::Counter* claim_conflicts_;
   prometheus::Counter* claims_expired_;
   prometheus::Histogram* claim_seconds_;
@@ -106,6 +110,7 @@ class Metrics {
   prometheus::Gauge* max_pods_on_a_gpu_;
   prometheus::Gauge* gpus_in_use_;
   prometheus::Gauge* gpus_at_limit_;
+  prometheus::Gauge* nodes_without_max_pod_;
   prometheus::Gauge* stale_;
   prometheus::Family<prometheus::Gauge>* watch_down_family_;
   prometheus::Family<prometheus::Counter>* watch_family_;

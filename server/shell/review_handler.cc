@@ -107,8 +107,10 @@ PreparedReview PrepareReview(const ReviewCall& call, const FactReader& read_fact
 
 ReviewOutcome DecideReview(const PreparedReview& prepared, const Policy& policy) {
   if (prepared.refused) return *prepared.refused;
-  return Answer(prepared.api_version, prepared.facts.request,
-                Safely([&] { return policy(prepared.facts); }));
+  ReviewOutcome outcome = Answer(prepared.api_version, prepared.facts.request,
+                                 Safely([&] { return policy(prepared.facts); }));
+  outcome.event = PodEventFor(prepared.facts, outcome.decision);
+  return outcome;
 }
 
 ReviewOutcome HandleReview(const ReviewCall& call, const Policy& policy,

@@ -14,6 +14,7 @@
 #include "adapters/admission_codec.h"
 #include "core/admission_request.h"
 #include "core/decision.h"
+#include "core/event_intent.h"
 #include "core/policy.h"
 
 namespace cgpu {
@@ -32,6 +33,8 @@ struct ReviewOutcome {
   Decision decision;
   // Set when the call was refused before a decision: a stable label for metrics.
   std::string bad_request_reason;
+  // The Event the decision calls for on the pod (core/event_intent.h PodEventFor), if any.
+  std::optional<EventIntent> event;
 };
 
 // Turns a decoded review into the facts the policy reads (adapters/review_facts_reader).

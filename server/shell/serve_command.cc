@@ -15,6 +15,7 @@
 #include "adapters/admission_controller.h"
 #include "adapters/claim_lease.h"
 #include "adapters/cluster_cache.h"
+#include "adapters/event_recorder.h"
 #include "adapters/node_facts_reader.h"
 #include "adapters/review_facts_reader.h"
 #include "core/policy.h"
@@ -86,9 +87,7 @@ void TickClusterState(ClusterCache& cache, const ClusterSource& source, const Po
             {{"count", static_cast<int64_t>(expired)}});
   }
   const ClusterStats stats = cache.Stats(policy);
-  metrics.SetClusterState(cache.synced(), stats.nodes, stats.cgpu_nodes, stats.incompatible_nodes,
-                          stats.pods, stats.reservations, stats.max_pods_on_a_gpu,
-                          stats.gpus_in_use, stats.gpus_at_limit);
+  metrics.SetClusterState(cache.synced(), stats);
   const std::string stale = source.StaleReason();
   for (const char* collection : {"pods", "nodes"}) {
     const WatchCounters counters = source.Counters(collection);
@@ -158,6 +157,43 @@ ClaimStore MakeClaimStore(const ServeOptions& options, const ClusterSource& clus
   return store;
 }
 
+// Events on pods and nodes, written over the background client. A pod's uid, when the review did
+// not carry it (a binding from the legacy endpoint), comes from the cache, else from a read.
+std::unique_ptr<EventRecorder> MakeEventRecorder(const ServeOptions& options,
+                                                 const KubeClient& client,
+                                                 const ClusterCache& cache, Metrics& metrics) {
+  EventRecorderOptions recorder;
+  recorder.reporting_instance = options.replica_name;
+  recorder.queue_capacity = static_cast<size_t>(options.event_queue_size);
+  recorder.series_interval = options.event_series_interval;
+  // A refusing API server (RBAC, say) fails every write: log the 1st, 2nd, 4th, 8th... failure.
+  recorder.observe = [&metrics, failures = std::make_shared<std::atomic<int64_t>>(0)](
+                         std::string_view outcome) {
+    metrics.RecordEvent(outcome);
+    if (outcome != "failed") return;
+    const int64_t count = ++*failures;
+    if ((count & (count - 1)) == 0) {
+      LogError("Events could not be written: the API server refused them or could not be reached",
+               {{"failuresSoFar", count}});
+    }
+  };
+  recorder.resolve_uid = [&cache, &client](const ObjectRef& ref) -> std::string {
+    if (ref.kind != "Pod") return "";
+    if (auto pod = cache.FindPod(ref.namespace_name + "/" + ref.name); pod && !pod->uid.empty()) {
+      return pod->uid;
+    }
+    StatusOr<KubeResponse> read =
+        client.Get("/api/v1/namespaces/" + ref.namespace_name + "/pods/" + ref.name,
+                   std::chrono::steady_clock::now() + std::chrono::seconds(5));
+    if (!read.ok() || read->status != 200) return "";
+    const nlohmann::json pod = nlohmann::json::parse(read->body, nullptr, false);
+    if (!pod.is_object()) return "";
+    const auto uid = pod["metadata"]["uid"];
+    return uid.is_string() ? uid.get<std::string>() : "";
+  };
+  return std::make_unique<EventRecorder>(client, std::move(recorder));
+}
+
 }  // namespace
 
 int RunServeCommand(const std::vector<std::string>& args) {
@@ -209,7 +245,18 @@ int RunServeCommand(const std::vector<std::string>& args) {
     LogError("bad node fact settings", {{"error", fact_reader.status().message()}});
     return 1;
   }
+  // Events about nodes: the cache tells each judged node to the tracker (on the node informer's
+  // thread), which says when its verdict is news. The recorder exists before the informers start.
+  std::unique_ptr<EventRecorder> events;
+  NodeVerdictTracker node_verdicts;
   ClusterCacheOptions cache_options;
+  cache_options.node_judged = [&](const NodeFacts& node, const NodeEvaluation& evaluation) {
+    if (!events) return;
+    if (std::optional<EventIntent> event = node_verdicts.Observe(node, evaluation)) {
+      events->Record(std::move(*event));
+    }
+  };
+  cache_options.node_gone = [&](const std::string& name) { node_verdicts.Forget(name); };
   cache_options.reservation_ttl = options.reservation_ttl;
   cache_options.unconfirmed_reservation_ttl =
       std::min(cache_options.unconfirmed_reservation_ttl, options.reservation_ttl);
@@ -239,6 +286,10 @@ int RunServeCommand(const std::vector<std::string>& args) {
       live_reads, MakeClaimStore(options, cluster, metrics));
 
   metrics.SetCertificateExpiry((*certificates)->Current()->not_after());
+  if (options.events && cluster.background_client() != nullptr) {
+    events = MakeEventRecorder(options, *cluster.background_client(), cache, metrics);
+    events->Start();
+  }
 
   std::atomic<bool> shutting_down{false};
   WebhookServer webhook(
@@ -246,7 +297,10 @@ int RunServeCommand(const std::vector<std::string>& args) {
       [&controller](const ReviewFacts& facts) { return controller.Admit(facts); }, metrics,
       [&review_reader](const DecodedReview& review) { return review_reader.Read(review); },
       std::move(client_ca_pem),
-      [&controller](const ReviewFacts& facts) { return controller.MayReadLive(facts); });
+      [&controller](const ReviewFacts& facts) { return controller.MayReadLive(facts); },
+      [&events](EventIntent event) {
+        if (events) events->Record(std::move(event));
+      });
   OpsServer ops(options.metrics_listen, metrics, [&]() -> std::string {
     if (shutting_down) return "shutting down";
     return (*source)->NotReadyReason();
@@ -276,6 +330,7 @@ int RunServeCommand(const std::vector<std::string>& args) {
            {"unknownPolicy", ToString(options.policy.unknown)},
            {"stalePolicy", ToString(options.policy.stale)},
            {"liveReadDeadlineMillis", options.live_read_deadline.count()},
+           {"events", events ? "on" : "off"},
            {"arbiter",
             options.arbiter == ServeOptions::Arbiter::kClaims
                 ? "claims in namespace " + options.arbiter_namespace + " as " + options.replica_name
@@ -300,6 +355,7 @@ int RunServeCommand(const std::vector<std::string>& args) {
   reloader.reset();
   cluster_ticker.reset();
   (*source)->Stop();
+  if (events) events->Stop();
   ops.Stop();
   ops_thread.join();
   LogInfo("stopped");

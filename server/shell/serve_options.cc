@@ -129,6 +129,18 @@ std::vector<FlagSpec> ServeFlagSpecs(ServeOptions& o) {
   specs.push_back(Flag("claim-ttl", "DURATION",
                        "how long a claim counts; longer than --stale-after (default 1m)",
                        SetDuration(o.claim_ttl)));
+  specs.push_back(Flag("events", "MODE",
+                       "on or off: record Kubernetes Events on pods (denials, warnings, would-deny) and on "
+                       "nodes (verdict changes); needs the API server (default on)",
+                       SetChoice(o.events, {{"on", true}, {"off", false}})));
+  specs.push_back(Flag("event-queue-size", "N",
+                       "Events waiting to be written; past it they are dropped and counted "
+                       "(default 1000)",
+                       SetInt(o.event_queue_size, 1, 100000)));
+  specs.push_back(Flag("event-series-interval", "DURATION",
+                       "the shortest time between two writes of one Event series' count "
+                       "(default 10s)",
+                       SetDuration(o.event_series_interval)));
   specs.push_back(
       Flag("cluster-state", "FILE",
            "read nodes and pods once from this file (kubectl get nodes,pods -A -o json) "

@@ -87,6 +87,12 @@ struct ServeOptions {
   // more stops placing before the claims of pods it has not seen yet lapse.
   std::chrono::milliseconds claim_ttl{60'000};
 
+  // Kubernetes Events on pods (denials, warnings, would-deny) and nodes (verdict changes), in
+  // live mode (adapters/event_recorder.h). Written off the request path from a bounded queue.
+  bool events = true;
+  int event_queue_size = 1000;
+  std::chrono::milliseconds event_series_interval{10'000};
+
   // Where cluster state comes from: a file (`kubectl get nodes,pods -A -o json`), a kubeconfig,
   // or, with neither, the pod's service account (in-cluster).
   std::string cluster_state_file;

@@ -30,11 +30,13 @@ HttpLimits LimitsOf(const ServeOptions& options, std::string client_ca_pem) {
 
 WebhookServer::WebhookServer(const ServeOptions& options, CertificateStore& certificates,
                              Policy policy, Metrics& metrics, FactReader read_facts,
-                             std::string client_ca_pem, DecidesOffLoop off_loop)
+                             std::string client_ca_pem, DecidesOffLoop off_loop,
+                             EventSink record_event)
     : options_(options),
       policy_(std::move(policy)),
       read_facts_(std::move(read_facts)),
       off_loop_(std::move(off_loop)),
+      record_event_(std::move(record_event)),
       metrics_(metrics),
       server_(
           options.listen, LimitsOf(options, std::move(client_ca_pem)), certificates,
@@ -81,6 +83,7 @@ HttpAnswer WebhookServer::Finish(ReviewOutcome outcome,
     metrics_.RecordBadRequest(outcome.bad_request_reason);
   }
   LogDecision(outcome, latency);
+  if (outcome.event && record_event_) record_event_(std::move(*outcome.event));
   return HttpAnswer{outcome.http_status, kJson, std::move(outcome.body),
                     outcome.http_status == 405 ? "POST" : ""};
 }

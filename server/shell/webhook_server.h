@@ -25,6 +25,8 @@ namespace cgpu {
 // Says whether deciding a review may wait on the API server: such reviews are decided on the
 // server's blocking threads, off its event loops.
 using DecidesOffLoop = std::function<bool(const ReviewFacts&)>;
+// Takes the Event a decision calls for (it must only queue it: it runs before the answer goes).
+using EventSink = std::function<void(EventIntent)>;
 
 class WebhookServer {
  public:
@@ -32,7 +34,8 @@ class WebhookServer {
   // it signed.
   WebhookServer(const ServeOptions& options, CertificateStore& certificates, Policy policy,
                 Metrics& metrics, FactReader read_facts = RequestOnly,
-                std::string client_ca_pem = "", DecidesOffLoop off_loop = {});
+                std::string client_ca_pem = "", DecidesOffLoop off_loop = {},
+                EventSink record_event = {});
 
   Status Bind() { return server_.Bind(); }
   int port() const { return server_.port(); }
@@ -53,6 +56,7 @@ class WebhookServer {
   const Policy policy_;
   const FactReader read_facts_;
   const DecidesOffLoop off_loop_;
+  const EventSink record_event_;
   Metrics& metrics_;
   HttpServer server_;
 };

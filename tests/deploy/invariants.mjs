@@ -214,8 +214,14 @@ export function assertLeastPrivilege(allObjects, { namespace }) {
   const role = findOne(objects, "ClusterRole");
   const allowed = new Set(["get", "list", "watch"]);
   const granted = new Set();
-  for (const rule of role.rules) {
-    assert.deepEqual(rule.apiGroups, [""], "only the core API group");
+  // Events (--events=on): create, get and update events.k8s.io Events, nothing more; off: none.
+  const events = /--events=on/.test(JSON.stringify(findOne(objects, "Deployment")));
+  const eventRules = role.rules.filter((rule) => rule.apiGroups.includes("events.k8s.io"));
+  assert.deepEqual(eventRules,
+    events ? [{ apiGroups: ["events.k8s.io"], resources: ["events"], verbs: ["create", "get", "update"] }] : [],
+    "Events: create, get, update when the server records them (no list, watch or delete)");
+  for (const rule of role.rules.filter((r) => !eventRules.includes(r))) {
+    assert.deepEqual(rule.apiGroups, [""], "only the core API group (and events.k8s.io for Events)");
     assert.equal(rule.nonResourceURLs, undefined, "no non-resource URLs");
     assert.equal(rule.resourceNames, undefined, "no resourceNames needed");
     for (const verb of rule.verbs) {
