@@ -8,15 +8,10 @@
 // Run by ctest (deploy.chart): node --test tests/deploy/chart.test.mjs
 
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { get } from "node:http";
-import { request } from "node:https";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, test } from "node:test";
-import { checkServerIdentity } from "node:tls";
 
 import {
   assertDeployment,
@@ -44,7 +39,9 @@ import {
   parseDocuments,
   root,
   run,
+  review,
   webhookCalled,
+  withServer,
 } from "./lib.mjs";
 
 function once(fn) {
@@ -802,90 +799,8 @@ describe("deploy/", () => {
 describe("the built server with the chart's certificates", () => {
   // The server on loopback with a certificate as the chart or deploy/tls.sh makes it, and a
   // client that trusts caBundle and checks the Service's name, as the API server does.
-  function freePort() {
-    return new Promise((resolve, reject) => {
-      const server = createServer();
-      server.once("error", reject);
-      server.listen(0, "127.0.0.1", () => {
-        const { port } = server.address();
-        server.close(() => resolve(port));
-      });
-    });
-  }
-  function ready(port, deadline) {
-    return new Promise((resolve, reject) => {
-      const attempt = () => {
-        get({ host: "127.0.0.1", port, path: "/readyz", timeout: 1000, agent: false }, (res) => {
-          res.resume();
-          if (res.statusCode === 200) resolve();
-          else retry(new Error(`/readyz ${res.statusCode}`));
-        }).on("error", retry);
-      };
-      const retry = (error) => (Date.now() > deadline ? reject(error) : setTimeout(attempt, 50));
-      attempt();
-    });
-  }
-  function review(port, host, caPem) {
-    const uid = "8c1e7a4e-0000-4000-8000-000000000001";
-    const body = JSON.stringify({
-      apiVersion: "admission.k8s.io/v1",
-      kind: "AdmissionReview",
-      request: {
-        uid,
-        kind: { group: "", version: "v1", kind: "Node" },
-        resource: { group: "", version: "v1", resource: "nodes" },
-        operation: "CREATE",
-        name: "plain-node",
-        object: { apiVersion: "v1", kind: "Node", metadata: { name: "plain-node" } },
-      },
-    });
-    return new Promise((resolve, reject) => {
-      const req = request({
-        host: "127.0.0.1", port, path: "/validate?timeout=3s", method: "POST", ca: caPem, agent: false,
-        servername: host, checkServerIdentity: (_, cert) => checkServerIdentity(host, cert),
-        headers: { "Content-Type": "application/json", "Content-Length": Buffer.byteLength(body) },
-        timeout: 5000,
-      }, (res) => {
-        let data = "";
-        res.setEncoding("utf8");
-        res.on("data", (chunk) => { data += chunk; });
-        res.on("end", () => resolve({ status: res.statusCode, review: JSON.parse(data), uid }));
-      });
-      req.on("error", reject);
-      req.on("timeout", () => req.destroy(new Error("no answer in 5s")));
-      req.end(body);
-    });
-  }
-  async function withServer(data, host, check) {
-    const dir = mkdtempSync(join(tmpdir(), "cgpu-guard-serve-"));
-    const [port, metricsPort] = [await freePort(), await freePort()];
-    writeFileSync(join(dir, "tls.crt"), Buffer.from(data["tls.crt"], "base64"), { mode: 0o600 });
-    writeFileSync(join(dir, "tls.key"), Buffer.from(data["tls.key"], "base64"), { mode: 0o600 });
-    writeFileSync(join(dir, "cluster.json"), '{"apiVersion":"v1","kind":"List","items":[]}');
-    const server = spawn(binaryPath, [
-      "serve", `--listen=127.0.0.1:${port}`, `--metrics-listen=127.0.0.1:${metricsPort}`,
-      `--tls-cert=${join(dir, "tls.crt")}`, `--tls-key=${join(dir, "tls.key")}`,
-      `--cluster-state=${join(dir, "cluster.json")}`, "--shutdown-delay=0s",
-    ], { stdio: ["ignore", "ignore", "pipe"] });
-    let stderr = "";
-    server.stderr.on("data", (chunk) => { stderr += chunk; });
-    const exited = new Promise((resolve) => server.on("exit", resolve));
-    try {
-      await Promise.race([
-        ready(metricsPort, Date.now() + 10000),
-        exited.then((code) => { throw new Error(`cgpu-guard exited ${code}: ${stderr}`); }),
-      ]);
-      await check(port, Buffer.from(data["ca.crt"], "base64").toString());
-    } finally {
-      server.kill("SIGTERM");
-      const timer = setTimeout(() => server.kill("SIGKILL"), 5000);
-      await exited;
-      clearTimeout(timer);
-      rmSync(dir, { recursive: true, force: true });
-    }
-  }
   async function assertServed(data, host) {
-    await withServer(data, host, async (port, caPem) => {
+    await withServer(data, async (port, _metricsPort, caPem) => {
       const { status, review: answer, uid } = await review(port, host, caPem);
       assert.equal(status, 200);
       assert.equal(answer.response.uid, uid);

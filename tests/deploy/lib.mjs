@@ -4,9 +4,13 @@
 // helm and kubectl come from scripts/install-deps.sh (.local/tools/bin); HELM and KUBECTL
 // override them. The npm packages are tests/deploy/node_modules (npm ci, same script).
 
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { X509Certificate } from "node:crypto";
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { get } from "node:http";
+import { request } from "node:https";
+import { createServer } from "node:net";
+import { checkServerIdentity } from "node:tls";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
@@ -21,6 +25,8 @@ const tools = join(root, ".local/tools/bin");
 export const helmPath = process.env.HELM || join(tools, "helm");
 export const kubectlPath = process.env.KUBECTL || join(tools, "kubectl");
 export const binaryPath = process.env.CGPU_GUARD_BINARY || join(root, "build/cgpu-guard");
+// scripts/install-deps.sh installs it with Debian's prometheus package; PROMTOOL overrides it.
+export const promtoolPath = process.env.PROMTOOL || "/usr/bin/promtool";
 
 for (const [what, path] of [["helm", helmPath], ["kubectl", kubectlPath]]) {
   if (!existsSync(path)) {
@@ -130,6 +136,10 @@ const schemaFiles = {
   "monitoring.coreos.com/v1/ServiceMonitor": [
     "@kubernetes-models/prometheus-operator",
     "ComGithubPrometheusOperatorPrometheusOperatorPkgApisMonitoringV1ServiceMonitor",
+  ],
+  "monitoring.coreos.com/v1/PrometheusRule": [
+    "@kubernetes-models/prometheus-operator",
+    "ComGithubPrometheusOperatorPrometheusOperatorPkgApisMonitoringV1PrometheusRule",
   ],
 };
 
@@ -260,4 +270,110 @@ export function dnsNames(certificate) {
     .split(", ")
     .filter((san) => san.startsWith("DNS:"))
     .map((san) => san.slice(4));
+}
+
+// --- the built server -----------------------------------------------------------------------
+
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address();
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+// Resolves once GET /readyz on the ops port answers 200; rejects past `deadline` (ms epoch).
+export function waitReady(port, deadline) {
+  return new Promise((resolve, reject) => {
+    const attempt = () => {
+      get({ host: "127.0.0.1", port, path: "/readyz", timeout: 1000, agent: false }, (res) => {
+        res.resume();
+        if (res.statusCode === 200) resolve();
+        else retry(new Error(`/readyz ${res.statusCode}`));
+      }).on("error", retry);
+    };
+    const retry = (error) => (Date.now() > deadline ? reject(error) : setTimeout(attempt, 50));
+    attempt();
+  });
+}
+
+// GET http://127.0.0.1:port/path -> { status, body }.
+export function httpGet(port, path) {
+  return new Promise((resolve, reject) => {
+    get({ host: "127.0.0.1", port, path, timeout: 5000, agent: false }, (res) => {
+      let body = "";
+      res.setEncoding("utf8");
+      res.on("data", (chunk) => { body += chunk; });
+      res.on("end", () => resolve({ status: res.statusCode, body }));
+    }).on("error", reject).on("timeout", function () { this.destroy(new Error("no answer in 5s")); });
+  });
+}
+
+// `cgpu-guard serve` on loopback with the certificate and key of `data` (a kubernetes.io/tls
+// Secret's data, base64) and an empty cluster read from a file, no API server; `check(port,
+// metricsPort, caPem)` runs once it is ready, and the server is stopped afterwards.
+export async function withServer(data, check, extraArgs = []) {
+  const dir = mkdtempSync(join(tmpdir(), "cgpu-guard-serve-"));
+  const [port, metricsPort] = [await freePort(), await freePort()];
+  writeFileSync(join(dir, "tls.crt"), Buffer.from(data["tls.crt"], "base64"), { mode: 0o600 });
+  writeFileSync(join(dir, "tls.key"), Buffer.from(data["tls.key"], "base64"), { mode: 0o600 });
+  writeFileSync(join(dir, "cluster.json"), '{"apiVersion":"v1","kind":"List","items":[]}');
+  const server = spawn(binaryPath, [
+    "serve", `--listen=127.0.0.1:${port}`, `--metrics-listen=127.0.0.1:${metricsPort}`,
+    `--tls-cert=${join(dir, "tls.crt")}`, `--tls-key=${join(dir, "tls.key")}`,
+    `--cluster-state=${join(dir, "cluster.json")}`, "--shutdown-delay=0s", ...extraArgs,
+  ], { stdio: ["ignore", "ignore", "pipe"] });
+  let stderr = "";
+  server.stderr.on("data", (chunk) => { stderr += chunk; });
+  const exited = new Promise((resolve) => server.on("exit", resolve));
+  try {
+    await Promise.race([
+      waitReady(metricsPort, Date.now() + 10000),
+      exited.then((code) => { throw new Error(`cgpu-guard exited ${code}: ${stderr}`); }),
+    ]);
+    await check(port, metricsPort, Buffer.from(data["ca.crt"], "base64").toString());
+  } finally {
+    server.kill("SIGTERM");
+    const timer = setTimeout(() => server.kill("SIGKILL"), 5000);
+    await exited;
+    clearTimeout(timer);
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+// A review of a plain Node's CREATE to https://127.0.0.1:port/validate by a client that trusts
+// caPem and checks the name `host`, as the API server does -> { status, review, uid }.
+export function review(port, host, caPem) {
+  const uid = "8c1e7a4e-0000-4000-8000-000000000001";
+  const body = JSON.stringify({
+    apiVersion: "admission.k8s.io/v1",
+    kind: "AdmissionReview",
+    request: {
+      uid,
+      kind: { group: "", version: "v1", kind: "Node" },
+      resource: { group: "", version: "v1", resource: "nodes" },
+      operation: "CREATE",
+      name: "plain-node",
+      object: { apiVersion: "v1", kind: "Node", metadata: { name: "plain-node" } },
+    },
+  });
+  return new Promise((resolve, reject) => {
+    const req = request({
+      host: "127.0.0.1", port, path: "/validate?timeout=3s", method: "POST", ca: caPem, agent: false,
+      servername: host, checkServerIdentity: (_, cert) => checkServerIdentity(host, cert),
+      headers: { "Content-Type": "application/json", "Content-Length": Buffer.byteLength(body) },
+      timeout: 5000,
+    }, (res) => {
+      let data = "";
+      res.setEncoding("utf8");
+      res.on("data", (chunk) => { data += chunk; });
+      res.on("end", () => resolve({ status: res.statusCode, review: JSON.parse(data), uid }));
+    });
+    req.on("error", reject);
+    req.on("timeout", () => req.destroy(new Error("no answer in 5s")));
+    req.end(body);
+  });
 }

@@ -204,3 +204,12 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- define "cgpu-guard.arbiter" -}}
 {{- .Values.policy.arbiter | default (ternary "claims" "none" (gt (int .Values.replicaCount) 1)) -}}
 {{- end }}
+
+{{/*
+An alert's labels: its severity, then metrics.prometheusRule.additionalLabels (which cannot
+replace the severity), then `extra` (labels the alert's expression does not carry).
+*/}}
+{{- define "cgpu-guard.alertLabels" -}}
+{{- $labels := merge (dict "severity" .alert.severity) (.extra | default dict) (deepCopy .values.additionalLabels) -}}
+{{- toYaml $labels -}}
+{{- end }}
