@@ -871,6 +871,16 @@ TEST_F(CheckLiveTest, ContextSelectsTheCluster) {
   EXPECT_NE(unknown.err.find("nope"), std::string::npos) << unknown.err;
 }
 
+// Outside a pod there is no service account: a configuration error, not an unreadable cluster.
+TEST_F(CheckLiveTest, InClusterOutsideAPodExitsTwo) {
+  if (std::getenv("KUBERNETES_SERVICE_HOST") != nullptr) GTEST_SKIP() << "running in a pod";
+  const RunResult out = Check({"--in-cluster"});
+  EXPECT_EQ(out.exit_code, 2) << out.err;
+  EXPECT_NE(out.err.find("KUBERNETES_SERVICE_HOST"), std::string::npos) << out.err;
+  EXPECT_NE(out.err.find("--in-cluster runs in a pod with a service account"), std::string::npos)
+      << out.err;
+}
+
 TEST_F(CheckLiveTest, UsageErrorsExitTwo) {
   const std::string kubeconfig = dir_ + "/kubeconfig";
   const std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
