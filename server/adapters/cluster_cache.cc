@@ -1,10 +1,12 @@
 #include "adapters/cluster_cache.h"
 
 #include <algorithm>
+#include <tuple>
 
 #include "adapters/nlohmann_view.h"
 #include "adapters/object_view_reader.h"
 #include "adapters/pod_facts_reader.h"
+#include "core/max_pod_label.h"
 
 namespace cgpu {
 
@@ -231,15 +233,13 @@ ClusterStats ClusterCache::Stats(const PolicyOptions& options) const {
     ++stats.cgpu_nodes;
     if (entry.evaluation.verdict == NodeVerdict::kIncompatible) ++stats.incompatible_nodes;
     const int limit = PodsPerGpuLimit(entry.facts, rules_, options).value;
-    if (!entry.facts.max_pods_per_gpu || *entry.facts.max_pods_per_gpu > limit) {
+    // The label's own limit aside: the rules' and --max-pods-per-gpu (core/max_pod_label.h).
+    if (AdviseMaxPodLabel(entry.facts.max_pod_label,
+                          ConfiguredPodsPerGpuLimit(rules_, options).value, name)
+            .due()) {
       ++stats.cgpu_nodes_without_max_pod;
     }
-    std::vector<int> counts = ledger_.PodsPerGpu(name);
-    // A pod naming a GPU the node does not have is not on any GPU.
-    if (entry.facts.gpu_count && counts.size() > static_cast<size_t>(*entry.facts.gpu_count)) {
-      counts.resize(std::max(0, *entry.facts.gpu_count));
-    }
-    for (int count : counts) {
+    for (int count : CountsOnNodeGpus(name, entry)) {
       if (count <= 0) continue;
       ++stats.gpus_in_use;
       stats.max_pods_on_a_gpu = std::max(stats.max_pods_on_a_gpu, count);
@@ -249,6 +249,49 @@ ClusterStats ClusterCache::Stats(const PolicyOptions& options) const {
   stats.pods = ledger_.pod_count();
   stats.reservations = ledger_.reservation_count();
   return stats;
+}
+
+std::vector<int> ClusterCache::CountsOnNodeGpus(const std::string& name,
+                                                const NodeEntry& entry) const {
+  std::vector<int> counts = ledger_.PodsPerGpu(name);
+  // A pod naming a GPU the node does not have is not on any GPU.
+  if (entry.facts.gpu_count && counts.size() > static_cast<size_t>(*entry.facts.gpu_count)) {
+    counts.resize(std::max(0, *entry.facts.gpu_count));
+  }
+  return counts;
+}
+
+std::vector<ClusterCache::NodeSnapshot> ClusterCache::Nodes() const {
+  std::vector<NodeSnapshot> nodes;
+  {
+    std::lock_guard lock(mu_);
+    nodes.reserve(nodes_.size());
+    for (const auto& [name, entry] : nodes_) nodes.push_back({entry.facts, entry.evaluation});
+  }
+  std::sort(nodes.begin(), nodes.end(), [](const NodeSnapshot& a, const NodeSnapshot& b) {
+    return a.facts.name < b.facts.name;
+  });
+  return nodes;
+}
+
+std::vector<ClusterCache::GpuOverLimit> ClusterCache::GpusOverLimit(
+    const PolicyOptions& options) const {
+  std::vector<GpuOverLimit> over;
+  std::lock_guard lock(mu_);
+  for (const auto& [name, entry] : nodes_) {
+    if (!entry.facts.cgpu_enabled) continue;
+    const PodLimit limit = PodsPerGpuLimit(entry.facts, rules_, options);
+    const std::vector<int> counts = CountsOnNodeGpus(name, entry);
+    for (size_t gpu = 0; gpu < counts.size(); ++gpu) {
+      if (counts[gpu] <= limit.value) continue;
+      over.push_back({name, static_cast<int>(gpu), counts[gpu], limit,
+                      ledger_.PodsHoldingGpu(name, static_cast<int>(gpu))});
+    }
+  }
+  std::sort(over.begin(), over.end(), [](const GpuOverLimit& a, const GpuOverLimit& b) {
+    return std::tie(a.node, a.gpu) < std::tie(b.node, b.gpu);
+  });
+  return over;
 }
 
 }  // namespace cgpu

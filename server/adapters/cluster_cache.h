@@ -19,6 +19,7 @@
 #include <optional>
 #include <string>
 #include <unordered_map>
+#include <vector>
 
 #include "adapters/node_facts_reader.h"
 #include "core/compatibility.h"
@@ -133,6 +134,24 @@ class ClusterCache {
   // Expires reservations whose pods the watch never showed; returns how many.
   size_t ExpireReservations();
   ClusterStats Stats(const PolicyOptions& options) const;
+
+  // ---- Auditing (`check`) ----
+  struct NodeSnapshot {
+    NodeFacts facts;
+    NodeEvaluation evaluation;
+  };
+  std::vector<NodeSnapshot> Nodes() const;  // every node, by name
+  struct GpuOverLimit {
+    std::string node;
+    int gpu = 0;
+    int pods = 0;                       // cGPU pods counted on the GPU, reservations included
+    PodLimit limit;                     // the node's limit (PodsPerGpuLimit)
+    std::vector<std::string> pod_keys;  // "namespace/name" of each, sorted
+  };
+  // Every GPU of a cGPU node holding more cGPU pods than the node's limit, by node then GPU.
+  // Counted as placements and Stats count them (the ledger; a pod naming a GPU the node does not
+  // have is on no GPU).
+  std::vector<GpuOverLimit> GpusOverLimit(const PolicyOptions& options) const;
   const RuleTable& rules() const { return rules_; }
   const NodeFactsReader& node_reader() const { return node_reader_; }
 
@@ -147,6 +166,9 @@ class ClusterCache {
   std::vector<int> CountedGpusLocked(const Placement& placement, const NodeFacts* facts) const;
   void ReserveLocked(const Placement& placement, const std::vector<int>& gpus,
                      const std::string& pod_key, const std::string& pod_uid, ReservationKind kind);
+
+  // The ledger's pods per GPU of node `name`, cut to the GPUs the node has. mu_ held.
+  std::vector<int> CountsOnNodeGpus(const std::string& name, const NodeEntry& entry) const;
 
   // Adds to view.pods_per_gpu the pods of `fresh` holding GPUs of `node` that the ledger does not
   // count there. mu_ held.

@@ -47,6 +47,55 @@ void NodeWatchHandler::OnDelete(const SimdjsonView& node) {
   cache_.DeleteNode(std::string(node.Member("metadata").Member("name").String()));
 }
 
+StatusOr<ClusterReadCounts> ReadClusterOnce(const KubeClient& client, ClusterCache& cache,
+                                            const ClusterReadOptions& options) {
+  ClusterReadCounts counts;
+  NodeWatchHandler node_handler(cache);
+  PodWatchHandler pod_handler(cache);
+  const std::pair<const char*, WatchHandler*> collections[] = {{"nodes", &node_handler},
+                                                               {"pods", &pod_handler}};
+  for (const auto& [collection, handler] : collections) {
+    ListRequest request;
+    request.collection_path = std::string("/api/v1/") + collection;
+    request.page_size = options.page_size;
+    request.deadline = options.deadline;
+    const std::string what = std::string("list ") + collection;
+    for (int attempt = 0;; ++attempt) {
+      const ListResult result = ListCollection(client, request, *handler);
+      counts.pages += result.pages;
+      if (result.outcome == ListResult::Outcome::kListed) {
+        (handler == &node_handler ? counts.nodes : counts.pods) = result.objects;
+        break;
+      }
+      if (result.outcome == ListResult::Outcome::kGone && attempt < options.max_relists) {
+        ++counts.relists;
+        continue;  // the snapshot is gone: the whole collection again, from the start
+      }
+      // "list: HTTP 403: ..." -> "list nodes: HTTP 403: ..."
+      const std::string error = what + result.error.substr(std::string_view("list").size());
+      switch (result.http_status) {
+        case 401:
+          return Unavailable(error + " (the API server does not accept the credentials of " +
+                             client.config().source + ")");
+        case 403:
+          return Unavailable(error +
+                             " (reading the cluster needs permission to list nodes and "
+                             "pods at cluster scope: a ClusterRole with verb list on "
+                             "nodes and pods, bound by a ClusterRoleBinding)");
+        case 410:
+          return Unavailable(error + " (the list expired " + std::to_string(attempt + 1) +
+                             " times in a row: the API server keeps a list's continue token "
+                             "only for a few minutes; try a larger page size)");
+        default:
+          break;
+      }
+      if (result.code == StatusCode::kDeadlineExceeded) return DeadlineExceeded(error);
+      return Unavailable(error);
+    }
+  }
+  return counts;
+}
+
 ClusterReads LiveClusterReads(const KubeClient& client) {
   ClusterReads reads;
   reads.get_pod = [&client](const std::string& pod_namespace, const std::string& pod_name,

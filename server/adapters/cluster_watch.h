@@ -8,6 +8,8 @@
 // since the API server waits for the webhook while those reads run.
 #pragma once
 
+#include <optional>
+
 #include "adapters/admission_controller.h"
 #include "adapters/cluster_cache.h"
 #include "adapters/informer.h"
@@ -44,6 +46,32 @@ class NodeWatchHandler : public WatchHandler {
  private:
   ClusterCache& cache_;
 };
+
+// The cluster's nodes, then its pods, listed once into `cache` by the informers' own list
+// (ListCollection, paged with limit/continue, each page through the same handlers as above): what
+// `check` reads instead of a file. Nodes come first, so that a pod's one-GPU node is known when
+// the pod is counted, as when a state file is loaded. A 410 part-way through a collection (its
+// continue token expired: the API server keeps a list's snapshot for about five minutes) lists
+// that collection again from the start, as client-go's reflector does, at most `max_relists`
+// times. Any other failure ends the read: an error saying which collection and why, and for a
+// 401 or 403 which credentials or permission are missing. Nothing is retried after back-off:
+// the caller is a person waiting at a terminal.
+struct ClusterReadOptions {
+  int page_size = 500;  // client-go's and kubectl's default chunk size
+  // When set, every request is given up at this moment (DeadlineExceeded).
+  std::optional<SteadyTime> deadline;
+  int max_relists = 3;  // per collection
+};
+
+struct ClusterReadCounts {
+  size_t nodes = 0;
+  size_t pods = 0;
+  int pages = 0;    // list pages received, both collections, relists included
+  int relists = 0;  // lists started again after a 410
+};
+
+StatusOr<ClusterReadCounts> ReadClusterOnce(const KubeClient& client, ClusterCache& cache,
+                                            const ClusterReadOptions& options = {});
 
 // get_pod: GET /api/v1/namespaces/<ns>/pods/<name>, a quorum read (a GET with no resourceVersion
 // is served from etcd), so it sees the scheduler's allocation write that preceded the Binding.

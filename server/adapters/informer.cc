@@ -164,46 +164,67 @@ void Informer::Run() {
   }
 }
 
-Informer::Outcome Informer::List() {
+ListResult ListCollection(const KubeClient& client, const ListRequest& request,
+                          WatchHandler& handler) {
+  ListResult result;
+  auto cancelled = [&] { return request.cancel != nullptr && request.cancel->cancelled(); };
+  auto fail = [&](ListResult::Outcome outcome, std::string error, int http_status,
+                  StatusCode code) {
+    result.outcome = outcome;
+    result.error = std::move(error);
+    result.http_status = http_status;
+    result.code = code;
+    return result;
+  };
+  const char separator = request.collection_path.find('?') == std::string::npos ? '?' : '&';
   std::string continue_token;
   std::string list_version;
   bool started = false;
   // One parser for all the pages of this list, freed when it is done: it holds ~15 bytes per byte
   // of the largest page, which the watch's small events do not need.
   simdjson::dom::parser parser;
-  int limit = options_.page_size;
+  int limit = request.page_size;
   while (true) {
-    std::string query = "limit=" + std::to_string(limit);
-    if (!continue_token.empty()) query += "&continue=" + EscapeQueryValue(continue_token);
+    std::string path = request.collection_path + separator + "limit=" + std::to_string(limit);
+    if (!continue_token.empty()) path += "&continue=" + EscapeQueryValue(continue_token);
     StatusOr<KubeResponse> response =
-        client_.Get(WithQuery(query), &cancel_, options_.max_page_bytes);
-    if (cancel_.cancelled()) return Outcome::kCancelled;
+        request.cancel == nullptr && request.deadline
+            ? client.Get(path, *request.deadline, request.max_page_bytes)
+            : client.Get(path, request.cancel, request.max_page_bytes);
+    if (cancelled()) return fail(ListResult::Outcome::kCancelled, "", 0, StatusCode::kOk);
     if (!response.ok() && response.status().code() == StatusCode::kResourceExhausted && limit > 1) {
       limit = std::max(1, limit / 2);  // the same page again, smaller; later pages too
-      ++stats_.smaller_pages;
+      ++result.smaller_pages;
       continue;
     }
-    if (!response.ok()) return Fail(Outcome::kRetry, "list: " + response.status().message());
+    if (!response.ok()) {
+      return fail(ListResult::Outcome::kFailed, "list: " + response.status().message(), 0,
+                  response.status().code());
+    }
     if (response->status == 410) {
       // An expired continue token (or a compacted list resourceVersion): the snapshot is gone and
       // the only consistent thing to do is to start the list again.
-      stats_.SetLastError(options_.collection_path + ": list: " +
-                          DescribeHttpError(response->status, response->body) + " (listing again)");
-      return Outcome::kGone;
+      return fail(ListResult::Outcome::kGone,
+                  "list: " + DescribeHttpError(response->status, response->body), 410,
+                  StatusCode::kOk);
     }
     if (response->status != 200) {
-      return Fail(Outcome::kRetry, "list: " + DescribeHttpError(response->status, response->body));
+      return fail(ListResult::Outcome::kFailed,
+                  "list: " + DescribeHttpError(response->status, response->body), response->status,
+                  StatusCode::kOk);
     }
     SimdjsonView page;
     if (Parse(parser, response->body, page) != simdjson::SUCCESS || !page.is_object()) {
-      return Fail(Outcome::kRetry, "list: the answer is not a Kubernetes list");
+      return fail(ListResult::Outcome::kFailed, "list: the answer is not a Kubernetes list", 200,
+                  StatusCode::kOk);
     }
     const SimdjsonView items = page.Member("items");
     if (!items.is_array() && !items.is_null()) {
-      return Fail(Outcome::kRetry, "list: the answer is not a Kubernetes list");
+      return fail(ListResult::Outcome::kFailed, "list: the answer is not a Kubernetes list", 200,
+                  StatusCode::kOk);
     }
     if (!started) {
-      handler_.OnListStart();
+      handler.OnListStart();
       started = true;
     }
     bool all_objects = true;
@@ -213,19 +234,49 @@ Informer::Outcome Informer::List() {
         all_objects = false;
         return;
       }
-      handler_.OnObject(item);
+      handler.OnObject(item);
+      ++result.objects;
     });
-    if (!all_objects) return Fail(Outcome::kRetry, "list: an item is not an object");
+    if (!all_objects) {
+      return fail(ListResult::Outcome::kFailed, "list: an item is not an object", 200,
+                  StatusCode::kOk);
+    }
+    ++result.pages;
     list_version = StringAt(page, "metadata", "resourceVersion");
     continue_token = StringAt(page, "metadata", "continue");
     if (continue_token.empty()) break;
-    if (cancel_.cancelled()) return Outcome::kCancelled;
+    if (cancelled()) return fail(ListResult::Outcome::kCancelled, "", 0, StatusCode::kOk);
   }
   if (list_version.empty()) {
-    return Fail(Outcome::kRetry, "list: the answer carries no metadata.resourceVersion");
+    return fail(ListResult::Outcome::kFailed,
+                "list: the answer carries no metadata.resourceVersion", 200, StatusCode::kOk);
   }
-  handler_.OnListEnd();
-  SetResourceVersion(list_version);
+  handler.OnListEnd();
+  result.outcome = ListResult::Outcome::kListed;
+  result.resource_version = std::move(list_version);
+  return result;
+}
+
+Informer::Outcome Informer::List() {
+  ListRequest request;
+  request.collection_path = options_.collection_path;
+  request.page_size = options_.page_size;
+  request.max_page_bytes = options_.max_page_bytes;
+  request.cancel = &cancel_;
+  const ListResult result = ListCollection(client_, request, handler_);
+  stats_.smaller_pages += result.smaller_pages;
+  switch (result.outcome) {
+    case ListResult::Outcome::kCancelled:
+      return Outcome::kCancelled;
+    case ListResult::Outcome::kGone:
+      stats_.SetLastError(options_.collection_path + ": " + result.error + " (listing again)");
+      return Outcome::kGone;
+    case ListResult::Outcome::kFailed:
+      return Fail(Outcome::kRetry, result.error);
+    case ListResult::Outcome::kListed:
+      break;
+  }
+  SetResourceVersion(result.resource_version);
   ++stats_.lists;
   synced_ = true;
   return Outcome::kListed;

@@ -24,6 +24,7 @@
 #include <cstdint>
 #include <functional>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -95,6 +96,43 @@ struct InformerStats {
   mutable std::mutex mu_;
   std::string last_error_;  // guarded by mu_
 };
+
+// One full list of a collection, page by page (limit/continue), as client-go's pager reads it:
+// OnListStart before the first item, OnObject for each item, OnListEnd once the last page is in.
+// What an Informer does before it watches, and what `check` does once. A page whose answer is
+// larger than max_page_bytes is asked for again with half the limit (a continue token holds for
+// any limit), down to one object. Nothing is retried here: a 410 (an expired continue token, or a
+// compacted resourceVersion) ends the list as kGone, for the caller to list again from the start,
+// since the snapshot the pages came from is gone; any other failure ends it as kFailed. A handler
+// that throws throws through. Thread-compatible: one call per handler at a time.
+struct ListRequest {
+  std::string collection_path = "/api/v1/pods";  // may carry a query of its own, escaped
+  int page_size = 500;
+  size_t max_page_bytes = size_t{4} << 20;
+  // When set, the list is abandoned promptly once it fires (kCancelled).
+  StreamCancel* cancel = nullptr;
+  // When set (and `cancel` is not), every page request is given up at this moment: connecting,
+  // the handshake and reading all count against it (then kFailed, code kDeadlineExceeded).
+  std::optional<std::chrono::steady_clock::time_point> deadline;
+};
+
+struct ListResult {
+  enum class Outcome { kListed, kGone, kFailed, kCancelled };
+  Outcome outcome = Outcome::kFailed;
+  std::string resource_version;  // kListed: the list's metadata.resourceVersion
+  // kGone, kFailed: "list: HTTP 403: nodes is forbidden: ...", "list: GET ...: cannot connect".
+  std::string error;
+  // kGone, kFailed: the HTTP status that ended the list; 0 when no answer came (then `code` says
+  // why: kUnavailable for transport failures, kDeadlineExceeded past the deadline).
+  int http_status = 0;
+  StatusCode code = StatusCode::kOk;
+  int pages = 0;          // pages received and handed over
+  int objects = 0;        // items handed to OnObject
+  int smaller_pages = 0;  // pages asked for again with a smaller limit
+};
+
+ListResult ListCollection(const KubeClient& client, const ListRequest& request,
+                          WatchHandler& handler);
 
 class Informer {
  public:

@@ -190,6 +190,7 @@ class KubeconfigReader {
 
     KubeConfig config;
     config.source = "kubeconfig " + path_ + " (context " + context_name + ")";
+    config.context = context_name;
     ReadCluster(cluster, "cluster \"" + cluster_name + "\"", config);
     if (user.IsDefined()) ReadUser(user, "user \"" + user_name + "\"", config);
     return config;

@@ -31,7 +31,8 @@ struct KubeConfig {
   std::string token_file;       // when set, re-read on every new connection (rotated tokens)
   std::string client_cert_pem;  // client certificate auth (with client_key_pem); leaf first
   std::string client_key_pem;
-  std::string source;  // "in-cluster" or "kubeconfig /path (context x)", for messages
+  std::string source;   // "in-cluster" or "kubeconfig /path (context x)", for messages
+  std::string context;  // the kubeconfig context read (current-context when none was asked for)
 };
 
 inline constexpr char kServiceAccountDir[] = "/var/run/secrets/kubernetes.io/serviceaccount";

@@ -2,6 +2,7 @@
 
 #include "adapters/nlohmann_view.h"
 #include "adapters/object_view_reader.h"
+#include "core/max_pod_label.h"
 
 namespace cgpu {
 namespace {
@@ -134,8 +135,9 @@ NodeFacts NodeFactsReader::Read(const NodeObject& node) const {
   facts.os_image = node.os_image;
   facts.container_optimized_os = !facts.os_image.empty() && IsContainerOs(facts.os_image);
 
-  if (std::optional<int> max_pods = SmallCount(Label(node, sources_.max_pods_per_gpu_label))) {
-    facts.max_pods_per_gpu = max_pods;
+  if (const std::string* max_pods = node.FindLabel(sources_.max_pods_per_gpu_label)) {
+    facts.max_pod_label = *max_pods;
+    facts.max_pods_per_gpu = ParseMaxPodLabel(*max_pods);
   }
   facts.gpu_count = SmallCount(node.gpu_count);
   if (!facts.gpu_count)

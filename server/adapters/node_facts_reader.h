@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "adapters/object_views.h"
+#include "core/max_pod_label.h"
 #include "core/node_facts.h"
 #include "core/rule_table.h"
 #include "core/status.h"
@@ -32,7 +33,7 @@ struct FactSources {
   // First present wins.
   std::vector<std::string> instance_type_labels = {"node.kubernetes.io/instance-type",
                                                    "beta.kubernetes.io/instance-type"};
-  std::string max_pods_per_gpu_label = "ack.node.gpu.max-pod";
+  std::string max_pods_per_gpu_label = kMaxPodLabel;  // "ack.node.gpu.max-pod"
   // Matched case-insensitively against status.nodeInfo.osImage. The container-optimized image's
   // exact osImage string is not confirmed, hence a pattern.
   std::string container_os_pattern = "container-optimized|containeros";

@@ -68,10 +68,15 @@ struct NodeObject {
 
   // The value of label `key`, or "" when there is none.
   std::string_view Label(std::string_view key) const {
+    const std::string* value = FindLabel(key);
+    return value != nullptr ? std::string_view(*value) : std::string_view();
+  }
+  // The value of label `key`, or nullptr when the node has no such label (a label may be "").
+  const std::string* FindLabel(std::string_view key) const {
     for (auto it = labels.rbegin(); it != labels.rend(); ++it) {
-      if (it->first == key) return it->second;
+      if (it->first == key) return &it->second;
     }
-    return {};
+    return nullptr;
   }
 };
 

@@ -157,6 +157,22 @@ std::vector<int> GpuLedger::PodsPerGpu(const std::string& node,
   return counts;
 }
 
+std::vector<std::string> GpuLedger::PodsHoldingGpu(const std::string& node, int gpu) const {
+  auto holds = [&](const Holding& holding) {
+    return holding.node == node &&
+           std::find(holding.gpus.begin(), holding.gpus.end(), gpu) != holding.gpus.end();
+  };
+  std::vector<std::string> keys;
+  for (const auto& [key, pod] : pods_) {
+    if (holds(HoldingOf(pod))) keys.push_back(key);
+  }
+  for (const auto& [key, reservation] : reservations_) {
+    if (holds(reservation.holding)) keys.push_back(key);
+  }
+  std::sort(keys.begin(), keys.end());
+  return keys;
+}
+
 GpuLedger::Holding GpuLedger::HoldingOf(const std::string& pod_key) const {
   // A reservation is the newer fact: it is what this process just allowed.
   if (auto it = reservations_.find(pod_key); it != reservations_.end()) {

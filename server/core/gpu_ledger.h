@@ -48,6 +48,10 @@ class GpuLedger {
   int PodsOnGpu(const std::string& node, int gpu, const std::string& except_pod = "") const;
   // Per GPU index of `node`, the same count; sized to the highest index in use + 1.
   std::vector<int> PodsPerGpu(const std::string& node, const std::string& except_pod = "") const;
+  // Who those are: one pod key per pod counted on `gpu` of `node` (a reservation beside the
+  // watched copy of its pod on the same GPU, counted twice, is named twice), sorted. Its size is
+  // PodsOnGpu(node, gpu). Scans every pod: for audits, not for the request path.
+  std::vector<std::string> PodsHoldingGpu(const std::string& node, int gpu) const;
 
   // Where a pod is counted now (from the cluster or a reservation): empty node when nowhere.
   struct Holding {

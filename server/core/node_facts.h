@@ -42,6 +42,9 @@ struct NodeFacts {
   bool container_optimized_os = false;
 
   std::optional<int> max_pods_per_gpu;  // ack.node.gpu.max-pod, when set and valid
+  // The ack.node.gpu.max-pod label as found, valid or not; nullopt when the node has no such
+  // label (see core/max_pod_label.h: whether to advise setting it).
+  std::optional<std::string> max_pod_label;
   // Physical GPUs: capacity aliyun.com/gpu-count, else label aliyun.accelerator/nvidia_count.
   std::optional<int> gpu_count;
 };

@@ -98,12 +98,17 @@ std::string_view ToString(StalePolicy policy) {
   return policy == StalePolicy::kFailOpen ? "fail-open" : "fail-closed";
 }
 
-PodLimit PodsPerGpuLimit(const NodeFacts& node, const RuleTable& rules,
-                         const PolicyOptions& options) {
+PodLimit ConfiguredPodsPerGpuLimit(const RuleTable& rules, const PolicyOptions& options) {
   PodLimit limit{rules.max_pods_per_gpu, "the most cGPU supports on one GPU"};
   if (options.max_pods_per_gpu > 0 && options.max_pods_per_gpu < limit.value) {
     limit = {options.max_pods_per_gpu, "the limit set by --max-pods-per-gpu"};
   }
+  return limit;
+}
+
+PodLimit PodsPerGpuLimit(const NodeFacts& node, const RuleTable& rules,
+                         const PolicyOptions& options) {
+  PodLimit limit = ConfiguredPodsPerGpuLimit(rules, options);
   if (node.max_pods_per_gpu && *node.max_pods_per_gpu < limit.value) {
     limit = {*node.max_pods_per_gpu, "the node's ack.node.gpu.max-pod limit"};
   }

@@ -68,6 +68,9 @@ struct PodLimit {
 };
 PodLimit PodsPerGpuLimit(const NodeFacts& node, const RuleTable& rules,
                          const PolicyOptions& options);
+// The same before any node's own label: the rules' limit, lowered by the options. What a node's
+// ack.node.gpu.max-pod label should not exceed (core/max_pod_label.h).
+PodLimit ConfiguredPodsPerGpuLimit(const RuleTable& rules, const PolicyOptions& options);
 
 // The GPUs a placement will count on: its assignment, or GPU 0 on a node with one GPU.
 std::vector<int> EffectiveGpus(const GpuAssignment& gpus, const NodeFacts* node);

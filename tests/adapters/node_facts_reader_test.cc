@@ -164,6 +164,7 @@ TEST(NodeFactsReaderTest, LabelKeysAreConfigurable) {
   EXPECT_EQ(facts.instance_type, "ecs.gn6v-c8g1.2xlarge");
   EXPECT_EQ(facts.instance_type_source, "label example.com/instance");
   EXPECT_EQ(facts.max_pods_per_gpu, 8);
+  EXPECT_EQ(facts.max_pod_label, "8");
 }
 
 TEST(NodeFactsReaderTest, GpuFeatureDiscoveryPrefixIsConfigurable) {
@@ -302,6 +303,18 @@ TEST(NodeFactsReaderTest, MaxPodsPerGpuLabel) {
   EXPECT_EQ(max_pods("10000"), std::nullopt);
   EXPECT_EQ(max_pods("99999999999999999999999"), std::nullopt);
   EXPECT_EQ(max_pods(10), std::nullopt) << "label values are strings";
+}
+
+// The raw label is kept, valid or not, so that `check` can tell a missing label from a bad one.
+TEST(NodeFactsReaderTest, MaxPodLabelAsFound) {
+  auto raw = [](json labels) { return ReadLabels(std::move(labels)).max_pod_label; };
+  EXPECT_EQ(raw(json::object()), std::nullopt);
+  EXPECT_EQ(raw({{"ack.node.gpu.max-pod", "12"}}), "12");
+  EXPECT_EQ(raw({{"ack.node.gpu.max-pod", "abc"}}), "abc");
+  EXPECT_EQ(raw({{"ack.node.gpu.max-pod", ""}}), "") << "present, if empty";
+  EXPECT_EQ(raw({{"ack.node.gpu.max-pod", 20}}), "")
+      << "a value that is not a string reads as \"\"";
+  EXPECT_EQ(ReadLabels({{"ack.node.gpu.max-pod", ""}}).max_pods_per_gpu, std::nullopt);
 }
 
 TEST(NodeFactsReaderTest, SettingsFromFlags) {

@@ -175,5 +175,26 @@ TEST(GpuLedgerTest, ReservingAgainByUidMovesTheReservation) {
   EXPECT_TRUE(ledger.PodsPerGpu("n1").empty());
 }
 
+// The audit's list of who is on a GPU agrees with the count, pod for pod: finished and unbound
+// pods are not named, a multi-GPU pod is named on each of its GPUs, a reservation is named.
+TEST(GpuLedgerTest, PodsHoldingGpuNamesExactlyTheCountedPods) {
+  GpuLedger ledger;
+  ledger.UpsertPod(Pod("b", "n1", {1}));
+  ledger.UpsertPod(Pod("a", "n1", {0, 1}));
+  ledger.UpsertPod(Pod("done", "n1", {1}, PodPhase::kSucceeded));
+  ledger.UpsertPod(Pod("failed", "n1", {1}, PodPhase::kFailed));
+  ledger.UpsertPod(Pod("pending", "", {1}, PodPhase::kPending));
+  ledger.UpsertPod(Pod("elsewhere", "n2", {1}));
+  ledger.Reserve("default/r", "uid-r", "n1", {1}, kT0 + std::chrono::seconds(30));
+  EXPECT_EQ(ledger.PodsHoldingGpu("n1", 1),
+            (std::vector<std::string>{"default/a", "default/b", "default/r"}));
+  EXPECT_EQ(ledger.PodsHoldingGpu("n1", 0), (std::vector<std::string>{"default/a"}));
+  EXPECT_EQ(ledger.PodsHoldingGpu("n1", 2), (std::vector<std::string>{}));
+  for (int gpu : {0, 1, 2}) {
+    EXPECT_EQ(static_cast<int>(ledger.PodsHoldingGpu("n1", gpu).size()),
+              ledger.PodsOnGpu("n1", gpu));
+  }
+}
+
 }  // namespace
 }  // namespace cgpu

@@ -83,6 +83,22 @@ TEST_F(PlacementTest, LowerLimitsFromTheNodeAndTheOptions) {
   EXPECT_EQ(PodsPerGpuLimit(node_, rules_, options_).value, 5);
 }
 
+// The limit a node's ack.node.gpu.max-pod label is judged against: never the label itself.
+TEST_F(PlacementTest, ConfiguredLimitLeavesTheNodeLabelOut) {
+  EXPECT_EQ(ConfiguredPodsPerGpuLimit(rules_, options_).value, 20);
+  EXPECT_EQ(ConfiguredPodsPerGpuLimit(rules_, options_).source,
+            "the most cGPU supports on one GPU");
+  options_.max_pods_per_gpu = 30;  // the option never raises cGPU's limit either
+  EXPECT_EQ(ConfiguredPodsPerGpuLimit(rules_, options_).value, 20);
+  options_.max_pods_per_gpu = 10;
+  EXPECT_EQ(ConfiguredPodsPerGpuLimit(rules_, options_).value, 10);
+  EXPECT_EQ(ConfiguredPodsPerGpuLimit(rules_, options_).source,
+            "the limit set by --max-pods-per-gpu");
+  node_.max_pods_per_gpu = 4;
+  EXPECT_EQ(ConfiguredPodsPerGpuLimit(rules_, options_).value, 10);
+  EXPECT_EQ(PodsPerGpuLimit(node_, rules_, options_).value, 4);
+}
+
 TEST_F(PlacementTest, OneGpuNodeNeedsNoAnnotation) {
   node_ = CgpuNode(1);
   EXPECT_TRUE(Decide(On({}), {19}).allowed());
