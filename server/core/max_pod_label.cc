@@ -52,4 +52,9 @@ MaxPodLabelAdvice AdviseMaxPodLabel(const std::optional<std::string>& value, int
   return advice;
 }
 
+std::optional<std::string> MaxPodLabelToWrite(const std::optional<std::string>& value, int limit) {
+  if (limit <= 0 || !AdviseMaxPodLabel(value, limit, "").due()) return std::nullopt;
+  return std::to_string(limit);
+}
+
 }  // namespace cgpu

@@ -48,4 +48,9 @@ struct MaxPodLabelAdvice {
 MaxPodLabelAdvice AdviseMaxPodLabel(const std::optional<std::string>& value, int limit,
                                     const std::string& node, const std::string& key = kMaxPodLabel);
 
+// What the node-facts agent writes when asked to keep the label (--set-max-pod-label): `limit`
+// when the advice is due (missing, unreadable, above), else nothing. A lower value is the
+// operator's and stays; the agent never removes the label.
+std::optional<std::string> MaxPodLabelToWrite(const std::optional<std::string>& value, int limit);
+
 }  // namespace cgpu

@@ -14,6 +14,7 @@
 #include "adapters/kube_config.h"
 #include "adapters/node_label_patch.h"
 #include "core/host_facts.h"
+#include "core/max_pod_label.h"
 #include "shell/flags.h"
 #include "shell/heartbeat.h"
 #include "shell/log.h"
@@ -82,6 +83,11 @@ std::vector<FlagSpec> NodeFactsFlagSpecs(NodeFactsOptions& o) {
       Flag("heartbeat-period", "DURATION",
            "longest wait between two touches of the heartbeat file (default 1m)",
            SetDuration(o.heartbeat_period)),
+      Flag("set-max-pod-label", "N",
+           "also set ack.node.gpu.max-pod=N on the node when that label is missing, unreadable "
+           "or above N (the GPU-sharing scheduler counts pods per GPU only where it is set); "
+           "a lower value stays (default 0: leave it alone)",
+           SetInt(o.max_pod_label, 0, 1000)),
       FlagSpec{"alive", "", "",
                "check the heartbeat file instead of running: exit 0 when younger than --max-age",
                on(o.alive)},
@@ -152,7 +158,8 @@ PassOutcome Refused(const std::string& verb, const std::string& node, const Kube
 }
 
 PassOutcome SyncLabels(const KubeClient& client, const std::string& node,
-                       const std::map<std::string, std::optional<std::string>>& desired) {
+                       const std::map<std::string, std::optional<std::string>>& desired,
+                       int max_pod_label) {
   StatusOr<KubeResponse> got = client.Get(NodePath(node));
   if (!got.ok()) return {PassResult::kFailed, got.status().message()};
   if (IsPermissionRefusal(got->status, got->body)) return Refused("get", node, *got);
@@ -168,7 +175,13 @@ PassOutcome SyncLabels(const KubeClient& client, const std::string& node,
   if (!labels.ok())
     return {PassResult::kFailed, "get node " + node + ": " + labels.status().message()};
 
-  const LabelChange change = DiffOwnedLabels(*labels, desired);
+  LabelChange change = DiffOwnedLabels(*labels, desired);
+  const auto current = labels->find(kMaxPodLabel);
+  if (std::optional<std::string> write = MaxPodLabelToWrite(
+          current == labels->end() ? std::nullopt : std::optional<std::string>(current->second),
+          max_pod_label)) {
+    change[kMaxPodLabel] = std::move(write);
+  }
   if (change.empty()) return {PassResult::kUpToDate, ""};
   const std::string patch = EncodeLabelMergePatch(change);
   StatusOr<KubeResponse> patched =
@@ -334,7 +347,7 @@ int RunNodeFactsCommand(const std::vector<std::string>& args) {
     const HostFacts facts = ProbeHost(options.probe);
     reporter.Report(options, facts);
     const PassOutcome outcome =
-        SyncLabels(client, options.node_name, DesiredLabels(options, facts));
+        SyncLabels(client, options.node_name, DesiredLabels(options, facts), options.max_pod_label);
     switch (outcome.result) {
       case PassResult::kForbidden:
         LogError("cannot write node labels",

@@ -2,7 +2,8 @@
 //
 // Each pass reads the host (adapters/host_probe), works out which of its own three label keys
 // differ from what the node carries (core/host_facts), and sends one JSON merge patch for them,
-// or nothing when all are right. Runs every --interval until SIGTERM, or once with --once.
+// or nothing when all are right. With --set-max-pod-label N the same patch also sets
+// ack.node.gpu.max-pod=N when that label is missing, unreadable or above N. Runs every --interval until SIGTERM, or once with --once.
 // Failures to reach the API server are retried with exponential back-off; a refusal (401/403)
 // ends the agent with exit code 3 and a message naming the permission, because retrying cannot
 // fix RBAC. --dry-run reads the host and prints the labels it would write, touching nothing.
@@ -38,6 +39,9 @@ struct NodeFactsOptions {
   std::string cgpu_version_label = "cgpu-guard.io/cgpu-version";
   std::string driver_version_label = "cgpu-guard.io/nvidia-driver-version";
   std::string toolkit_version_label = "cgpu-guard.io/container-toolkit-version";
+  // --set-max-pod-label N: also keep ack.node.gpu.max-pod at most N (core/max_pod_label.h
+  // MaxPodLabelToWrite). 0: leave that label, which belongs to the scheduler's setup, alone.
+  int max_pod_label = 0;
   // Empty: no heartbeat. --once writes none: a run that ends by itself needs no liveness probe.
   std::string heartbeat_file = "/tmp/cgpu-guard-node-facts.heartbeat";
   // Longest wait without a heartbeat, so that a 5m --interval does not look like a stuck loop.

@@ -89,3 +89,18 @@ TEST(MaxPodLabelTest, ParseMaxPodLabel) {
 
 }  // namespace
 }  // namespace cgpu
+
+namespace cgpu {
+namespace {
+
+TEST(MaxPodLabelToWriteTest, WritesTheLimitOnlyWhereTheAdviceIsDue) {
+  EXPECT_EQ(MaxPodLabelToWrite(std::nullopt, 20), "20");
+  EXPECT_EQ(MaxPodLabelToWrite(std::string("x"), 20), "20");
+  EXPECT_EQ(MaxPodLabelToWrite(std::string("21"), 20), "20");
+  EXPECT_EQ(MaxPodLabelToWrite(std::string("20"), 20), std::nullopt);
+  EXPECT_EQ(MaxPodLabelToWrite(std::string("4"), 20), std::nullopt);  // the operator's, kept
+  EXPECT_EQ(MaxPodLabelToWrite(std::nullopt, 0), std::nullopt);       // not asked
+}
+
+}  // namespace
+}  // namespace cgpu

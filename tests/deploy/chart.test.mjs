@@ -219,6 +219,16 @@ describe("default values", () => {
       rmSync(host, { recursive: true, force: true });
     }
   });
+  test("nodeFacts.setMaxPodLabel passes the pod limit to the agent; off by default", () => {
+    const agentArgs = (objects) =>
+      findOne(objects.filter(isNodeFactsObject), "DaemonSet").spec.template.spec.containers[0].args;
+    assert.ok(!agentArgs(rendered.default()).some((a) => a.startsWith("--set-max-pod-label")));
+    const on = helmTemplate({ ...sets.default, args: ["--set", "nodeFacts.setMaxPodLabel=true"] }).objects;
+    assert.ok(agentArgs(on).includes("--set-max-pod-label=20"), agentArgs(on).join(" "));
+    const lower = helmTemplate({ ...sets.default, args: ["--set", "nodeFacts.setMaxPodLabel=true",
+      "--set", "policy.maxPodsPerGpu=12"] }).objects;
+    assert.ok(agentArgs(lower).includes("--set-max-pod-label=12"), agentArgs(lower).join(" "));
+  });
   test("nodeFacts.enabled=false leaves the agent out", () => {
     const without = helmTemplate({ ...sets.default, args: ["--set", "nodeFacts.enabled=false"] }).objects;
     assert.deepEqual(findAll(without, "DaemonSet"), []);
@@ -868,6 +878,15 @@ describe("node-facts admission policy", () => {
     assert.deepEqual(evalPolicy(policy(), {
       object: node(before, { podCIDR: "172.20.4.0/24", unschedulable: true }), oldObject: node(before), userInfo: onNode("gpu-1"),
     }), ["the node-facts agent may change only labels"]);
+  });
+
+  test("with nodeFacts.setMaxPodLabel the agent may also set ack.node.gpu.max-pod, and not without", () => {
+    const after = { ...before, "ack.node.gpu.max-pod": "20" };
+    assert.deepEqual(evalPolicy(policy(), { object: node(after), oldObject: node(before), userInfo: onNode("gpu-1") }),
+      ["the node-facts agent may change only its own version labels"]);
+    const withLabel = findOne(helmTemplate({ args: ["--kube-version", "1.30.0", "--set", "nodeFacts.admissionPolicy.enabled=true",
+      "--set", "nodeFacts.setMaxPodLabel=true"] }).objects, "ValidatingAdmissionPolicy");
+    assert.deepEqual(evalPolicy(withLabel, { object: node(after), oldObject: node(before), userInfo: onNode("gpu-1") }), []);
   });
 
   test("nobody else is judged by it", () => {

@@ -145,6 +145,31 @@ TEST_F(NodeFactsBinaryTest, PatchesExactlyItsOwnLabelsThenNothingWhenUnchanged) 
   EXPECT_NE(process_->Log().find("labels up to date"), std::string::npos) << process_->Log();
 }
 
+TEST_F(NodeFactsBinaryTest, SetsTheMaxPodLabelOnlyWhenAskedAndNeverRaisesALowerOne) {
+  // Not asked: the scheduler's label is left alone.
+  ASSERT_EQ(RunOnce(), 0) << process_->Log();
+  EXPECT_FALSE(Labels().contains("ack.node.gpu.max-pod"));
+
+  // Asked, the label missing: set with the facts, in the same patch's way (only that key).
+  ASSERT_EQ(RunOnce({"--set-max-pod-label", "20"}), 0) << process_->Log();
+  EXPECT_EQ(Labels()["ack.node.gpu.max-pod"], "20");
+  EXPECT_EQ(json::parse(Patches().back().body),
+            json::parse(R"({"metadata":{"labels":{"ack.node.gpu.max-pod":"20"}}})"));
+
+  // An operator's lower limit stays; an unreadable or higher one is brought to the limit.
+  for (const auto& [before, after] : {std::pair<std::string, std::string>{"8", "8"},
+                                      {"twenty", "20"},
+                                      {"32", "20"}}) {
+    json node = *api_.Find("nodes", "gpu-1");
+    node["metadata"]["labels"]["ack.node.gpu.max-pod"] = before;
+    api_.Update("nodes", node);
+    const size_t patches = Patches().size();
+    ASSERT_EQ(RunOnce({"--set-max-pod-label", "20"}), 0) << process_->Log();
+    EXPECT_EQ(Labels()["ack.node.gpu.max-pod"], after) << before;
+    EXPECT_EQ(Patches().size(), patches + (before == after ? 0 : 1)) << before;
+  }
+}
+
 TEST_F(NodeFactsBinaryTest, AFactThatCannotBeReadRemovesItsLabelAndSaysWhy) {
   ASSERT_EQ(RunOnce(), 0) << process_->Log();
   std::filesystem::remove(host_ + "/proc/cgpu_km/version");  // the module was unloaded
