@@ -376,5 +376,63 @@ TEST(FakeApiServerTest, AWatchFromZeroStartsFromTheCache) {
   EXPECT_EQ(watch.lines()[1]["object"]["metadata"]["name"], "new");
 }
 
+// Events as the API server validates them (pkg/apis/core/validation/events.go), so that the
+// recorder's tests cannot pass on an Event the real one would refuse.
+int WriteEvent(const FakeApiServer& api, const std::string& method, const std::string& path,
+               const json& event) {
+  httplib::SSLClient client("127.0.0.1", api.port());
+  Trust(client, api);
+  const auto result = method == "POST" ? client.Post(path, event.dump(), "application/json")
+                                       : client.Put(path, event.dump(), "application/json");
+  return result ? result->status : -1;
+}
+
+TEST(FakeApiServerTest, EventsAreValidatedAsTheApiServerValidatesThem) {
+  FakeApiServer api;
+  const std::string pods_ns = "/apis/events.k8s.io/v1/namespaces/team-a/events";
+  const json good = {{"apiVersion", "events.k8s.io/v1"},
+                     {"kind", "Event"},
+                     {"metadata", {{"name", "p.1"}}},
+                     {"eventTime", "2027-01-15T08:00:00.000000Z"},
+                     {"reportingController", "cgpu-guard.io/webhook"},
+                     {"reportingInstance", "r-0"},
+                     {"action", "Bind"},
+                     {"reason", "CgpuGpuFull"},
+                     {"type", "Warning"},
+                     {"regarding", {{"kind", "Pod"}, {"namespace", "team-a"}, {"name", "p"}}},
+                     {"note", "denied"}};
+  for (const char* required : {"eventTime", "reportingInstance", "action", "reason"}) {
+    json missing = good;
+    missing.erase(required);
+    EXPECT_EQ(WriteEvent(api, "POST", pods_ns, missing), 422) << required;
+  }
+  json bad = good;
+  bad["type"] = "Error";
+  EXPECT_EQ(WriteEvent(api, "POST", pods_ns, bad), 422);
+  bad = good;
+  bad["reportingController"] = "cgpu guard";
+  EXPECT_EQ(WriteEvent(api, "POST", pods_ns, bad), 422);
+  bad = good;
+  bad["note"] = std::string(1025, 'x');
+  EXPECT_EQ(WriteEvent(api, "POST", pods_ns, bad), 422);
+  bad = good;
+  bad["series"] = {{"count", 1}, {"lastObservedTime", "2027-01-15T08:00:00.000000Z"}};
+  EXPECT_EQ(WriteEvent(api, "POST", pods_ns, bad), 422);
+  json node_event = good;
+  node_event["regarding"] = {{"kind", "Node"}, {"name", "gpu-1"}};
+  EXPECT_EQ(WriteEvent(api, "POST", pods_ns, node_event), 422);  // not in "default"
+  EXPECT_EQ(WriteEvent(api, "POST", "/apis/events.k8s.io/v1/namespaces/default/events", node_event),
+            201);
+
+  ASSERT_EQ(WriteEvent(api, "POST", pods_ns, good), 201);
+  json stored = *api.Find("events", "p.1", "team-a");
+  json changed = stored;
+  changed["note"] = "another note";
+  EXPECT_EQ(WriteEvent(api, "PUT", pods_ns + "/p.1", changed), 422);
+  changed = stored;
+  changed["series"] = {{"count", 2}, {"lastObservedTime", "2027-01-15T08:01:00.000000Z"}};
+  EXPECT_EQ(WriteEvent(api, "PUT", pods_ns + "/p.1", changed), 200);
+}
+
 }  // namespace
 }  // namespace cgpu::testing

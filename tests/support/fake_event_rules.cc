@@ -1,5 +1,7 @@
 #include "support/fake_event_rules.h"
 
+#include <cctype>
+
 namespace cgpu::testing {
 namespace {
 
@@ -18,6 +20,28 @@ std::string Required(const json& event, const char* key, size_t max = 0) {
            " characters";
   }
   return "";
+}
+
+// apimachinery validation.IsQualifiedName: an optional DNS-subdomain prefix and "/", then a name
+// of at most 63 characters, alphanumeric at both ends, with '-', '_' and '.' inside.
+bool IsQualifiedName(const std::string& text) {
+  const size_t slash = text.find('/');
+  const std::string name = slash == std::string::npos ? text : text.substr(slash + 1);
+  const std::string prefix = slash == std::string::npos ? "" : text.substr(0, slash);
+  if (slash != std::string::npos && (prefix.empty() || prefix.size() > 253)) return false;
+  for (char c : prefix) {
+    if (!(std::islower(static_cast<unsigned char>(c)) || std::isdigit(static_cast<unsigned char>(c)) ||
+          c == '-' || c == '.')) {
+      return false;
+    }
+  }
+  if (name.empty() || name.size() > 63) return false;
+  const auto alnum = [](char c) { return std::isalnum(static_cast<unsigned char>(c)) != 0; };
+  if (!alnum(name.front()) || !alnum(name.back())) return false;
+  for (char c : name) {
+    if (!alnum(c) && c != '-' && c != '_' && c != '.') return false;
+  }
+  return true;
 }
 
 }  // namespace
@@ -39,15 +63,15 @@ std::string EventCreateProblem(const json& event) {
     }
     if (Text(series, "lastObservedTime").empty()) return "series.lastObservedTime: Required value";
   }
+  if (!IsQualifiedName(Text(event, "reportingController"))) {
+    return "reportingController: Invalid value: not a qualified name";
+  }
+  // With an eventTime, only an Event about a cluster-scoped object is tied to a namespace.
   const std::string event_namespace = Text(event["metadata"], "namespace");
   const json regarding = event.value("regarding", json::object());
-  const std::string regarding_namespace = Text(regarding, "namespace");
-  if (regarding_namespace.empty()) {
-    if (event_namespace != "default" && event_namespace != "kube-system") {
-      return "regarding.namespace: Invalid value: does not match event.namespace";
-    }
-  } else if (regarding_namespace != event_namespace) {
-    return "regarding.namespace: Invalid value: does not match event.namespace";
+  if (Text(regarding, "namespace").empty() && event_namespace != "default" &&
+      event_namespace != "kube-system") {
+    return "involvedObject.namespace: Invalid value: does not match event.namespace";
   }
   return "";
 }

@@ -1,10 +1,10 @@
 // What the API server checks of an events.k8s.io/v1 Event on create and update, for the tests'
 // API server (fake_api_server.h). From k8s.io/kubernetes pkg/apis/core/validation/events.go:
 // ValidateEventCreate (strict for events.k8s.io/v1: eventTime, reportingController,
-// reportingInstance (<= 128), action (<= 128), reason (<= 128) required; type Normal or Warning;
-// note <= 1 kB; a series counts at least 2 and has a lastObservedTime; the regarding object's
-// namespace is the Event's, and an Event about a cluster-scoped object lives in "default" or
-// "kube-system") and ValidateEventUpdate (only the series and metadata may change).
+// reportingInstance (<= 128), action (<= 128), reason (<= 128) required; reportingController a
+// qualified name; type Normal or Warning; note <= 1 kB; a series counts at least 2 and has a
+// lastObservedTime; an Event about a cluster-scoped object lives in "default" or "kube-system")
+// and ValidateEventUpdate (only the series and metadata may change).
 #pragma once
 
 #include <nlohmann/json.hpp>
