@@ -28,33 +28,22 @@ import {
 import {
   binaryPath,
   certificateFromBase64,
-  evalPolicy,
   dnsNames,
+  evalPolicy,
   findAll,
   findOne,
   helmLint,
   helmTemplate,
   helmTemplateError,
   kubectlPath,
+  once,
   parseDocuments,
+  review,
   root,
   run,
-  review,
   webhookCalled,
   withServer,
 } from "./lib.mjs";
-
-function once(fn) {
-  let done = false;
-  let value;
-  return () => {
-    if (!done) {
-      value = fn();
-      done = true;
-    }
-    return value;
-  };
-}
 
 function kinds(objects) {
   return objects.map((o) => o.kind).sort();

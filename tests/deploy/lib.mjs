@@ -377,3 +377,16 @@ export function review(port, host, caPem) {
     req.end(body);
   });
 }
+
+// A value computed on first use, then kept (a render, a scrape) for the tests that share it.
+export function once(fn) {
+  let done = false;
+  let value;
+  return () => {
+    if (!done) {
+      value = fn();
+      done = true;
+    }
+    return value;
+  };
+}

@@ -22,6 +22,7 @@ import {
   helmTemplate,
   helmTemplateError,
   httpGet,
+  once,
   promtoolPath,
   review,
   root,
@@ -36,18 +37,6 @@ const monitoringOn = [
   "--set", "metrics.prometheusRule.enabled=true",
   "--set", "metrics.grafanaDashboard.enabled=true",
 ];
-
-function once(fn) {
-  let done = false;
-  let value;
-  return () => {
-    if (!done) {
-      value = fn();
-      done = true;
-    }
-    return value;
-  };
-}
 
 const rendered = once(() => helmTemplate({ release, namespace, args: monitoringOn }).objects);
 const ruleSpec = () => findOne(rendered(), "PrometheusRule").spec;

@@ -11,6 +11,7 @@
 
 #include "adapters/object_view_reader.h"
 #include "support/fake_api_server.h"
+#include "support/fake_api_server_config.h"
 
 namespace cgpu {
 namespace {
@@ -97,12 +98,8 @@ class Recorder : public WatchHandler {
 class InformerTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    KubeConfig config;
-    config.host = "127.0.0.1";
-    config.port = server_.port();
-    config.ca_pem = server_.ca_pem();
+    KubeConfig config = testing::ConfigFor(server_);
     config.token_file = token_dir_ + "/token";
-    config.source = "test";
     testing::WriteFile(config.token_file, "token-1");
     KubeClientOptions client_options;
     client_options.version = "test";

@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "support/fake_api_server.h"
+#include "support/fake_api_server_config.h"
 #include "support/test_certificates.h"
 
 namespace cgpu {
@@ -27,15 +28,6 @@ using Clock = std::chrono::steady_clock;
 
 json Node(const std::string& name) {
   return {{"metadata", {{"name", name}, {"labels", {{"zone", "a"}}}}}, {"spec", json::object()}};
-}
-
-KubeConfig ConfigFor(const FakeApiServer& server) {
-  KubeConfig config;
-  config.host = "127.0.0.1";
-  config.port = server.port();
-  config.ca_pem = server.ca_pem();
-  config.source = "test";
-  return config;
 }
 
 KubeClientOptions Options() {

@@ -7,6 +7,7 @@
 
 #include "adapters/kube_config.h"
 #include "support/fake_api_server.h"
+#include "support/fake_api_server_config.h"
 
 namespace cgpu {
 namespace {
@@ -18,12 +19,7 @@ using testing::RequestKind;
 class ClaimLeaseTest : public ::testing::Test {
  protected:
   ClaimLeaseTest() {
-    KubeConfig config;
-    config.host = "127.0.0.1";
-    config.port = api_.port();
-    config.ca_pem = api_.ca_pem();
-    config.source = "test";
-    client_ = std::make_unique<KubeClient>(config);
+    client_ = std::make_unique<KubeClient>(testing::ConfigFor(api_));
     store_ = LeaseClaimStore(*client_, "cgpu-guard", "replica-a", std::chrono::seconds(60),
                              [] { return int64_t{1'800'000'000'123}; });
   }

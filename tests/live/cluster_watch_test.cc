@@ -10,6 +10,7 @@
 #include "adapters/review_facts_reader.h"
 #include "cluster/cluster_objects.h"
 #include "support/fake_api_server.h"
+#include "support/fake_api_server_config.h"
 
 namespace cgpu {
 namespace {
@@ -26,12 +27,8 @@ NodeFactsReader Reader() { return NodeFactsReader::Create(FactSources{}, Embedde
 class ClusterWatchTest : public ::testing::Test {
  protected:
   ClusterWatchTest() : cache_(EmbeddedRules(), Reader(), {}), facts_(Reader()) {
-    KubeConfig config;
-    config.host = "127.0.0.1";
-    config.port = api_.port();
-    config.ca_pem = api_.ca_pem();
+    KubeConfig config = testing::ConfigFor(api_);
     config.token = "t0ken";
-    config.source = "test";
     api_.RequireToken("t0ken");
     client_ = std::make_unique<KubeClient>(config);
   }

@@ -7,6 +7,7 @@
 
 #include "adapters/kube_config.h"
 #include "support/fake_api_server.h"
+#include "support/fake_api_server_config.h"
 
 namespace cgpu {
 namespace {
@@ -40,15 +41,31 @@ EventIntent NodeIncompatible(const std::string& node) {
   return event;
 }
 
+// The Event for `intent`'s series as another writer (replica `instance`) created it.
+json WrittenElsewhere(const EventIntent& intent, const std::string& instance,
+                      const std::string& note) {
+  const ObjectRef& ref = intent.regarding;
+  json regarding = {{"apiVersion", "v1"}, {"kind", ref.kind}, {"name", ref.name}};
+  if (!ref.namespace_name.empty()) regarding["namespace"] = ref.namespace_name;
+  return {{"apiVersion", "events.k8s.io/v1"},
+          {"kind", "Event"},
+          {"metadata",
+           {{"name", EventName(intent, "cgpu-guard.io/webhook")},
+            {"namespace", ref.namespace_name.empty() ? "default" : ref.namespace_name}}},
+          {"eventTime", "2027-01-15T07:59:00.000000Z"},
+          {"reportingController", "cgpu-guard.io/webhook"},
+          {"reportingInstance", instance},
+          {"action", intent.action},
+          {"reason", intent.reason},
+          {"type", intent.warning ? "Warning" : "Normal"},
+          {"regarding", regarding},
+          {"note", note}};
+}
+
 class EventRecorderTest : public ::testing::Test {
  protected:
   EventRecorderTest() {
-    KubeConfig config;
-    config.host = "127.0.0.1";
-    config.port = api_.port();
-    config.ca_pem = api_.ca_pem();
-    config.source = "test";
-    client_ = std::make_unique<KubeClient>(config);
+    client_ = std::make_unique<KubeClient>(testing::ConfigFor(api_));
     options_.reporting_instance = "cgpu-guard-0";
     options_.series_interval = std::chrono::milliseconds(0);
     options_.first_backoff = std::chrono::milliseconds(1);
@@ -120,20 +137,8 @@ TEST_F(EventRecorderTest, RepeatsBecomeOneSeriesWithTheirCount) {
 TEST_F(EventRecorderTest, AnEventAnotherReplicaCreatedIsCountedOn) {
   const EventIntent intent = GpuFullOn("train-7");
   // Replica b recorded the series three times already.
-  json theirs = {{"apiVersion", "events.k8s.io/v1"},
-                 {"kind", "Event"},
-                 {"metadata",
-                  {{"name", EventName(intent, options_.reporting_controller)},
-                   {"namespace", "team-a"}}},
-                 {"eventTime", "2027-01-15T07:59:00.000000Z"},
-                 {"reportingController", "cgpu-guard.io/webhook"},
-                 {"reportingInstance", "cgpu-guard-1"},
-                 {"action", "Bind"},
-                 {"reason", "CgpuGpuFull"},
-                 {"type", "Warning"},
-                 {"regarding", {{"kind", "Pod"}, {"namespace", "team-a"}, {"name", "train-7"}}},
-                 {"note", "denied: from replica b"},
-                 {"series", {{"count", 3}, {"lastObservedTime", "2027-01-15T07:59:30.000000Z"}}}};
+  json theirs = WrittenElsewhere(intent, "cgpu-guard-1", "denied: from replica b");
+  theirs["series"] = {{"count", 3}, {"lastObservedTime", "2027-01-15T07:59:30.000000Z"}};
   api_.Add("events", theirs);
   Start();
   ASSERT_TRUE(recorder_->Record(intent));
@@ -178,19 +183,7 @@ TEST_F(EventRecorderTest, AnExpiredEventIsCreatedAgain) {
 
 TEST_F(EventRecorderTest, ANodeStateAlreadyReportedInTheSameWordsIsNotCountedAgain) {
   const EventIntent node = NodeIncompatible("gpu-9");
-  json reported = {{"apiVersion", "events.k8s.io/v1"},
-                   {"kind", "Event"},
-                   {"metadata",
-                    {{"name", EventName(node, options_.reporting_controller)},
-                     {"namespace", "default"}}},
-                   {"eventTime", "2027-01-15T07:00:00.000000Z"},
-                   {"reportingController", "cgpu-guard.io/webhook"},
-                   {"reportingInstance", "cgpu-guard-1"},
-                   {"action", "Evaluate"},
-                   {"reason", "CgpuNodeIncompatible"},
-                   {"type", "Warning"},
-                   {"regarding", {{"apiVersion", "v1"}, {"kind", "Node"}, {"name", "gpu-9"}}},
-                   {"note", node.note}};
+  const json reported = WrittenElsewhere(node, "cgpu-guard-1", node.note);
   api_.Add("events", reported);
   Start();
   ASSERT_TRUE(recorder_->Record(node));
