@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Renders deploy/cgpu-guard.yaml, the plain manifests for `kubectl apply -f deploy/`, from
-# charts/cgpu-guard with its default values except two: tls.mode=secret, because chart-generated
-# certificates would differ on every run (deploy/tls.sh makes the Secret and fills caBundle
-# instead), and the node-facts agent in a privileged namespace of its own.
+# charts/cgpu-guard with its default values except three: tls.mode=secret, because
+# chart-generated certificates would differ on every run (deploy/tls.sh makes the Secret and
+# fills caBundle instead); the node-facts agent in a privileged namespace of its own; and an
+# image that cannot be pulled by mistake: SET-YOUR-REGISTRY is not a valid image name (upper
+# case), so a pod that still names it fails at once with InvalidImageName, saying what to do.
 # The deploy.chart test renders it again and fails when the committed file differs.
 #
 #   scripts/render-deploy.sh [OUT_DIR]   (default deploy/)
@@ -44,6 +46,7 @@ metadata:
 HEADER
   "$helm" template cgpu-guard charts/cgpu-guard --namespace "$namespace" \
     --kube-version "$kube_version" --set tls.mode=secret \
+    --set image.repository=SET-YOUR-REGISTRY/cgpu-guard \
     --set nodeFacts.namespace="$agent_namespace"
 } >"$out_dir/cgpu-guard.yaml.tmp"
 mv "$out_dir/cgpu-guard.yaml.tmp" "$out_dir/cgpu-guard.yaml"

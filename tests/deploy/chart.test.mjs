@@ -43,6 +43,7 @@ import {
   run,
   webhookCalled,
   withServer,
+  testImage,
 } from "./lib.mjs";
 
 function kinds(objects) {
@@ -230,8 +231,8 @@ describe("default values", () => {
     assertDeployment(objects(), { namespace, replicas: 2 });
     const pod = findOne(objects(), "Deployment").spec.template.spec;
     assert.equal(pod.terminationGracePeriodSeconds, 30);
-    assert.equal(container(objects()).image, "registry.example.com/cgpu-guard:0.1.0",
-      "placeholder image, tagged with the chart's appVersion");
+    assert.equal(container(objects()).image, `${testImage}:0.1.0`,
+      "the given repository, tagged with the chart's appVersion");
   });
   test("Service and PodDisruptionBudget select the pods", () => {
     assertServiceAndPdb(objects());
@@ -480,6 +481,9 @@ describe("values.schema.json and template checks refuse bad values", () => {
     [["--set", "nodeFacts.livenessProbe.heartbeatFile=/heartbeat"], /heartbeatFile/],
     [["--set", "nodeFacts.livenessProbe.maxAge=3min"], /maxAge/],
     [["--set", "nodeFacts.livenessProbe.periodSeconds=0"], /periodSeconds/],
+    // No image is published: a render without one names the README section that says how.
+    [["--set", "image.repository="], /image.repository is empty: .*README "Build and push the image"/],
+    [["--set", "image.repository=has space"], /repository/],
   ];
   for (const [args, message] of cases) {
     test(args.join(" "), () => {

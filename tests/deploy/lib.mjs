@@ -61,8 +61,13 @@ function describeRun(command, args, result) {
 }
 
 // `helm template RELEASE charts/cgpu-guard -n NAMESPACE ARGS...` -> the objects it renders.
+// The chart refuses to render without image.repository (no image is published): every render
+// here names this one first, and a test may set another or none after it.
+export const testImage = "registry.test/gpu/cgpu-guard";  // as in values-image.yaml
+const imageArgs = ["-f", join(here, "values-image.yaml")];
+
 export function helmTemplate({ release = "cgpu-guard", namespace = "cgpu-guard", args = [] } = {}) {
-  const full = ["template", release, chartDir, "--namespace", namespace, ...args];
+  const full = ["template", release, chartDir, "--namespace", namespace, ...imageArgs, ...args];
   const result = run(helmPath, full);
   if (result.status !== 0) throw new Error(describeRun("helm", full, result));
   return { text: result.stdout, objects: parseDocuments(result.stdout) };
@@ -70,7 +75,7 @@ export function helmTemplate({ release = "cgpu-guard", namespace = "cgpu-guard",
 
 // The same, expected to fail: returns helm's error output.
 export function helmTemplateError({ release = "x", namespace = "x", args = [] } = {}) {
-  const full = ["template", release, chartDir, "--namespace", namespace, ...args];
+  const full = ["template", release, chartDir, "--namespace", namespace, ...imageArgs, ...args];
   const result = run(helmPath, full);
   if (result.status === 0) {
     throw new Error(`helm ${full.join(" ")} succeeded but should have failed`);
@@ -79,7 +84,7 @@ export function helmTemplateError({ release = "x", namespace = "x", args = [] } 
 }
 
 export function helmLint(args = []) {
-  const full = ["lint", "--strict", chartDir, ...args];
+  const full = ["lint", "--strict", chartDir, ...imageArgs, ...args];
   const result = run(helmPath, full);
   if (result.status !== 0) throw new Error(describeRun("helm", full, result));
   return result.stdout;

@@ -56,6 +56,9 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end -}}
 
 {{- define "cgpu-guard.image" -}}
+{{- if not .Values.image.repository -}}
+{{- fail "image.repository is empty: cgpu-guard publishes no image. Build one with the repository's Dockerfile, push it to a registry your nodes can pull from (ACR, say), and set image.repository (image.digest pins it): README \"Build and push the image\"" -}}
+{{- end -}}
 {{- if .Values.image.digest -}}
 {{- printf "%s@%s" .Values.image.repository .Values.image.digest -}}
 {{- else -}}
