@@ -2,9 +2,10 @@
 # Renders deploy/cgpu-guard.yaml, the plain manifests for `kubectl apply -f deploy/`, from
 # charts/cgpu-guard with its default values except three: tls.mode=secret, because
 # chart-generated certificates would differ on every run (deploy/tls.sh makes the Secret and
-# fills caBundle instead); the node-facts agent in a privileged namespace of its own; and an
-# image that cannot be pulled by mistake: SET-YOUR-REGISTRY is not a valid image name (upper
-# case), so a pod that still names it fails at once with InvalidImageName, saying what to do.
+# fills caBundle instead); the webhook's namespace, labelled "restricted" (the chart renders the
+# node-facts agent's own, "privileged"); and an image that cannot be pulled by mistake:
+# SET-YOUR-REGISTRY is not a valid image name (upper case), so a pod that still names it fails at
+# once with InvalidImageName, saying what to do.
 # The deploy.chart test renders it again and fails when the committed file differs.
 #
 #   scripts/render-deploy.sh [OUT_DIR]   (default deploy/)
@@ -15,7 +16,7 @@ cd "$(dirname "$0")/.."
 out_dir="${1:-deploy}"
 helm="${HELM:-.local/tools/bin/helm}"
 namespace=cgpu-guard
-agent_namespace=cgpu-guard-node-facts
+agent_namespace=cgpu-guard-node-facts  # the chart's default for the release namespace
 # Pinned so the output does not follow helm's own default; 1.30 has matchConditions GA.
 kube_version=1.30.0
 
@@ -34,20 +35,10 @@ metadata:
   labels:
     # The webhook pods meet the "restricted" Pod Security Standard.
     pod-security.kubernetes.io/enforce: restricted
----
-apiVersion: v1
-kind: Namespace
-metadata:
-  name: $agent_namespace
-  labels:
-    # The node-facts agent reads the host through read-only hostPath volumes, which only the
-    # "privileged" level admits; it has this namespace to itself.
-    pod-security.kubernetes.io/enforce: privileged
 HEADER
   "$helm" template cgpu-guard charts/cgpu-guard --namespace "$namespace" \
     --kube-version "$kube_version" --set tls.mode=secret \
-    --set image.repository=SET-YOUR-REGISTRY/cgpu-guard \
-    --set nodeFacts.namespace="$agent_namespace"
+    --set image.repository=SET-YOUR-REGISTRY/cgpu-guard
 } >"$out_dir/cgpu-guard.yaml.tmp"
 mv "$out_dir/cgpu-guard.yaml.tmp" "$out_dir/cgpu-guard.yaml"
 echo "render-deploy: wrote $out_dir/cgpu-guard.yaml" >&2

@@ -132,18 +132,35 @@ describe("default values", () => {
   test("render exactly the expected objects", () => {
     assert.deepEqual(kinds(objects()), [
       "ClusterRole", "ClusterRole", "ClusterRoleBinding", "ClusterRoleBinding", "DaemonSet",
-      "Deployment", "PodDisruptionBudget", "Role", "RoleBinding", "Secret", "Service",
+      "Deployment", "Namespace", "PodDisruptionBudget", "Role", "RoleBinding", "Secret", "Service",
       "ServiceAccount", "ServiceAccount", "ValidatingWebhookConfiguration",
     ]);
   });
   test("node-facts agent: hardened DaemonSet on ACK GPU nodes, read-only host, get/patch nodes", () => {
     const { pod } = assertNodeFactsAgent(objects(), {
-      namespace, hostPaths: ["/proc", "/sys/module", "/usr"],
+      namespace: `${namespace}-node-facts`, hostPaths: ["/proc", "/sys/module", "/usr"],
     });
     const term = pod.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms[0];
     assert.deepEqual(term.matchExpressions, [{ key: "aliyun.accelerator/nvidia_name", operator: "Exists" }]);
     assert.deepEqual(pod.tolerations, [{ operator: "Exists" }], "runs on tainted GPU nodes too");
     assert.equal(pod.securityContext.runAsNonRoot, true);
+  });
+  test("the agent has a namespace of its own, created privileged; the webhook's stays apart", () => {
+    const [created] = findAll(objects(), "Namespace");
+    assert.equal(created.metadata.name, `${namespace}-node-facts`);
+    for (const mode of ["enforce", "warn", "audit"]) {
+      assert.equal(created.metadata.labels[`pod-security.kubernetes.io/${mode}`], "privileged", mode);
+    }
+    for (const o of objects().filter(isNodeFactsObject).filter((o) => o.kind !== "Namespace")) {
+      if (o.metadata.namespace !== undefined) assert.equal(o.metadata.namespace, created.metadata.name, o.kind);
+    }
+    for (const o of objects().filter((o) => !isNodeFactsObject(o))) {
+      if (o.metadata.namespace !== undefined) assert.equal(o.metadata.namespace, namespace, o.kind);
+    }
+    const without = helmTemplate({ ...sets.default, args: ["--set", "nodeFacts.createNamespace=false"] }).objects;
+    assert.deepEqual(findAll(without, "Namespace"), []);
+    assert.match(helmTemplateError({ namespace: "cgpu-guard", args: ["--set", "nodeFacts.namespace=cgpu-guard"] }),
+      /nodeFacts.createNamespace would create the release's own namespace cgpu-guard/);
   });
   test("the built binary takes the agent's arguments (a dry run over an empty host)", () => {
     const c = findOne(objects(), "DaemonSet").spec.template.spec.containers[0];
@@ -195,7 +212,7 @@ describe("default values", () => {
   test("nodeFacts.livenessProbe.enabled=false: no probe, no heartbeat, no writable volume", () => {
     const off = helmTemplate({ ...sets.default, args: ["--set", "nodeFacts.livenessProbe.enabled=false"] }).objects;
     const { container: c, pod } = assertNodeFactsAgent(off, {
-      namespace: sets.default.namespace, hostPaths: ["/proc", "/sys/module", "/usr"],
+      namespace: `${sets.default.namespace}-node-facts`, hostPaths: ["/proc", "/sys/module", "/usr"],
     });
     assert.equal(c.livenessProbe, undefined);
     assert.ok(c.args.includes("--heartbeat-file="), "an empty --heartbeat-file turns the heartbeat off");
@@ -342,7 +359,7 @@ describe("custom values", () => {
       "ClusterRole", "ClusterRole", "ClusterRoleBinding", "ClusterRoleBinding", "ConfigMap",
       "DaemonSet", "Deployment", "PodDisruptionBudget", "Role", "RoleBinding", "Service",
       "ServiceAccount", "ServiceAccount", "ServiceMonitor", "ValidatingWebhookConfiguration",
-    ]);
+    ]);  // nodeFacts.createNamespace=false: gpu-node-agents is the operator's
   });
   test("node-facts agent follows the values, in its own namespace", () => {
     const { args, pod, daemonSet } = assertNodeFactsAgent(objects(), {
@@ -824,7 +841,7 @@ describe("the built server with the chart's certificates", () => {
 describe("node-facts admission policy", () => {
   // Off by default; on, the agent may patch only the node its token names, and only its three
   // version labels. Evaluated on requests shaped as the agent's merge patch makes them.
-  const agent = "system:serviceaccount:cgpu-guard:cgpu-guard-node-facts";
+  const agent = "system:serviceaccount:cgpu-guard-node-facts:cgpu-guard-node-facts";
   const onNode = (node) => ({
     username: agent,
     extra: { "authentication.kubernetes.io/node-name": [node] },

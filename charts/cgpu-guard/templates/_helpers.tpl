@@ -180,8 +180,9 @@ clientConfig:
 {{- printf "%s-node-facts" (include "cgpu-guard.fullname" . | trunc 52 | trimSuffix "-") -}}
 {{- end -}}
 
+{{- /* The agent's namespace: its own, "<release namespace>-node-facts", unless set. */ -}}
 {{- define "cgpu-guard.nodeFacts.namespace" -}}
-{{- default .Release.Namespace .Values.nodeFacts.namespace -}}
+{{- default (printf "%s-node-facts" (.Release.Namespace | trunc 52 | trimSuffix "-")) .Values.nodeFacts.namespace -}}
 {{- end -}}
 
 {{- define "cgpu-guard.nodeFacts.serviceAccountName" -}}
