@@ -443,10 +443,10 @@ describe("custom values", () => {
     assert.equal(args.get("rules"), `${mount.mountPath}/cgpu-rules.yaml`);
     assert.match(findOne(objects(), "Deployment").spec.template.metadata.annotations["checksum/rules"], /^[0-9a-f]{64}$/);
   });
-  test("webhooks: Fail, 5s, more namespaces excluded, no matchConditions, objectSelector on pods", () => {
+  test("webhooks: Fail, 5s, more namespaces excluded, matchConditions, objectSelector on pods", () => {
     const config = assertWebhooks(objects(), {
       namespace, failurePolicy: "Fail", timeoutSeconds: 5, excluded: ["monitoring", "arms-prom"],
-      matchConditions: false,
+      matchConditions: true,
     });
     assert.equal(webhook(objects(), "pods.cgpu-guard.io").objectSelector.matchExpressions[0].key, "cgpu-guard.io/skip");
     assert.equal(webhook(objects(), "nodes.cgpu-guard.io").objectSelector, undefined);
@@ -501,6 +501,17 @@ describe("values.schema.json and template checks refuse bad values", () => {
     // No image is published: a render without one names the README section that says how.
     [["--set", "image.repository="], /image.repository is empty: .*README "Build and push the image"/],
     [["--set", "image.repository=has space"], /repository/],
+    // failurePolicy Fail where an outage of cgpu-guard would reach beyond cGPU pods, or is certain.
+    [["--set", "webhook.failurePolicy=Fail", "--set", "webhook.matchConditions=disabled"],
+      /failurePolicy=Fail without matchConditions .* every node update \(cordon, drain, taints\)/],
+    [["--kube-version", "1.27.9", "--set", "webhook.failurePolicy=Fail"],
+      /failurePolicy=Fail without matchConditions \(webhook.matchConditions=auto, Kubernetes v1.27.9\)/],
+    [["--set", "webhook.failurePolicy=Fail", "--set", "tls.mode=secret"],
+      /failurePolicy=Fail with tls.mode=secret and no tls.secret.caBundle/],
+    [["--set", "webhook.failurePolicy=Fail", "--set", "replicaCount=1"],
+      /failurePolicy=Fail with replicaCount=1: .* stops scheduling cluster-wide/],
+    [["--set", "webhook.failurePolicy=Fail", "--set", "podDisruptionBudget.enabled=false"],
+      /failurePolicy=Fail with podDisruptionBudget.enabled=false/],
   ];
   for (const [args, message] of cases) {
     test(args.join(" "), () => {

@@ -217,3 +217,25 @@ replace the severity), then `extra` (labels the alert's expression does not carr
 {{- $labels := merge (dict "severity" .alert.severity) (.extra | default dict) (deepCopy .values.additionalLabels) -}}
 {{- toYaml $labels -}}
 {{- end }}
+
+{{/*
+Values that would let an outage of cgpu-guard stop the cluster, refused at render time. Under
+failurePolicy Fail the API server refuses every request a webhook matches while no replica
+answers; these are the combinations where that reaches beyond cGPU pods, or is certain to happen.
+*/}}
+{{- define "cgpu-guard.refuseDangerousValues" -}}
+{{- if eq .Values.webhook.failurePolicy "Fail" -}}
+{{- if not (include "cgpu-guard.useMatchConditions" .) -}}
+{{- fail (printf "webhook.failurePolicy=Fail without matchConditions (webhook.matchConditions=%s, Kubernetes %s) sends every node update (cordon, drain, taints) and every pod to the webhook: an outage of cgpu-guard would block them all. Use failurePolicy=Ignore, or matchConditions (Kubernetes 1.28 or later; webhook.matchConditions=auto or enabled)" .Values.webhook.matchConditions .Capabilities.KubeVersion.Version) -}}
+{{- end -}}
+{{- if and (eq .Values.tls.mode "secret") (not .Values.tls.secret.caBundle) -}}
+{{- fail "webhook.failurePolicy=Fail with tls.mode=secret and no tls.secret.caBundle: the API server could not verify the webhook's certificate, so every call would fail and every pod binding in the cluster would be refused. Set tls.secret.caBundle (base64 of the CA that signed the Secret's certificate; deploy/tls.sh prints it), or install with Ignore first" -}}
+{{- end -}}
+{{- if lt (int .Values.replicaCount) 2 -}}
+{{- fail (printf "webhook.failurePolicy=Fail with replicaCount=%d: every pod binding outside the excluded namespaces waits on the webhook, so a restart, an upgrade or a node drain of the one replica stops scheduling cluster-wide. Run at least 2 replicas, or failurePolicy=Ignore" (int .Values.replicaCount)) -}}
+{{- end -}}
+{{- if not .Values.podDisruptionBudget.enabled -}}
+{{- fail "webhook.failurePolicy=Fail with podDisruptionBudget.enabled=false: a node drain may evict every replica at once, and every pod binding is refused until one is back. Keep the PodDisruptionBudget, or failurePolicy=Ignore" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
