@@ -476,6 +476,61 @@ describe("custom values", () => {
   });
 });
 
+describe("pod placement, environment, volumes, host network, scraping, quotas", () => {
+  const deployment = (objects) => findOne(objects.filter((o) => !isNodeFactsObject(o)), "Deployment");
+  const render = (...sets) => helmTemplate({ args: sets.flatMap((s) => ["--set", s]) }).objects;
+
+  test("affinity: added to the anti-affinity preset, or replacing it when it has its own", () => {
+    const zone = { nodeAffinity: { requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: [
+      { matchExpressions: [{ key: "node-role.kubernetes.io/system", operator: "Exists" }] }] } } };
+    const withZone = helmTemplate({ args: ["--set-json", `affinity=${JSON.stringify(zone)}`] }).objects;
+    const affinity = deployment(withZone).spec.template.spec.affinity;
+    assert.deepEqual(affinity.nodeAffinity, zone.nodeAffinity);
+    assert.ok(affinity.podAntiAffinity.preferredDuringSchedulingIgnoredDuringExecution, "the soft preset stays");
+    const own = { podAntiAffinity: { requiredDuringSchedulingIgnoredDuringExecution: [
+      { topologyKey: "topology.kubernetes.io/zone", labelSelector: { matchLabels: { app: "x" } } }] } };
+    const replaced = helmTemplate({ args: ["--set-json", `affinity=${JSON.stringify(own)}`] }).objects;
+    assert.deepEqual(deployment(replaced).spec.template.spec.affinity, own);
+    assert.equal(deployment(render("podAntiAffinity=none")).spec.template.spec.affinity, undefined);
+  });
+  test("extraEnv, extraVolumes and extraVolumeMounts reach the server's pod", () => {
+    const objects = helmTemplate({ args: [
+      "--set-json", 'extraEnv=[{"name":"TZ","value":"Asia/Shanghai"}]',
+      "--set-json", 'extraVolumes=[{"name":"extra-ca","configMap":{"name":"corp-ca"}}]',
+      "--set-json", 'extraVolumeMounts=[{"name":"extra-ca","mountPath":"/etc/corp-ca","readOnly":true}]',
+    ] }).objects;
+    const pod = deployment(objects).spec.template.spec;
+    assert.deepEqual(pod.containers[0].env.map((e) => e.name), ["POD_NAME", "POD_NAMESPACE", "TZ"]);
+    assert.deepEqual(pod.volumes.at(-1), { name: "extra-ca", configMap: { name: "corp-ca" } });
+    assert.deepEqual(pod.containers[0].volumeMounts.at(-1), { name: "extra-ca", mountPath: "/etc/corp-ca", readOnly: true });
+    assert.match(helmTemplateError({ args: ["--set-json", 'extraEnv=[{"name":"POD_NAME","value":"x"}]'] }), /extraEnv/);
+  });
+  test("hostNetwork: the pod in the node's network, resolving cluster names", () => {
+    const pod = deployment(render("hostNetwork=true")).spec.template.spec;
+    assert.equal(pod.hostNetwork, true);
+    assert.equal(pod.dnsPolicy, "ClusterFirstWithHostNet");
+    assert.equal(deployment(rendered.default()).spec.template.spec.hostNetwork, undefined);
+  });
+  test("scrape annotations only without the ServiceMonitor (no double scrape)", () => {
+    const annotations = (objects) => deployment(objects).spec.template.metadata.annotations ?? {};
+    assert.equal(annotations(rendered.default())["prometheus.io/scrape"], "true");
+    assert.equal(annotations(render("metrics.serviceMonitor.enabled=true"))["prometheus.io/scrape"], undefined);
+  });
+  test("priorityClassQuota: a quota for each critical class where the chart runs pods", async () => {
+    assert.deepEqual(findAll(rendered.default(), "ResourceQuota"), []);
+    const objects = render("priorityClassQuota.enabled=true");
+    await assertValidObjects(objects);
+    const quotas = findAll(objects, "ResourceQuota").map((q) => ({
+      namespace: q.metadata.namespace, pods: q.spec.hard.pods,
+      classes: q.spec.scopeSelector.matchExpressions[0].values,
+    }));
+    assert.deepEqual(quotas, [
+      { namespace: "cgpu-guard", pods: "3", classes: ["system-cluster-critical"] },
+      { namespace: "cgpu-guard-node-facts", pods: "1000", classes: ["system-node-critical"] },
+    ]);
+  });
+});
+
 describe("values.schema.json and template checks refuse bad values", () => {
   const cases = [
     [["--set", "webhook.failurPolicy=Fail"], /additional properties 'failurPolicy' not allowed/],

@@ -115,6 +115,7 @@ const schemaFiles = {
   "v1/Service": ["kubernetes-models", "IoK8sApiCoreV1Service"],
   "v1/Secret": ["kubernetes-models", "IoK8sApiCoreV1Secret"],
   "v1/ConfigMap": ["kubernetes-models", "IoK8sApiCoreV1ConfigMap"],
+  "v1/ResourceQuota": ["kubernetes-models", "IoK8sApiCoreV1ResourceQuota"],
   "apps/v1/Deployment": ["kubernetes-models", "IoK8sApiAppsV1Deployment"],
   "apps/v1/DaemonSet": ["kubernetes-models", "IoK8sApiAppsV1DaemonSet"],
   "policy/v1/PodDisruptionBudget": ["kubernetes-models", "IoK8sApiPolicyV1PodDisruptionBudget"],

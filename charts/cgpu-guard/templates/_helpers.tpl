@@ -239,3 +239,22 @@ answers; these are the combinations where that reaches beyond cGPU pods, or is c
 {{- end -}}
 {{- end -}}
 {{- end -}}
+
+{{/* The podAntiAffinity preset (values podAntiAffinity: soft or hard) for the webhook pods. */}}
+{{- define "cgpu-guard.podAntiAffinity" -}}
+{{- if eq .Values.podAntiAffinity "hard" -}}
+requiredDuringSchedulingIgnoredDuringExecution:
+  - topologyKey: kubernetes.io/hostname
+    labelSelector:
+      matchLabels:
+        {{- include "cgpu-guard.selectorLabels" . | nindent 8 }}
+{{- else -}}
+preferredDuringSchedulingIgnoredDuringExecution:
+  - weight: 100
+    podAffinityTerm:
+      topologyKey: kubernetes.io/hostname
+      labelSelector:
+        matchLabels:
+          {{- include "cgpu-guard.selectorLabels" . | nindent 10 }}
+{{- end -}}
+{{- end -}}
