@@ -5,6 +5,7 @@
 
 #include "core/resource_routes.h"
 #include "shell/check_command.h"
+#include "shell/lifecycle_commands.h"
 #include "shell/node_facts_command.h"
 #include "shell/serve_command.h"
 #include "shell/version.h"
@@ -18,6 +19,8 @@ constexpr char kUsage[] =
     "  serve     run the admission webhook over HTTPS (see cgpu-guard serve --help)\n"
     "  check     check nodes (kubectl get nodes -o json) against the cGPU rules\n"
     "  node-facts  keep this node's cGPU, driver and toolkit version labels true\n"
+    "  unregister  delete the webhook's registration (the chart's pre-delete hook)\n"
+    "  selftest  post a harmless review to a running webhook and check the answer (helm test)\n"
     "  routes    print the resources the webhook judges, one per line (what the webhook rules\n"
     "            must send it)\n"
     "  version   print the version\n"
@@ -36,6 +39,8 @@ int main(int argc, char** argv) {
   if (command == "serve") return cgpu::RunServeCommand(args);
   if (command == "check") return cgpu::RunCheckCommand(args);
   if (command == "node-facts") return cgpu::RunNodeFactsCommand(args);
+  if (command == "unregister") return cgpu::RunUnregisterCommand(args);
+  if (command == "selftest") return cgpu::RunSelftestCommand(args);
   if (command == "routes") {
     // "<resource path> <operations>" for each route a webhook rule must send (the chart's tests
     // compare its rules with this list).

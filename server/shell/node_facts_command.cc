@@ -15,6 +15,7 @@
 #include "adapters/node_label_patch.h"
 #include "core/host_facts.h"
 #include "core/max_pod_label.h"
+#include "shell/exit_codes.h"
 #include "shell/flags.h"
 #include "shell/heartbeat.h"
 #include "shell/log.h"
@@ -23,9 +24,6 @@
 namespace cgpu {
 namespace {
 
-constexpr int kExitFailed = 1;
-constexpr int kExitUsage = 2;
-constexpr int kExitForbidden = 3;
 
 std::vector<FlagSpec> NodeFactsFlagSpecs(NodeFactsOptions& o) {
   const auto on = [](bool& target) {

@@ -266,6 +266,7 @@ FakeApiServer::FakeApiServer(FakeApiServerOptions options)
   server_->Patch(".*", handle);
   server_->Post(".*", handle);
   server_->Put(".*", handle);
+  server_->Delete(".*", handle);
   port_ = server_->bind_to_any_port("127.0.0.1");
   if (port_ <= 0) throw std::runtime_error("fake API server: cannot bind 127.0.0.1");
   thread_ = std::thread([this] { server_->listen_after_bind(); });
@@ -630,6 +631,8 @@ void FakeApiServer::Handle(const httplib::Request& request, httplib::Response& r
     record.kind = RequestKind::kCreate;
   } else if (request.method == "PUT") {
     record.kind = RequestKind::kUpdate;
+  } else if (request.method == "DELETE") {
+    record.kind = RequestKind::kDelete;
   } else if (!target.name.empty()) {
     record.kind = RequestKind::kGet;
   } else {
@@ -670,6 +673,8 @@ void FakeApiServer::Handle(const httplib::Request& request, httplib::Response& r
     HandleCreate(target, request, response);
   } else if (record.kind == RequestKind::kUpdate) {
     HandleUpdate(target, request, response);
+  } else if (record.kind == RequestKind::kDelete) {
+    HandleDelete(target, response);
   } else if (record.kind == RequestKind::kGet) {
     HandleGet(target, request, response);
   } else if (record.kind == RequestKind::kWatch) {
@@ -1156,6 +1161,25 @@ void FakeApiServer::HandleUpdate(const Target& target, const httplib::Request& r
   response.status = 200;
   response.set_content(WithTypeMeta(target.resource, objects[target.key()]->object).dump(),
                        "application/json");
+}
+
+// DELETE of an object: gone at once (no finalizers here), answered with the object as it was.
+void FakeApiServer::HandleDelete(const Target& target, httplib::Response& response) {
+  if (target.name.empty()) {
+    Answer(response, 405, "DELETE an object, not a collection");
+    return;
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  auto& objects = store_[target.resource];
+  const auto found = objects.find(target.key());
+  if (found == objects.end()) {
+    Answer(response, 404, target.qualified() + " \"" + target.name + "\" not found", "NotFound");
+    return;
+  }
+  json object = found->second->object;
+  Record(target.resource, "DELETED", object, object);
+  response.status = 200;
+  response.set_content(WithTypeMeta(target.resource, object).dump(), "application/json");
 }
 
 }  // namespace cgpu::testing

@@ -9,7 +9,9 @@
 // (merge, strategic-merge treated as merge, JSON patch) of single objects; and create (POST to a
 // collection: 201, or 409 AlreadyExists) and update (PUT of an object: a metadata.resourceVersion
 // that is not the stored one is 409 Conflict, an object that does not exist 404), the optimistic
-// concurrency that client-go's Lease-based leader election and every controller rely on
+// concurrency that client-go's Lease-based leader election and every controller rely on; and
+// DELETE of an object (200 with the object as it was, 404 when there is none: the generic
+// registry's Delete, immediate for objects without finalizers), the same
 // (k8s.io/apiserver registry/generic/registry/store.go Create and Update; the reasons and codes
 // of apimachinery pkg/apis/meta/v1 types.go StatusReasonAlreadyExists and StatusReasonConflict).
 // Events (events.k8s.io/v1) are validated on create and update as the API server does
@@ -67,7 +69,7 @@
 
 namespace cgpu::testing {
 
-enum class RequestKind { kAny, kList, kWatch, kGet, kPatch, kCreate, kUpdate };
+enum class RequestKind { kAny, kList, kWatch, kGet, kPatch, kCreate, kUpdate, kDelete };
 
 struct RecordedRequest {
   std::string method;  // GET, PATCH, POST, PUT
@@ -244,6 +246,7 @@ class FakeApiServer {
                     httplib::Response& response);
   void HandleUpdate(const Target& target, const httplib::Request& request,
                     httplib::Response& response);
+  void HandleDelete(const Target& target, httplib::Response& response);
   bool NextWatchLines(WatchStream& watch, std::vector<std::string>& lines);  // mu_ held
   int64_t Record(const std::string& resource, const std::string& type, nlohmann::json object,
                  nlohmann::json old_object);  // mu_ held
