@@ -22,6 +22,7 @@ build_packages=(
   prometheus            # promtool: the /metrics exposition, the chart's alerts and dashboard
   sslscan               # the webhook port's TLS posture, as a scanner sees it
   clang-14 libfuzzer-14-dev  # the ASan + UBSan build and its libFuzzer targets
+  libclang-rt-14-dev    # their runtimes (libclang_rt.asan, .ubsan): clang-14 alone does not bring them
   curl
   wrk nginx-light       # bench/run: load generator and the TLS baseline it compares against
   unzip                 # helm and kubectl ship in a zip inside an npm package
