@@ -80,9 +80,6 @@ if [[ -n "$print_dir" ]]; then
   exit 0
 fi
 
-if [[ -f "$work/secret.yaml" ]]; then
-  "$kubectl" apply -f "$work/secret.yaml"
-fi
 count=$("$kubectl" get validatingwebhookconfiguration "$name" \
   -o 'jsonpath={range .webhooks[*]}{.name}{"\n"}{end}' | grep -c .)
 patch="["
@@ -91,5 +88,10 @@ for ((i = 0; i < count; i++)); do
   patch+="{\"op\":\"add\",\"path\":\"/webhooks/$i/clientConfig/caBundle\",\"value\":\"$ca_bundle\"}"
 done
 patch+="]"
+# caBundle first, then the Secret: the API server trusts the new CA before any pod can serve a
+# certificate from it (with --rotate it still trusts the old one the pods serve until then).
 "$kubectl" patch validatingwebhookconfiguration "$name" --type=json -p "$patch"
+if [[ -f "$work/secret.yaml" ]]; then
+  "$kubectl" apply -f "$work/secret.yaml"
+fi
 echo "tls.sh: $namespace/$secret serves $service_dns; caBundle set on $count webhooks of $name" >&2

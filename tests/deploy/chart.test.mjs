@@ -8,7 +8,8 @@
 // Run by ctest (deploy.chart): node --test tests/deploy/chart.test.mjs
 
 import assert from "node:assert/strict";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { X509Certificate } from "node:crypto";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, test } from "node:test";
@@ -28,6 +29,7 @@ import {
 import {
   binaryPath,
   certificateFromBase64,
+  chartDir,
   dnsNames,
   evalPolicy,
   findAll,
@@ -41,9 +43,9 @@ import {
   review,
   root,
   run,
+  testImage,
   webhookCalled,
   withServer,
-  testImage,
 } from "./lib.mjs";
 
 function kinds(objects) {
@@ -293,6 +295,104 @@ describe("generated TLS follows the release's name and namespace", () => {
     const caBundle = webhook(objects, "pods.cgpu-guard.io").clientConfig.caBundle;
     assertServingCertificate(secret.data, caBundle, host);
     assertWebhooks(objects, { namespace: "team-a" });
+  });
+});
+
+describe("generated TLS rotation", () => {
+  // helm template reads no cluster, so the chart's lookup of its Secret finds nothing. These tests
+  // render a copy of the chart whose one lookup (cgpu-guard.existingTLSSecret) returns the Secret
+  // a first render generated, as an upgrade would find it in the cluster.
+  const first = once(() => helmTemplate().objects);
+  const withExisting = (secret) => {
+    const copy = mkdtempSync(join(tmpdir(), "cgpu-guard-chart-"));
+    cpSync(chartDir, copy, { recursive: true });
+    const helpers = join(copy, "templates/_helpers.tpl");
+    const lookup = '{{- toYaml (lookup "v1" "Secret" .Release.Namespace (include "cgpu-guard.tlsSecretName" .)) -}}';
+    const text = readFileSync(helpers, "utf8");
+    assert.ok(text.includes(lookup), "the chart looks its Secret up in one place");
+    writeFileSync(helpers, text.replace(lookup, "{{- `" + JSON.stringify(secret) + "` -}}"));
+    return copy;
+  };
+  const pems = (b64) => Buffer.from(b64, "base64").toString().match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g);
+
+  test("an upgrade keeps the certificate and trusts only its CA", () => {
+    const secret = findOne(first(), "Secret");
+    const chart = withExisting(secret);
+    try {
+      const again = helmTemplate({ chart }).objects;
+      assert.deepEqual(findOne(again, "Secret").data, secret.data);
+      assert.equal(webhook(again, "bindings.cgpu-guard.io").clientConfig.caBundle, secret.data["ca.crt"]);
+    } finally {
+      rmSync(chart, { recursive: true, force: true });
+    }
+  });
+  test("rotate: a new CA and certificate; caBundle trusts the new CA and the one served now", () => {
+    const before = findOne(first(), "Secret");
+    const chart = withExisting(before);
+    try {
+      const rotated = helmTemplate({ chart, args: ["--set", "tls.generate.rotate=true"] }).objects;
+      const after = findOne(rotated, "Secret").data;
+      assert.notEqual(after["tls.crt"], before.data["tls.crt"], "a new serving certificate");
+      const [newCa, oldCa, ...more] = pems(after["ca.crt"]);
+      assert.deepEqual(more, [], "two CAs at most: one rotation at a time");
+      assert.equal(oldCa.trim(), pems(before.data["ca.crt"])[0].trim(), "the previous CA is still trusted");
+      const served = (b64) => certificateFromBase64(b64);
+      assert.ok(served(after["tls.crt"]).verify(new X509Certificate(newCa).publicKey), "new certificate, new CA");
+      assert.ok(served(before.data["tls.crt"]).verify(new X509Certificate(oldCa).publicKey), "old certificate, old CA");
+      for (const w of findOne(rotated, "ValidatingWebhookConfiguration").webhooks) {
+        assert.equal(w.clientConfig.caBundle, after["ca.crt"], `${w.name} trusts both`);
+      }
+      // A second rotation keeps the newest two.
+      const chart2 = withExisting(findOne(rotated, "Secret"));
+      try {
+        const again = findOne(helmTemplate({ chart: chart2, args: ["--set", "tls.generate.rotate=true"] }).objects, "Secret").data;
+        const [, previous, ...rest] = pems(again["ca.crt"]);
+        assert.deepEqual(rest, []);
+        assert.equal(previous.trim(), newCa.trim());
+      } finally {
+        rmSync(chart2, { recursive: true, force: true });
+      }
+    } finally {
+      rmSync(chart, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("deploy/tls.sh --rotate", () => {
+  // kubectl stands in for the cluster: it answers the Secret's current CA and the webhook names,
+  // records what is changed and in which order, and leaves `create --dry-run` to the real one.
+  test("trusts the old and the new CA, and sets caBundle before the Secret changes", () => {
+    const dir = mkdtempSync(join(tmpdir(), "cgpu-guard-rotate-"));
+    try {
+      const { secret: current } = tlsScript([]);
+      const oldCa = Buffer.from(current.data["ca.crt"], "base64").toString();
+      writeFileSync(join(dir, "old-ca.b64"), current.data["ca.crt"]);
+      const fake = join(dir, "kubectl");
+      writeFileSync(fake, `#!/bin/bash
+echo "$*" >> "${dir}/calls"
+case "$*" in
+  *"get secret"*) cat "${dir}/old-ca.b64" ;;
+  *"get validatingwebhookconfiguration"*) printf 'pods.cgpu-guard.io\nbindings.cgpu-guard.io\nnodes.cgpu-guard.io\n' ;;
+  patch*) echo "$*" > "${dir}/patch" ;;
+  apply*) cp "$3" "${dir}/applied.yaml" ;;
+  *) exec "${kubectlPath}" "$@" ;;
+esac
+`, { mode: 0o755 });
+      const result = run("bash", [join(root, "deploy/tls.sh"), "--rotate"], { env: { ...process.env, KUBECTL: fake } });
+      assert.equal(result.status, 0, result.stderr);
+      const calls = readFileSync(join(dir, "calls"), "utf8").split("\n").filter(Boolean);
+      const patchAt = calls.findIndex((c) => c.startsWith("patch"));
+      const applyAt = calls.findIndex((c) => c.startsWith("apply"));
+      assert.ok(patchAt >= 0 && applyAt > patchAt, `caBundle before the Secret: ${calls.join(" | ")}`);
+      const bundle = Buffer.from(/"value":"([^"]+)"/.exec(readFileSync(join(dir, "patch"), "utf8"))[1], "base64").toString();
+      const applied = parseDocuments(readFileSync(join(dir, "applied.yaml"), "utf8"))[0];
+      const newCa = Buffer.from(applied.data["ca.crt"], "base64").toString();
+      assert.notEqual(newCa.trim(), oldCa.trim(), "a new CA");
+      assert.ok(bundle.includes(oldCa.trim()) && bundle.includes(newCa.trim()), "caBundle trusts both");
+      assert.ok(certificateFromBase64(applied.data["tls.crt"]).verify(new X509Certificate(newCa).publicKey));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 

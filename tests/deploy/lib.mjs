@@ -66,8 +66,8 @@ function describeRun(command, args, result) {
 export const testImage = "registry.test/gpu/cgpu-guard";  // as in values-image.yaml
 const imageArgs = ["-f", join(here, "values-image.yaml")];
 
-export function helmTemplate({ release = "cgpu-guard", namespace = "cgpu-guard", args = [] } = {}) {
-  const full = ["template", release, chartDir, "--namespace", namespace, ...imageArgs, ...args];
+export function helmTemplate({ release = "cgpu-guard", namespace = "cgpu-guard", args = [], chart = chartDir } = {}) {
+  const full = ["template", release, chart, "--namespace", namespace, ...imageArgs, ...args];
   const result = run(helmPath, full);
   if (result.status !== 0) throw new Error(describeRun("helm", full, result));
   return { text: result.stdout, objects: parseDocuments(result.stdout) };

@@ -258,3 +258,12 @@ preferredDuringSchedulingIgnoredDuringExecution:
           {{- include "cgpu-guard.selectorLabels" . | nindent 10 }}
 {{- end -}}
 {{- end -}}
+
+{{/*
+The generated-TLS Secret as the cluster holds it now (YAML; "{}" when there is none, and under
+`helm template`, which reads no cluster). Its own template so that the chart's tests can stand an
+existing Secret in for the lookup (tests/deploy/chart.test.mjs, rotation).
+*/}}
+{{- define "cgpu-guard.existingTLSSecret" -}}
+{{- toYaml (lookup "v1" "Secret" .Release.Namespace (include "cgpu-guard.tlsSecretName" .)) -}}
+{{- end -}}
