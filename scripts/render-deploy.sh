@@ -36,7 +36,8 @@ metadata:
     # The webhook pods meet the "restricted" Pod Security Standard.
     pod-security.kubernetes.io/enforce: restricted
 HEADER
-  "$helm" template cgpu-guard charts/cgpu-guard --namespace "$namespace" \
+  # No hooks: kubectl apply would run the uninstall Job at once (deploy/README.md, Uninstall).
+  "$helm" template cgpu-guard charts/cgpu-guard --namespace "$namespace" --no-hooks --skip-tests \
     --kube-version "$kube_version" --set tls.mode=secret \
     --set image.repository=SET-YOUR-REGISTRY/cgpu-guard
 } >"$out_dir/cgpu-guard.yaml.tmp"

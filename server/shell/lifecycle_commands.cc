@@ -29,6 +29,7 @@ struct UnregisterOptions {
 };
 
 struct SelftestOptions {
+  std::string resolve;  // "HOST=IP": connect to IP for HOST, still verifying the name HOST
   std::string webhook_url;
   std::string ca_file;
   std::string ready_url;
@@ -175,9 +176,13 @@ std::string SelftestReview(const std::string& uid, const std::string& namespace_
 namespace {
 
 // One attempt: "" when the webhook and readiness answered as they should, else what was wrong.
-std::string TrySelftest(const SelftestOptions& options, const std::string& uid) {
+std::string TryReview(const SelftestOptions& options, const std::string& uid) {
   httplib::Client webhook(options.webhook_url.substr(0, options.webhook_url.find('/', 8)));
   webhook.set_ca_cert_path(options.ca_file.c_str());
+  if (const size_t equals = options.resolve.find('='); equals != std::string::npos) {
+    webhook.set_hostname_addr_map(
+        {{options.resolve.substr(0, equals), options.resolve.substr(equals + 1)}});
+  }
   webhook.enable_server_certificate_verification(true);
   webhook.set_connection_timeout(std::chrono::seconds(5));
   webhook.set_read_timeout(std::chrono::seconds(10));
@@ -207,9 +212,20 @@ std::string TrySelftest(const SelftestOptions& options, const std::string& uid) 
   if (!response.value("allowed", false)) {
     return "the webhook refused a pod that asks for no GPU: " + response.dump().substr(0, 300);
   }
+  return "";
+}
+
+std::string TrySelftest(const SelftestOptions& options, const std::string& uid) {
+  if (!options.webhook_url.empty()) {
+    if (std::string problem = TryReview(options, uid); !problem.empty()) return problem;
+  }
   if (!options.ready_url.empty()) {
     const size_t ready_path_at = options.ready_url.find('/', 8);
     httplib::Client ops(options.ready_url.substr(0, ready_path_at));
+    if (const size_t equals = options.resolve.find('='); equals != std::string::npos) {
+      ops.set_hostname_addr_map(
+          {{options.resolve.substr(0, equals), options.resolve.substr(equals + 1)}});
+    }
     ops.set_connection_timeout(std::chrono::seconds(5));
     ops.set_read_timeout(std::chrono::seconds(5));
     auto ready = ops.Get(ready_path_at == std::string::npos ? "/readyz"
@@ -229,9 +245,10 @@ int RunSelftestCommand(const std::vector<std::string>& args) {
   std::signal(SIGPIPE, SIG_IGN);
   SelftestOptions options;
   const std::vector<FlagSpec> specs = {
-      Flag("webhook-url", "URL", "the webhook, e.g. https://NAME.NAMESPACE.svc:443/validate",
+      Flag("webhook-url", "URL",
+           "the webhook, e.g. https://NAME.NAMESPACE.svc:443/validate (needs --ca-file)",
            SetString(options.webhook_url)),
-      Flag("ca-file", "FILE", "the CA bundle to verify the webhook's certificate with (required)",
+      Flag("ca-file", "FILE", "the CA bundle to verify the webhook's certificate with",
            SetString(options.ca_file)),
       Flag("ready-url", "URL", "also require 200 from this URL, e.g. http://NAME.NAMESPACE.svc:9090/readyz",
            SetString(options.ready_url)),
@@ -239,6 +256,9 @@ int RunSelftestCommand(const std::vector<std::string>& args) {
            SetString(options.namespace_name)),
       Flag("timeout", "DURATION", "keep trying this long (default 1m)",
            SetDuration(options.timeout)),
+      Flag("resolve", "HOST=IP",
+           "connect to IP for HOST, still verifying the name HOST (as curl --resolve)",
+           SetString(options.resolve)),
   };
   if (auto done = Parse<SelftestOptions>(
           args, specs,
@@ -248,8 +268,13 @@ int RunSelftestCommand(const std::vector<std::string>& args) {
           "selftest")) {
     return *done;
   }
-  if (options.webhook_url.rfind("https://", 0) != 0 || options.ca_file.empty()) {
-    std::cerr << "cgpu-guard selftest: --webhook-url https://... and --ca-file are required\n";
+  if (options.webhook_url.empty() && options.ready_url.empty()) {
+    std::cerr << "cgpu-guard selftest: give --webhook-url (with --ca-file), --ready-url or both\n";
+    return kExitUsage;
+  }
+  if (!options.webhook_url.empty() &&
+      (options.webhook_url.rfind("https://", 0) != 0 || options.ca_file.empty())) {
+    std::cerr << "cgpu-guard selftest: --webhook-url must be https://... and needs --ca-file\n";
     return kExitUsage;
   }
   if (!options.ready_url.empty() && options.ready_url.rfind("http://", 0) != 0) {
@@ -264,9 +289,11 @@ int RunSelftestCommand(const std::vector<std::string>& args) {
     ++attempt;
     problem = TrySelftest(options, "cgpu-guard-selftest-" + std::to_string(attempt));
     if (problem.empty()) {
-      std::cout << "cgpu-guard selftest: passed: " << options.webhook_url
-                << " allowed a harmless review over verified TLS"
-                << (options.ready_url.empty() ? "" : ", and " + options.ready_url + " is ready")
+      std::cout << "cgpu-guard selftest: passed:"
+                << (options.webhook_url.empty()
+                        ? ""
+                        : " " + options.webhook_url + " allowed a harmless review over verified TLS")
+                << (options.ready_url.empty() ? "" : " " + options.ready_url + " is ready")
                 << "\n";
       return 0;
     }

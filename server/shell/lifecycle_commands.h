@@ -7,10 +7,11 @@
 //     transport errors, 429 and 5xx until --timeout; a refusal (401/403) is final.
 //     Exit codes: 0 removed or absent, 1 failed, 2 usage, 3 permission refused.
 //
-//   cgpu-guard selftest --webhook-url URL --ca-file FILE [--ready-url URL]
+//   cgpu-guard selftest [--webhook-url URL --ca-file FILE] [--ready-url URL]
 //     What `helm test` runs: posts a harmless AdmissionReview (a dry-run CREATE of a pod that
 //     asks for no GPU) to the webhook over TLS, trusting only FILE, and checks that the answer is
-//     a well-formed allow for that review; then that --ready-url answers 200. Retries until
+//     a well-formed allow for that review; then that --ready-url answers 200. (Where the webhook
+//     requires client certificates, only --ready-url.) Retries until
 //     --timeout, since the test may start while a replica is still listing the cluster.
 //     Exit codes: 0 passed, 1 failed (the message says what was wrong), 2 usage.
 #pragma once

@@ -48,6 +48,11 @@ import {
   withServer,
 } from "./lib.mjs";
 
+// Whether a label selector ({matchLabels}) selects an object with `labels`.
+function selects(selector, labels) {
+  return Object.entries(selector.matchLabels ?? {}).every(([k, v]) => labels?.[k] === v);
+}
+
 function kinds(objects) {
   return objects.map((o) => o.kind).sort();
 }
@@ -1004,6 +1009,107 @@ describe("the built server with the chart's certificates", () => {
   });
 });
 
+describe("uninstall hook", () => {
+  // helm uninstall runs the pre-delete hook before deleting anything: the webhook's registration
+  // goes first, so no call reaches pods that are going (templates/unregister-hook.yaml).
+  const hooks = once(() => helmTemplate().hooks.filter((h) => h.metadata.annotations["helm.sh/hook"] === "pre-delete"));
+  const annotation = (o, key) => o.metadata.annotations[key];
+
+  test("a Job deletes the webhook configuration by name, with a grant for exactly that", async () => {
+    await assertValidObjects(hooks());
+    assert.deepEqual(kinds(hooks()), ["ClusterRole", "ClusterRoleBinding", "Job", "ServiceAccount"]);
+    const config = findOne(rendered.default(), "ValidatingWebhookConfiguration").metadata.name;
+    const role = findOne(hooks(), "ClusterRole");
+    assert.deepEqual(role.rules, [{ apiGroups: ["admissionregistration.k8s.io"],
+      resources: ["validatingwebhookconfigurations"], resourceNames: [config], verbs: ["delete"] }]);
+    const job = findOne(hooks(), "Job");
+    const pod = job.spec.template.spec;
+    const account = findOne(hooks(), "ServiceAccount");
+    assert.equal(pod.serviceAccountName, account.metadata.name);
+    assert.deepEqual(findOne(hooks(), "ClusterRoleBinding").subjects,
+      [{ kind: "ServiceAccount", name: account.metadata.name, namespace: "cgpu-guard" }]);
+    assert.deepEqual(pod.containers[0].command, ["cgpu-guard"]);
+    assert.deepEqual(pod.containers[0].args.slice(0, 2), ["unregister", `--webhook-config=${config}`]);
+    assert.equal(pod.restartPolicy, "Never");
+    assert.equal(pod.containers[0].securityContext.readOnlyRootFilesystem, true);
+  });
+  test("the grant exists before the Job runs and outlives it; hooks are cleaned up", () => {
+    const weight = (o) => Number(annotation(o, "helm.sh/hook-weight"));
+    const job = findOne(hooks(), "Job");
+    for (const o of hooks().filter((h) => h.kind !== "Job")) {
+      assert.ok(weight(o) < weight(job), `${o.kind} before the Job (Helm runs hooks by weight)`);
+    }
+    for (const o of hooks()) {
+      assert.equal(annotation(o, "helm.sh/hook-delete-policy"), "before-hook-creation,hook-succeeded", o.kind);
+    }
+  });
+  test("the Job's pod is nobody's backend: no Service, PDB or NetworkPolicy selects it", () => {
+    const objects = helmTemplate({ args: ["--set", "networkPolicy.enabled=true", "--set", "networkPolicy.webhook.cidrs={10.0.0.0/8}"] });
+    const labels = findOne(objects.hooks, "Job").spec.template.metadata.labels;
+    assert.ok(!selects({ matchLabels: findOne(objects.objects, "Service").spec.selector }, labels));
+    assert.ok(!selects(findOne(objects.objects, "PodDisruptionBudget").spec.selector, labels));
+    assert.ok(!selects(findOne(objects.objects, "NetworkPolicy").spec.podSelector, labels));
+  });
+  test("the built binary takes the Job's arguments", () => {
+    const args = findOne(hooks(), "Job").spec.template.spec.containers[0].args;
+    const result = run(binaryPath, [...args, "--kubeconfig=/nonexistent/kubeconfig"]);
+    assert.equal(result.status, 2, result.stderr);
+    assert.match(result.stderr, /nonexistent/, "it got as far as reading the kubeconfig");
+  });
+  test("uninstallHook.enabled=false: no hook; deploy/ carries none either", () => {
+    assert.deepEqual(helmTemplate({ args: ["--set", "uninstallHook.enabled=false"] }).hooks
+      .filter((h) => h.metadata.annotations["helm.sh/hook"] === "pre-delete"), []);
+    const committed = parseDocuments(readFileSync(join(root, "deploy/cgpu-guard.yaml"), "utf8"));
+    assert.deepEqual(committed.filter((o) => o.metadata?.annotations?.["helm.sh/hook"]), []);
+  });
+});
+
+describe("helm test", () => {
+  const testPod = (args = [], release = "cgpu-guard", namespace = "cgpu-guard") =>
+    findOne(helmTemplate({ release, namespace, args }).hooks, "Pod");
+
+  test("a pod of the image runs selftest against the Service, trusting the chart's CA", async () => {
+    const pod = testPod();
+    await assertValidObjects([pod]);
+    assert.equal(pod.metadata.annotations["helm.sh/hook"], "test");
+    const c = pod.spec.containers[0];
+    assert.deepEqual(c.command, ["cgpu-guard"]);
+    assert.deepEqual(c.args, ["selftest", "--webhook-url=https://cgpu-guard.cgpu-guard.svc:443/validate",
+      "--ca-file=/ca/ca.crt", "--ready-url=http://cgpu-guard.cgpu-guard.svc:9090/readyz",
+      "--namespace=cgpu-guard", "--timeout=2m"]);
+    assert.deepEqual(pod.spec.volumes, [{ name: "ca", secret: { secretName: "cgpu-guard-tls", items: [{ key: "ca.crt", path: "ca.crt" }] } }]);
+  });
+  test("secret mode with caBundle: the test trusts that bundle; with client certificates, readiness only", () => {
+    const bundle = Buffer.from("-----BEGIN CERTIFICATE-----\nx\n-----END CERTIFICATE-----\n").toString("base64");
+    const objects = helmTemplate({ args: ["--set", "tls.mode=secret", "--set", `tls.secret.caBundle=${bundle}`] }).hooks;
+    const config = findOne(objects, "ConfigMap");
+    assert.equal(config.data["ca.crt"], Buffer.from(bundle, "base64").toString());
+    assert.deepEqual(findOne(objects, "Pod").spec.volumes[0].configMap, { name: config.metadata.name });
+    const mtls = testPod(["--set", "tls.clientCAConfigMap=apiserver-ca"]);
+    assert.ok(!mtls.spec.containers[0].args.some((a) => a.startsWith("--webhook-url")));
+    assert.equal(mtls.spec.volumes, undefined);
+  });
+  test("the built selftest passes against the built server with the chart's certificate", async () => {
+    const secret = findOne(rendered.default(), "Secret").data;
+    const args = testPod().spec.containers[0].args;
+    await withServer(secret, async (port, metricsPort, caPem) => {
+      const dir = mkdtempSync(join(tmpdir(), "cgpu-guard-selftest-"));
+      try {
+        writeFileSync(join(dir, "ca.crt"), caPem);
+        const local = args.map((a) => a
+          .replace(":443/", `:${port}/`).replace(":9090/", `:${metricsPort}/`)
+          .replace("--ca-file=/ca/ca.crt", `--ca-file=${join(dir, "ca.crt")}`)
+          .replace("--timeout=2m", "--timeout=20s"));
+        const result = run(binaryPath, [...local, "--resolve=cgpu-guard.cgpu-guard.svc=127.0.0.1"]);
+        assert.equal(result.status, 0, result.stderr);
+        assert.match(result.stdout, /passed: .* allowed a harmless review over verified TLS .* is ready/);
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    });
+  });
+});
+
 describe("node-facts admission policy", () => {
   // Off by default; on, the agent may patch only the node its token names, and only its three
   // version labels. Evaluated on requests shaped as the agent's merge patch makes them.
@@ -1082,8 +1188,6 @@ describe("network policy", () => {
     podSelector: { matchLabels: { "k8s-app": "konnectivity-agent" } },
   };
   const json = (value) => JSON.stringify(value);
-  const selects = (selector, labels) =>
-    Object.entries(selector.matchLabels ?? {}).every(([k, v]) => labels?.[k] === v);
   // A Service or probe port (a number or a container port's name) as the container's number.
   const containerPort = (c, port) =>
     typeof port === "number" ? port : c.ports.find((p) => p.name === port)?.containerPort;
@@ -1126,8 +1230,15 @@ describe("network policy", () => {
     assert.deepEqual(policy.spec.policyTypes, ["Ingress"], "ingress only: the server still reaches the API server");
 
     // The ports: the container's, by number; the Service's target and the probes land on them.
-    const [webhookRule, metricsRule, ...rest] = policy.spec.ingress;
+    const [webhookRule, metricsRule, testRule, ...rest] = policy.spec.ingress;
     assert.deepEqual(rest, []);
+    // helm test's pod may reach both ports, and nothing else is admitted by that rule.
+    const testPod = findOne(helmTemplate({ release: "gpu", namespace: "team-a", args: ["--set", "networkPolicy.enabled=true",
+      "--set", "networkPolicy.webhook.cidrs={192.168.0.0/24}"] }).hooks, "Pod");
+    assert.deepEqual(testRule.from.length, 1);
+    assert.ok(selects(testRule.from[0].podSelector, testPod.metadata.labels), "the rule admits the test pod");
+    assert.ok(!selects(testRule.from[0].podSelector, deployment.spec.template.metadata.labels));
+    assert.deepEqual(testRule.ports.map((p) => p.port), [9443, 9100]);
     assert.deepEqual(webhookRule.ports, [{ protocol: "TCP", port: containerPort(c, "https") }]);
     assert.deepEqual(metricsRule.ports, [{ protocol: "TCP", port: containerPort(c, "metrics") }]);
     assert.deepEqual([webhookRule.ports[0].port, metricsRule.ports[0].port], [9443, 9100]);
@@ -1164,7 +1275,7 @@ describe("network policy", () => {
 
     const closed = helmTemplate({ args: [...webhookOnly, "--set-json", "networkPolicy.metrics.peers=[]"] }).objects;
     const rules = findOne(closed, "NetworkPolicy").spec.ingress;
-    assert.equal(rules.length, 1, "no ops rule: only the pod's node reaches that port");
+    assert.equal(rules.length, 2, "no ops rule: only the pod's node (and helm test's pod) reach that port");
     for (const rule of rules) assert.ok(rule.from?.length, "no rule admits every source");
   });
 

@@ -70,7 +70,11 @@ export function helmTemplate({ release = "cgpu-guard", namespace = "cgpu-guard",
   const full = ["template", release, chart, "--namespace", namespace, ...imageArgs, ...args];
   const result = run(helmPath, full);
   if (result.status !== 0) throw new Error(describeRun("helm", full, result));
-  return { text: result.stdout, objects: parseDocuments(result.stdout) };
+  // Hooks (the uninstall Job and its grant, the helm test pod) are not part of the release's
+  // objects: Helm creates them only at their event. Kept apart, as Helm keeps them.
+  const all = parseDocuments(result.stdout);
+  const isHook = (o) => o.metadata?.annotations?.["helm.sh/hook"] !== undefined;
+  return { text: result.stdout, objects: all.filter((o) => !isHook(o)), hooks: all.filter(isHook) };
 }
 
 // The same, expected to fail: returns helm's error output.
@@ -116,6 +120,8 @@ const schemaFiles = {
   "v1/Secret": ["kubernetes-models", "IoK8sApiCoreV1Secret"],
   "v1/ConfigMap": ["kubernetes-models", "IoK8sApiCoreV1ConfigMap"],
   "v1/ResourceQuota": ["kubernetes-models", "IoK8sApiCoreV1ResourceQuota"],
+  "v1/Pod": ["kubernetes-models", "IoK8sApiCoreV1Pod"],
+  "batch/v1/Job": ["kubernetes-models", "IoK8sApiBatchV1Job"],
   "apps/v1/Deployment": ["kubernetes-models", "IoK8sApiAppsV1Deployment"],
   "apps/v1/DaemonSet": ["kubernetes-models", "IoK8sApiAppsV1DaemonSet"],
   "policy/v1/PodDisruptionBudget": ["kubernetes-models", "IoK8sApiPolicyV1PodDisruptionBudget"],

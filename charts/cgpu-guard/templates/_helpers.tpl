@@ -267,3 +267,17 @@ existing Secret in for the lookup (tests/deploy/chart.test.mjs, rotation).
 {{- define "cgpu-guard.existingTLSSecret" -}}
 {{- toYaml (lookup "v1" "Secret" .Release.Namespace (include "cgpu-guard.tlsSecretName" .)) -}}
 {{- end -}}
+
+{{/*
+Labels of a one-off helper of the release (the uninstall hook, the helm test), given
+(dict "root" $ "component" "unregister"): a name of its own, so that no Service, PDB or
+NetworkPolicy of the webhook selects its pod.
+*/}}
+{{- define "cgpu-guard.helperLabels" -}}
+helm.sh/chart: {{ include "cgpu-guard.chart" .root }}
+app.kubernetes.io/name: {{ printf "%s-%s" (include "cgpu-guard.name" .root | trunc 40 | trimSuffix "-") .component }}
+app.kubernetes.io/instance: {{ .root.Release.Name }}
+app.kubernetes.io/version: {{ .root.Chart.AppVersion | quote }}
+app.kubernetes.io/component: {{ .component }}
+app.kubernetes.io/managed-by: {{ .root.Release.Service }}
+{{- end -}}
