@@ -661,6 +661,16 @@ describe("values.schema.json and template checks refuse bad values", () => {
     // No image is published: a render without one names the README section that says how.
     [["--set", "image.repository="], /image.repository is empty: .*README "Build and push the image"/],
     [["--set", "image.repository=has space"], /repository/],
+    // The lifecycle and placement values' schema entries.
+    [["--set", "hostNetwork=yes"], /hostNetwork/],
+    [["--set", "uninstallHook.timeoutSeconds=5"], /timeoutSeconds/],
+    [["--set", "uninstallHook.enable=true"], /additional properties 'enable' not allowed/],
+    [["--set", "priorityClassQuota.nodeFactsPods=0"], /nodeFactsPods/],
+    [["--set-json", "affinity=[]"], /affinity/],
+    [["--set-json", 'extraVolumes=[{"emptyDir":{}}]'], /name/],
+    [["--set-json", 'extraVolumeMounts=[{"name":"x"}]'], /mountPath/],
+    [["--set", "tls.generate.rotate=yes"], /rotate/],
+    [["--set", "nodeFacts.createNamespace=1"], /createNamespace/],
     // failurePolicy Fail where an outage of cgpu-guard would reach beyond cGPU pods, or is certain.
     [["--set", "webhook.failurePolicy=Fail", "--set", "webhook.matchConditions=disabled"],
       /failurePolicy=Fail without matchConditions .* every node update \(cordon, drain, taints\)/],
