@@ -119,11 +119,11 @@ void EventRecorder::Run() {
     if (queue_.empty()) {
       if (due) {
         // The clock may be a test's: wait on the real one no longer than the interval.
-        const auto wait = std::max(std::chrono::milliseconds(1),
-                                   std::chrono::duration_cast<std::chrono::milliseconds>(
-                                       *due - options_.now()));
-        cv_.wait_for(lock, std::min(wait, std::max(options_.series_interval,
-                                                   std::chrono::milliseconds(1))));
+        const auto wait =
+            std::max(std::chrono::milliseconds(1),
+                     std::chrono::duration_cast<std::chrono::milliseconds>(*due - options_.now()));
+        cv_.wait_for(
+            lock, std::min(wait, std::max(options_.series_interval, std::chrono::milliseconds(1))));
       } else {
         cv_.wait(lock);
       }
@@ -173,8 +173,8 @@ void EventRecorder::Absorb(EventIntent intent) {
 
 void EventRecorder::Flush(Series& series) {
   series.last_write = options_.now();
-  const bool first = series.stored.is_null() && series.first_unix_ms == series.last_unix_ms &&
-                     series.pending == 1;
+  const bool first =
+      series.stored.is_null() && series.first_unix_ms == series.last_unix_ms && series.pending == 1;
   if (first) {
     Create(series);
   } else {
@@ -193,18 +193,17 @@ bool EventRecorder::Create(Series& series) {
     regarding["namespace"] = intent.regarding.namespace_name;
   }
   if (!intent.regarding.uid.empty()) regarding["uid"] = intent.regarding.uid;
-  json event = {
-      {"apiVersion", "events.k8s.io/v1"},
-      {"kind", "Event"},
-      {"metadata", {{"name", series.name}, {"namespace", series.namespace_name}}},
-      {"eventTime", MicroTime(series.first_unix_ms)},
-      {"reportingController", options_.reporting_controller},
-      {"reportingInstance", CutUtf8(options_.reporting_instance, kMaxShortField)},
-      {"action", CutUtf8(intent.action, kMaxShortField)},
-      {"reason", intent.reason},
-      {"type", intent.warning ? "Warning" : "Normal"},
-      {"regarding", std::move(regarding)},
-      {"note", intent.note}};
+  json event = {{"apiVersion", "events.k8s.io/v1"},
+                {"kind", "Event"},
+                {"metadata", {{"name", series.name}, {"namespace", series.namespace_name}}},
+                {"eventTime", MicroTime(series.first_unix_ms)},
+                {"reportingController", options_.reporting_controller},
+                {"reportingInstance", CutUtf8(options_.reporting_instance, kMaxShortField)},
+                {"action", CutUtf8(intent.action, kMaxShortField)},
+                {"reason", intent.reason},
+                {"type", intent.warning ? "Warning" : "Normal"},
+                {"regarding", std::move(regarding)},
+                {"note", intent.note}};
   // Created after repeats (the first write failed, or the Event expired): a series from the
   // start. The API server wants a series to count at least 2.
   if (series.pending >= 2) {
@@ -274,8 +273,7 @@ bool EventRecorder::Update(Series& series) {
   return false;
 }
 
-std::optional<KubeResponse> EventRecorder::Send(const std::string& method,
-                                                const std::string& path,
+std::optional<KubeResponse> EventRecorder::Send(const std::string& method, const std::string& path,
                                                 const std::string& body) {
   std::chrono::milliseconds backoff = options_.first_backoff;
   for (int attempt = 1;; ++attempt) {
@@ -290,7 +288,8 @@ std::optional<KubeResponse> EventRecorder::Send(const std::string& method,
 
 void EventRecorder::Forget(SteadyTime now) {
   for (auto it = series_.begin(); it != series_.end();) {
-    const bool quiet = it->second.pending == 0 && now - it->second.last_seen > options_.series_memory;
+    const bool quiet =
+        it->second.pending == 0 && now - it->second.last_seen > options_.series_memory;
     it = quiet ? series_.erase(it) : std::next(it);
   }
   while (series_.size() > options_.max_series) {

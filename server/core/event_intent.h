@@ -38,7 +38,7 @@ inline constexpr char kReasonNodeCompatible[] = "CgpuNodeCompatible";
 // the object's kind, namespace, name and, when the Event has one, uid.
 struct ObjectRef {
   std::string api_version = "v1";
-  std::string kind;  // "Pod", "Node"
+  std::string kind;            // "Pod", "Node"
   std::string namespace_name;  // "" for a Node
   std::string name;
   std::string uid;  // "" when the request did not carry it: the recorder looks it up

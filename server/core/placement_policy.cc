@@ -39,7 +39,8 @@ const Finding* FirstWith(const NodeEvaluation& evaluation, RuleVerdict verdict) 
 
 // Carries the warnings of an earlier `unknown` outcome (and so its concern) into `decision`.
 void AddWarnings(Decision& decision, std::vector<std::string> warnings) {
-  if (!warnings.empty() && decision.concern == Concern::kNone) decision.concern = Concern::kUnchecked;
+  if (!warnings.empty() && decision.concern == Concern::kNone)
+    decision.concern = Concern::kUnchecked;
   for (std::string& warning : warnings) decision.warnings.push_back(std::move(warning));
 }
 
@@ -168,12 +169,13 @@ Decision DecidePlacement(const Placement& placement, const NodeView& node, const
       bool all_full = true;
       for (int gpu = 0; gpu < *facts.gpu_count; ++gpu) all_full &= count_on(gpu) >= limit.value;
       if (all_full) {
-        return Concerning(Deny("pods-per-gpu",
-                    "cannot run cGPU " + where + ": every GPU of the node already runs " +
-                        std::to_string(limit.value) + " cGPU pods and " +
-                        std::to_string(limit.value) + " is " + limit.source + " (" + text.symptom +
-                        "); " + text.remedy + ": schedule it to another node or add GPU capacity"),
-                          Concern::kGpuFull);
+        return Concerning(
+            Deny("pods-per-gpu",
+                 "cannot run cGPU " + where + ": every GPU of the node already runs " +
+                     std::to_string(limit.value) + " cGPU pods and " + std::to_string(limit.value) +
+                     " is " + limit.source + " (" + text.symptom + "); " + text.remedy +
+                     ": schedule it to another node or add GPU capacity"),
+            Concern::kGpuFull);
       }
     }
     Decision unknown = DecideUnknown(
@@ -210,13 +212,14 @@ Decision DecidePlacement(const Placement& placement, const NodeView& node, const
   }
   if (!full.empty()) {
     const bool one = full.size() == 1;
-    return Concerning(Deny("pods-per-gpu", "cannot run cGPU " + where + ": GPU" + (one ? " " : "s ") +
-                                    Join(full) + (one ? " already runs " : " already run ") +
-                                    std::to_string(count_on(full.front())) + " cGPU pods and " +
-                                    std::to_string(limit.value) + " is " + limit.source + " (" +
-                                    text.symptom + "); " + text.remedy +
-                                    ": schedule it to another GPU or node, or add GPU capacity"),
-                      Concern::kGpuFull);
+    return Concerning(
+        Deny("pods-per-gpu", "cannot run cGPU " + where + ": GPU" + (one ? " " : "s ") +
+                                 Join(full) + (one ? " already runs " : " already run ") +
+                                 std::to_string(count_on(full.front())) + " cGPU pods and " +
+                                 std::to_string(limit.value) + " is " + limit.source + " (" +
+                                 text.symptom + "); " + text.remedy +
+                                 ": schedule it to another GPU or node, or add GPU capacity"),
+        Concern::kGpuFull);
   }
   Decision decision = Allow("within-limits");
   AddWarnings(decision, std::move(warnings));
@@ -237,8 +240,8 @@ Decision DecideNodeChange(const AdmissionRequest& request, const NodeFacts* old_
     const std::string rule = FirstWith(evaluation, RuleVerdict::kIncompatible)->rule;
     if (newly_enabled) {
       return Concerning(
-          Deny(rule, "cannot enable cGPU isolation (" + node.cgpu_enabled_by + ") on node " +
-                         name + ": its cGPU setup is incompatible: " + problems),
+          Deny(rule, "cannot enable cGPU isolation (" + node.cgpu_enabled_by + ") on node " + name +
+                         ": its cGPU setup is incompatible: " + problems),
           Concern::kIncompatible);
     }
     Decision decision = Allow(rule);
@@ -269,12 +272,12 @@ Decision DecideOnStaleState(const Placement& placement, const std::string& why,
     return allowed;
   }
   return Concerning(Deny("cluster-state-stale",
-              "cannot check cGPU pod " + placement.pod + " on node " + placement.node +
-                  ": cgpu-guard's " + stale +
-                  ", so pods per GPU cannot be counted; retry once its watch of the API "
-                  "server is back",
-              503),
-      Concern::kUnchecked);
+                         "cannot check cGPU pod " + placement.pod + " on node " + placement.node +
+                             ": cgpu-guard's " + stale +
+                             ", so pods per GPU cannot be counted; retry once its watch of the API "
+                             "server is back",
+                         503),
+                    Concern::kUnchecked);
 }
 
 Decision DecideUnrecorded(const Placement& placement, const std::string& why, StalePolicy policy) {
@@ -291,10 +294,10 @@ Decision DecideUnrecorded(const Placement& placement, const std::string& why, St
     return allowed;
   }
   return Concerning(Deny("placement-unrecorded",
-              "cannot place cGPU pod " + placement.pod + " on node " + placement.node + ": " +
-                  unrecorded + "; retry",
-              503),
-      Concern::kUnchecked);
+                         "cannot place cGPU pod " + placement.pod + " on node " + placement.node +
+                             ": " + unrecorded + "; retry",
+                         503),
+                    Concern::kUnchecked);
 }
 
 Decision ApplyMode(Decision decision, EnforcementMode mode) {

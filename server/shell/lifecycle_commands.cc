@@ -20,7 +20,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-
 struct UnregisterOptions {
   std::string webhook_config;
   std::string kubeconfig;
@@ -108,14 +107,15 @@ int RunUnregisterCommand(const std::vector<std::string>& args) {
   KubeClientOptions client_options;
   client_options.version = kVersion;
   const KubeClient client(*config, client_options);
-  const std::string path = "/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations/" +
-                           EscapeQueryValue(options.webhook_config);
+  const std::string path =
+      "/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations/" +
+      EscapeQueryValue(options.webhook_config);
   const auto deadline = Clock::now() + options.timeout;
   std::chrono::milliseconds backoff(200);
   std::string last_error;
   do {
-    StatusOr<KubeResponse> answer =
-        client.Write("DELETE", path, "", std::min(deadline, Clock::now() + std::chrono::seconds(10)));
+    StatusOr<KubeResponse> answer = client.Write(
+        "DELETE", path, "", std::min(deadline, Clock::now() + std::chrono::seconds(10)));
     if (answer.ok()) {
       if (answer->status == 200 || answer->status == 202) {
         std::cout << "cgpu-guard unregister: deleted ValidatingWebhookConfiguration "
@@ -129,7 +129,8 @@ int RunUnregisterCommand(const std::vector<std::string>& args) {
       }
       if (IsPermissionRefusal(answer->status, answer->body)) {
         std::cerr << "cgpu-guard unregister: not allowed to delete ValidatingWebhookConfiguration "
-                  << options.webhook_config << " (" << DescribeHttpError(answer->status, answer->body)
+                  << options.webhook_config << " ("
+                  << DescribeHttpError(answer->status, answer->body)
                   << "). The chart's pre-delete hook grants delete on it by name; by hand: "
                      "kubectl delete validatingwebhookconfiguration "
                   << options.webhook_config << "\n";
@@ -187,7 +188,8 @@ std::string TryReview(const SelftestOptions& options, const std::string& uid) {
   webhook.set_connection_timeout(std::chrono::seconds(5));
   webhook.set_read_timeout(std::chrono::seconds(10));
   const size_t path_at = options.webhook_url.find('/', 8);
-  const std::string path = path_at == std::string::npos ? "/validate" : options.webhook_url.substr(path_at);
+  const std::string path =
+      path_at == std::string::npos ? "/validate" : options.webhook_url.substr(path_at);
   auto answer = webhook.Post(path, SelftestReview(uid, options.namespace_name), "application/json");
   if (!answer) {
     return "POST " + options.webhook_url + ": " + httplib::to_string(answer.error()) +
@@ -228,8 +230,8 @@ std::string TrySelftest(const SelftestOptions& options, const std::string& uid) 
     }
     ops.set_connection_timeout(std::chrono::seconds(5));
     ops.set_read_timeout(std::chrono::seconds(5));
-    auto ready = ops.Get(ready_path_at == std::string::npos ? "/readyz"
-                                                            : options.ready_url.substr(ready_path_at));
+    auto ready = ops.Get(
+        ready_path_at == std::string::npos ? "/readyz" : options.ready_url.substr(ready_path_at));
     if (!ready) return "GET " + options.ready_url + ": " + httplib::to_string(ready.error());
     if (ready->status != 200) {
       return "GET " + options.ready_url + ": HTTP " + std::to_string(ready->status) + ": " +
@@ -250,7 +252,8 @@ int RunSelftestCommand(const std::vector<std::string>& args) {
            SetString(options.webhook_url)),
       Flag("ca-file", "FILE", "the CA bundle to verify the webhook's certificate with",
            SetString(options.ca_file)),
-      Flag("ready-url", "URL", "also require 200 from this URL, e.g. http://NAME.NAMESPACE.svc:9090/readyz",
+      Flag("ready-url", "URL",
+           "also require 200 from this URL, e.g. http://NAME.NAMESPACE.svc:9090/readyz",
            SetString(options.ready_url)),
       Flag("namespace", "NAMESPACE", "the namespace of the reviewed pod (default default)",
            SetString(options.namespace_name)),
@@ -292,9 +295,9 @@ int RunSelftestCommand(const std::vector<std::string>& args) {
       std::cout << "cgpu-guard selftest: passed:"
                 << (options.webhook_url.empty()
                         ? ""
-                        : " " + options.webhook_url + " allowed a harmless review over verified TLS")
-                << (options.ready_url.empty() ? "" : " " + options.ready_url + " is ready")
-                << "\n";
+                        : " " + options.webhook_url +
+                              " allowed a harmless review over verified TLS")
+                << (options.ready_url.empty() ? "" : " " + options.ready_url + " is ready") << "\n";
       return 0;
     }
     std::cerr << "cgpu-guard selftest: attempt " << attempt << ": " << problem << "\n";

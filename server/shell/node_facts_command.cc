@@ -24,7 +24,6 @@
 namespace cgpu {
 namespace {
 
-
 std::vector<FlagSpec> NodeFactsFlagSpecs(NodeFactsOptions& o) {
   const auto on = [](bool& target) {
     return [&target](std::string_view) -> Status {

@@ -3,10 +3,11 @@
 // Each pass reads the host (adapters/host_probe), works out which of its own three label keys
 // differ from what the node carries (core/host_facts), and sends one JSON merge patch for them,
 // or nothing when all are right. With --set-max-pod-label N the same patch also sets
-// ack.node.gpu.max-pod=N when that label is missing, unreadable or above N. Runs every --interval until SIGTERM, or once with --once.
-// Failures to reach the API server are retried with exponential back-off; a refusal (401/403)
-// ends the agent with exit code 3 and a message naming the permission, because retrying cannot
-// fix RBAC. --dry-run reads the host and prints the labels it would write, touching nothing.
+// ack.node.gpu.max-pod=N when that label is missing, unreadable or above N. Runs every --interval
+// until SIGTERM, or once with --once. Failures to reach the API server are retried with exponential
+// back-off; a refusal (401/403) ends the agent with exit code 3 and a message naming the
+// permission, because retrying cannot fix RBAC. --dry-run reads the host and prints the labels it
+// would write, touching nothing.
 //
 // Liveness: the running agent touches --heartbeat-file at start, after every pass (failed ones
 // too) and at least every --heartbeat-period while it waits, so a stuck loop stops refreshing

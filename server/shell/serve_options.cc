@@ -129,10 +129,11 @@ std::vector<FlagSpec> ServeFlagSpecs(ServeOptions& o) {
   specs.push_back(Flag("claim-ttl", "DURATION",
                        "how long a claim counts; longer than --stale-after (default 1m)",
                        SetDuration(o.claim_ttl)));
-  specs.push_back(Flag("events", "MODE",
-                       "on or off: record Kubernetes Events on pods (denials, warnings, would-deny) and on "
-                       "nodes (verdict changes); needs the API server (default on)",
-                       SetChoice(o.events, {{"on", true}, {"off", false}})));
+  specs.push_back(
+      Flag("events", "MODE",
+           "on or off: record Kubernetes Events on pods (denials, warnings, would-deny) and on "
+           "nodes (verdict changes); needs the API server (default on)",
+           SetChoice(o.events, {{"on", true}, {"off", false}})));
   specs.push_back(Flag("event-queue-size", "N",
                        "Events waiting to be written; past it they are dropped and counted "
                        "(default 1000)",

@@ -177,9 +177,9 @@ TEST(NodeVerdictTrackerTest, TellsFirstSightingsOfTroubleAndChangesOnly) {
   EXPECT_FALSE(tracker.Observe(node, bad));
 
   // Failing another rule is a change, though still incompatible.
-  const NodeEvaluation worse = EvEvaluation(
-      NodeVerdict::kIncompatible, {{"kernel", RuleVerdict::kIncompatible, "k 3.10"},
-                                   {"driver", RuleVerdict::kIncompatible, "driver 470"}});
+  const NodeEvaluation worse = EvEvaluation(NodeVerdict::kIncompatible,
+                                            {{"kernel", RuleVerdict::kIncompatible, "k 3.10"},
+                                             {"driver", RuleVerdict::kIncompatible, "driver 470"}});
   ASSERT_TRUE(tracker.Observe(node, worse));
 
   std::optional<EventIntent> fixed = tracker.Observe(node, good);

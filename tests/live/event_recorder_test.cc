@@ -210,9 +210,8 @@ TEST_F(EventRecorderTest, NodeEventsLiveInTheDefaultNamespace) {
 TEST_F(EventRecorderTest, AFullQueueDropsAtOnceWhileTheApiServerHangs) {
   options_.queue_capacity = 2;
   Start();
-  api_.HoldNextAnswer([](const testing::RecordedRequest& request) {
-    return request.kind == RequestKind::kCreate;
-  });
+  api_.HoldNextAnswer(
+      [](const testing::RecordedRequest& request) { return request.kind == RequestKind::kCreate; });
   ASSERT_TRUE(recorder_->Record(GpuFullOn("a")));
   // The writer is stuck on the first create: the queue fills, and Record does not wait.
   ASSERT_TRUE(WaitUntil([&] { return api_.held_answer_waiting(); }));
@@ -246,7 +245,8 @@ TEST_F(EventRecorderTest, ALongNoteIsCutToTheApisLimitOnACharacterBoundary) {
   intent.note.clear();
   for (int i = 0; i < 600; ++i) intent.note += "é";  // two bytes each: 1200 bytes
   ASSERT_TRUE(recorder_->Record(intent));
-  ASSERT_TRUE(WaitUntil([&] { return recorder_->counts().created + recorder_->counts().failed > 0; }));
+  ASSERT_TRUE(
+      WaitUntil([&] { return recorder_->counts().created + recorder_->counts().failed > 0; }));
   ASSERT_EQ(recorder_->counts().failed, 0);
   const std::string note = (*Stored(intent))["note"];
   EXPECT_EQ(note.size(), 1024u);

@@ -104,9 +104,9 @@ TEST_F(EventsLiveTest, WarnModeTellsThePodWhatEnforcementWouldHaveDenied) {
   ASSERT_EQ(Bind("extra", "gpu-1")["allowed"], true);
   ASSERT_TRUE(WaitUntil([&] { return EventsAbout("Pod", "extra", "CgpuWouldDeny").size() == 1; }))
       << process_->Log();
-  EXPECT_NE(EventsAbout("Pod", "extra", "CgpuWouldDeny")[0]["note"].get<std::string>().find(
-                "would deny"),
-            std::string::npos);
+  EXPECT_NE(
+      EventsAbout("Pod", "extra", "CgpuWouldDeny")[0]["note"].get<std::string>().find("would deny"),
+      std::string::npos);
 }
 
 TEST_F(EventsLiveTest, NodeEventsComeOnFirstSightingAndChangeNeverOnARelist) {
@@ -115,9 +115,9 @@ TEST_F(EventsLiveTest, NodeEventsComeOnFirstSightingAndChangeNeverOnARelist) {
   const std::string old_uid = (*api_.Find("nodes", "old"))["metadata"]["uid"];
   Serve();
   ASSERT_TRUE(WaitUntil([&] { return Readyz() == 200; })) << process_->Log();
-  ASSERT_TRUE(
-      WaitUntil([&] { return EventsAbout("Node", "old", "CgpuNodeIncompatible").size() == 1; }))
-      << process_->Log();
+  ASSERT_TRUE(WaitUntil([&] {
+    return EventsAbout("Node", "old", "CgpuNodeIncompatible").size() == 1;
+  })) << process_->Log();
   const json incompatible = EventsAbout("Node", "old", "CgpuNodeIncompatible")[0];
   EXPECT_EQ(incompatible["metadata"]["namespace"], "default");
   EXPECT_EQ(incompatible["regarding"]["uid"], old_uid);
@@ -136,9 +136,9 @@ TEST_F(EventsLiveTest, NodeEventsComeOnFirstSightingAndChangeNeverOnARelist) {
   // Then a real change: "old" is upgraded. Events are written in order, so once this one
   // exists anything the relist had caused would exist too.
   api_.Update("nodes", MakeNode({.name = "old"}));
-  ASSERT_TRUE(
-      WaitUntil([&] { return EventsAbout("Node", "old", "CgpuNodeCompatible").size() == 1; }))
-      << process_->Log();
+  ASSERT_TRUE(WaitUntil([&] {
+    return EventsAbout("Node", "old", "CgpuNodeCompatible").size() == 1;
+  })) << process_->Log();
   EXPECT_EQ(EventsAbout("Node", "old", "CgpuNodeCompatible")[0]["type"], "Normal");
   EXPECT_EQ(SeriesCount(EventsAbout("Node", "old", "CgpuNodeIncompatible")[0]), 1);
   EXPECT_TRUE(EventsAbout("Node", "gpu-1", "CgpuNodeCompatible").empty());

@@ -13,6 +13,7 @@
 #include "cluster/cluster_objects.h"
 #include "support/child_process.h"
 #include "support/fake_api_server.h"
+#include "support/kubeconfig_writer.h"
 #include "support/test_certificates.h"
 
 namespace cgpu {
@@ -26,23 +27,8 @@ class LiveServeTest : public ::testing::Test {
     testing::WriteFile(dir_ + "/api-ca.crt", api_.ca_pem());
     testing::WriteFile(dir_ + "/token", "s3cret");
     api_.RequireToken("s3cret");
-    testing::WriteFile(dir_ + "/kubeconfig", R"(apiVersion: v1
-kind: Config
-current-context: test
-clusters:
-- name: local
-  cluster:
-    server: https://127.0.0.1:)" + std::to_string(api_.port()) +
-                                                 R"(
-    certificate-authority: api-ca.crt
-users:
-- name: guard
-  user:
-    tokenFile: )" + dir_ + R"(/token
-contexts:
-- name: test
-  context: {cluster: local, user: guard}
-)");
+    testing::WriteKubeconfig(dir_ + "/kubeconfig", api_.port(), "api-ca.crt",
+                             "tokenFile: " + dir_ + "/token");
   }
 
   void Serve(const std::vector<std::string>& extra = {}) {

@@ -17,6 +17,7 @@
 #include "cluster/cluster_objects.h"
 #include "support/fake_api_server.h"
 #include "support/fixtures.h"
+#include "support/kubeconfig_writer.h"
 #include "support/test_certificates.h"
 
 namespace cgpu {
@@ -694,30 +695,9 @@ class CheckLiveTest : public ::testing::Test {
   }
 
   void WriteKubeconfig(const std::string& current, int dead) {
-    testing::WriteFile(dir_ + "/kubeconfig", R"(apiVersion: v1
-kind: Config
-current-context: )" + current + R"(
-clusters:
-- name: local
-  cluster:
-    server: https://127.0.0.1:)" + std::to_string(api_.port()) +
-                                                 R"(
-    certificate-authority: api-ca.crt
-- name: nowhere
-  cluster:
-    server: https://127.0.0.1:)" + std::to_string(dead) +
-                                                 R"(
-    certificate-authority: api-ca.crt
-users:
-- name: auditor
-  user:
-    token: s3cret
-contexts:
-- name: live
-  context: {cluster: local, user: auditor}
-- name: dead
-  context: {cluster: nowhere, user: auditor}
-)");
+    testing::WriteFile(dir_ + "/kubeconfig",
+                       testing::KubeconfigText({{"live", api_.port()}, {"dead", dead}}, current,
+                                               "api-ca.crt", "token: s3cret"));
   }
 
   RunResult CheckLive(std::vector<std::string> extra) {

@@ -1,15 +1,17 @@
 // The commands the chart runs around the server's life, as processes: `unregister` (its
 // pre-delete hook) against the tests' API server, `selftest` (helm test) against the real server,
 // and rotation to a new CA with no failed call while the caBundle trusts both CAs.
+#include "shell/lifecycle_commands.h"
+
 #include <gtest/gtest.h>
 #include <httplib.h>
 #include <signal.h>
 
 #include <nlohmann/json.hpp>
 
-#include "shell/lifecycle_commands.h"
 #include "support/child_process.h"
 #include "support/fake_api_server.h"
+#include "support/kubeconfig_writer.h"
 #include "support/test_certificates.h"
 
 namespace cgpu {
@@ -30,22 +32,7 @@ class UnregisterTest : public ::testing::Test {
   void SetUp() override {
     dir_ = testing::MakeTempDir();
     testing::WriteFile(dir_ + "/api-ca.crt", api_.ca_pem());
-    testing::WriteFile(dir_ + "/kubeconfig", R"(apiVersion: v1
-kind: Config
-current-context: hook
-clusters:
-- name: local
-  cluster:
-    server: https://127.0.0.1:)" + std::to_string(api_.port()) +
-                                                 R"(
-    certificate-authority: api-ca.crt
-users:
-- name: hook
-  user: {token: hook-token}
-contexts:
-- name: hook
-  context: {cluster: local, user: hook}
-)");
+    testing::WriteKubeconfig(dir_ + "/kubeconfig", api_.port(), "api-ca.crt", "token: hook-token");
     api_.RequireToken("hook-token");
     api_.Add("validatingwebhookconfigurations",
              json{{"apiVersion", "admissionregistration.k8s.io/v1"},
@@ -55,8 +42,8 @@ contexts:
   }
 
   int Unregister(std::vector<std::string> extra = {}) {
-    std::vector<std::string> args = {"unregister", "--webhook-config", "cgpu-guard",
-                                     "--kubeconfig", dir_ + "/kubeconfig"};
+    std::vector<std::string> args = {"unregister", "--webhook-config", "cgpu-guard", "--kubeconfig",
+                                     dir_ + "/kubeconfig"};
     args.insert(args.end(), extra.begin(), extra.end());
     process_ = Spawn(args, dir_);
     return process_->Wait(30s);
@@ -112,8 +99,8 @@ class ServedTest : public ::testing::Test {
   void Serve(const testing::TestCa& ca) {
     dir_ = testing::MakeTempDir();
     testing::WriteServingFiles(dir_, ca, "first");
-    process_ = Spawn(testing::ServeArgs(dir_, {"--cluster-state", kDemoCluster,
-                                               "--tls-reload-interval", "100ms"}),
+    process_ = Spawn(testing::ServeArgs(
+                         dir_, {"--cluster-state", kDemoCluster, "--tls-reload-interval", "100ms"}),
                      dir_);
     webhook_port_ = testing::WaitForPort(*process_, "webhook", "https");
     metrics_port_ = testing::WaitForPort(*process_, "metrics", "http");
@@ -122,9 +109,13 @@ class ServedTest : public ::testing::Test {
 
   int Selftest(const std::string& ca_file, std::vector<std::string> extra = {}) {
     std::vector<std::string> args = {
-        "selftest", "--webhook-url",
-        "https://localhost:" + std::to_string(webhook_port_) + "/validate", "--ca-file", ca_file,
-        "--ready-url", "http://127.0.0.1:" + std::to_string(metrics_port_) + "/readyz"};
+        "selftest",
+        "--webhook-url",
+        "https://localhost:" + std::to_string(webhook_port_) + "/validate",
+        "--ca-file",
+        ca_file,
+        "--ready-url",
+        "http://127.0.0.1:" + std::to_string(metrics_port_) + "/readyz"};
     args.insert(args.end(), extra.begin(), extra.end());
     selftest_ = Spawn(args, dir_);
     return selftest_->Wait(60s);
@@ -196,20 +187,22 @@ TEST_F(ServedTest, ACaBundleWithBothCasKeepsEveryCallWorkingThroughARotation) {
   // Until the server serves the new certificate (the old-CA-only client is refused), and some
   // calls after: every one through the bundle must succeed.
   int after_switch = 0;
-  ASSERT_TRUE(WaitUntil([&] {
-    ++calls;
-    if (std::string failed = VerifiedPost(webhook_port_, dir_ + "/bundle.crt");
-        !failed.empty()) {
-      failures.push_back(failed);
-    }
-    if (after_switch > 0 ||
-        !VerifiedPost(webhook_port_, dir_ + "/old-ca.crt").empty()) {
-      ++after_switch;
-    }
-    return after_switch >= 20;
-  }, 30s)) << process_->Log();
-  EXPECT_TRUE(failures.empty()) << failures.size() << " of " << calls << " failed, first: "
-                                << (failures.empty() ? "" : failures.front());
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        ++calls;
+        if (std::string failed = VerifiedPost(webhook_port_, dir_ + "/bundle.crt");
+            !failed.empty()) {
+          failures.push_back(failed);
+        }
+        if (after_switch > 0 || !VerifiedPost(webhook_port_, dir_ + "/old-ca.crt").empty()) {
+          ++after_switch;
+        }
+        return after_switch >= 20;
+      },
+      30s))
+      << process_->Log();
+  EXPECT_TRUE(failures.empty()) << failures.size() << " of " << calls
+                                << " failed, first: " << (failures.empty() ? "" : failures.front());
 }
 
 }  // namespace

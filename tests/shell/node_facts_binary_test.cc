@@ -11,6 +11,7 @@
 #include "support/child_process.h"
 #include "support/fake_api_server.h"
 #include "support/fixtures.h"
+#include "support/kubeconfig_writer.h"
 #include "support/test_certificates.h"
 
 namespace cgpu {
@@ -38,22 +39,7 @@ class NodeFactsBinaryTest : public ::testing::Test {
     chmod((host_ + "/usr/bin/nvidia-ctk").c_str(), 0755);
 
     testing::WriteFile(dir_ + "/api-ca.crt", api_.ca_pem());
-    testing::WriteFile(dir_ + "/kubeconfig", R"(apiVersion: v1
-kind: Config
-current-context: test
-clusters:
-- name: local
-  cluster:
-    server: https://127.0.0.1:)" + std::to_string(api_.port()) +
-                                                 R"(
-    certificate-authority: api-ca.crt
-users:
-- name: agent
-  user: {token: agent-token}
-contexts:
-- name: test
-  context: {cluster: local, user: agent}
-)");
+    testing::WriteKubeconfig(dir_ + "/kubeconfig", api_.port(), "api-ca.crt", "token: agent-token");
     api_.RequireToken("agent-token");
     api_.Add("nodes", json{{"apiVersion", "v1"},
                            {"kind", "Node"},
@@ -157,9 +143,8 @@ TEST_F(NodeFactsBinaryTest, SetsTheMaxPodLabelOnlyWhenAskedAndNeverRaisesALowerO
             json::parse(R"({"metadata":{"labels":{"ack.node.gpu.max-pod":"20"}}})"));
 
   // An operator's lower limit stays; an unreadable or higher one is brought to the limit.
-  for (const auto& [before, after] : {std::pair<std::string, std::string>{"8", "8"},
-                                      {"twenty", "20"},
-                                      {"32", "20"}}) {
+  for (const auto& [before, after] :
+       {std::pair<std::string, std::string>{"8", "8"}, {"twenty", "20"}, {"32", "20"}}) {
     json node = *api_.Find("nodes", "gpu-1");
     node["metadata"]["labels"]["ack.node.gpu.max-pod"] = before;
     api_.Update("nodes", node);

@@ -30,8 +30,8 @@ bool IsQualifiedName(const std::string& text) {
   const std::string prefix = slash == std::string::npos ? "" : text.substr(0, slash);
   if (slash != std::string::npos && (prefix.empty() || prefix.size() > 253)) return false;
   for (char c : prefix) {
-    if (!(std::islower(static_cast<unsigned char>(c)) || std::isdigit(static_cast<unsigned char>(c)) ||
-          c == '-' || c == '.')) {
+    if (!(std::islower(static_cast<unsigned char>(c)) ||
+          std::isdigit(static_cast<unsigned char>(c)) || c == '-' || c == '.')) {
       return false;
     }
   }
@@ -47,9 +47,9 @@ bool IsQualifiedName(const std::string& text) {
 }  // namespace
 
 std::string EventCreateProblem(const json& event) {
-  for (const auto& [key, max] : {std::pair{"eventTime", 0}, std::pair{"reportingController", 0},
-                                 std::pair{"reportingInstance", 128}, std::pair{"action", 128},
-                                 std::pair{"reason", 128}}) {
+  for (const auto& [key, max] :
+       {std::pair{"eventTime", 0}, std::pair{"reportingController", 0},
+        std::pair{"reportingInstance", 128}, std::pair{"action", 128}, std::pair{"reason", 128}}) {
     if (std::string problem = Required(event, key, max); !problem.empty()) return problem;
   }
   const std::string type = Text(event, "type");
