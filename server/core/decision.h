@@ -1,11 +1,11 @@
 // Decision: the answer to one admission request, as a value.
 //
 // Three outcomes, kept apart on purpose:
-//   allowed  - let the request through (possibly with warnings the user sees in kubectl);
-//   denied   - refuse it; `message` must stand alone in "admission webhook ... denied the
-//   request:"; errored  - we could not decide (e.g. cluster state unknown). The server answers with
-//   an HTTP
-//              error so that the webhook's failurePolicy, not we, decides what happens.
+//   allowed - let the request through (possibly with warnings the user sees in kubectl);
+//   denied  - refuse it; `message` must stand alone after "admission webhook ... denied the
+//             request:";
+//   errored - we could not decide (e.g. cluster state unknown). The server answers with an HTTP
+//             error, so that the webhook's failurePolicy, not we, decides what happens.
 // Build decisions with Allow(), Deny() and Errored(); they are plain values, safe to copy.
 #pragma once
 
