@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "adapters/object_views.h"
+#include "core/label_keys.h"
 #include "core/max_pod_label.h"
 #include "core/node_facts.h"
 #include "core/rule_table.h"
@@ -25,9 +26,9 @@
 namespace cgpu {
 
 struct FactSources {
-  std::string cgpu_version_label = "cgpu-guard.io/cgpu-version";
-  std::string driver_version_label = "cgpu-guard.io/nvidia-driver-version";
-  std::string toolkit_version_label = "cgpu-guard.io/container-toolkit-version";
+  std::string cgpu_version_label = kCgpuVersionLabel;
+  std::string driver_version_label = kDriverVersionLabel;
+  std::string toolkit_version_label = kToolkitVersionLabel;
   // GPU Feature Discovery: <prefix>.major, .minor, .rev; used when the driver label is absent.
   std::string gfd_driver_label_prefix = "nvidia.com/cuda.driver";
   // First present wins.

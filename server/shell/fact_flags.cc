@@ -35,16 +35,17 @@ std::vector<FlagSpec> FactFlagSpecs(FactOptions& o) {
       VersionFlag("ai-installer-version",
                   "the cluster's ack-ai-installer version (container-optimized OS rule)",
                   s.ai_installer_version),
-      TextFlag("cgpu-version-label", "KEY",
-               "node label holding the cGPU version (default cgpu-guard.io/cgpu-version)",
-               s.cgpu_version_label),
+      TextFlag(
+          "cgpu-version-label", "KEY",
+          std::string("node label holding the cGPU version (default ") + kCgpuVersionLabel + ")",
+          s.cgpu_version_label),
       TextFlag("driver-version-label", "KEY",
-               "node label holding the NVIDIA driver version (default "
-               "cgpu-guard.io/nvidia-driver-version; then nvidia.com/cuda.driver.*)",
+               std::string("node label holding the NVIDIA driver version (default ") +
+                   kDriverVersionLabel + "; then nvidia.com/cuda.driver.*)",
                s.driver_version_label),
       TextFlag("toolkit-version-label", "KEY",
-               "node label holding the nvidia-container-toolkit version (default "
-               "cgpu-guard.io/container-toolkit-version)",
+               std::string("node label holding the nvidia-container-toolkit version (default ") +
+                   kToolkitVersionLabel + ")",
                s.toolkit_version_label),
       TextFlag("container-os-pattern", "REGEX",
                "osImage pattern of container-optimized OS images, case-insensitive (default "

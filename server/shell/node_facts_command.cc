@@ -61,14 +61,14 @@ std::vector<FlagSpec> NodeFactsFlagSpecs(NodeFactsOptions& o) {
       Flag("context", "NAME", "kubeconfig context (default: its current-context)",
            SetString(o.kubeconfig_context)),
       Flag("cgpu-version-label", "KEY",
-           "label for the cGPU version (default cgpu-guard.io/cgpu-version)",
+           std::string("label for the cGPU version (default ") + kCgpuVersionLabel + ")",
            SetString(o.cgpu_version_label)),
       Flag("driver-version-label", "KEY",
-           "label for the NVIDIA driver version (default cgpu-guard.io/nvidia-driver-version)",
+           std::string("label for the NVIDIA driver version (default ") + kDriverVersionLabel + ")",
            SetString(o.driver_version_label)),
       Flag("toolkit-version-label", "KEY",
-           "label for the nvidia-container-toolkit version (default "
-           "cgpu-guard.io/container-toolkit-version)",
+           std::string("label for the nvidia-container-toolkit version (default ") +
+               kToolkitVersionLabel + ")",
            SetString(o.toolkit_version_label)),
       Flag("heartbeat-file", "PATH",
            "file touched while the loop turns, for --alive (default "
