@@ -1,8 +1,10 @@
 #include "adapters/event_recorder.h"
 
 #include <algorithm>
+#include <random>
 
 #include "adapters/api_text.h"
+#include "core/backoff.h"
 
 namespace cgpu {
 namespace {
@@ -33,6 +35,12 @@ std::string SeriesKey(const EventIntent& intent) {
 }
 
 bool Retryable(int status) { return status == 429 || status >= 500; }
+
+// A jitter draw in [0, 1) for the writing thread (the only caller).
+double Draw() {
+  thread_local std::mt19937_64 engine(std::random_device{}());
+  return std::uniform_real_distribution<double>(0.0, 1.0)(engine);
+}
 
 int64_t StoredCount(const json& event) {
   const auto series = event.find("series");
@@ -275,14 +283,17 @@ bool EventRecorder::Update(Series& series) {
 
 std::optional<KubeResponse> EventRecorder::Send(const std::string& method, const std::string& path,
                                                 const std::string& body) {
-  std::chrono::milliseconds backoff = options_.first_backoff;
   for (int attempt = 1;; ++attempt) {
     const auto deadline = std::chrono::steady_clock::now() + options_.request_timeout;
     StatusOr<KubeResponse> response = method == "GET" ? client_.Get(path, deadline, kMaxEventBytes)
                                                       : client_.Write(method, path, body, deadline);
     if (response.ok() && !Retryable(response->status)) return std::move(*response);
-    if (attempt >= options_.max_attempts || cancel_.WaitFor(backoff)) return std::nullopt;
-    backoff *= 2;
+    if (attempt >= options_.max_attempts) return std::nullopt;
+    const double draw = options_.random ? options_.random() : Draw();
+    if (cancel_.WaitFor(BackoffDelay(options_.first_backoff, std::chrono::milliseconds(10'000),
+                                     attempt - 1, draw))) {
+      return std::nullopt;
+    }
   }
 }
 

@@ -58,7 +58,8 @@ struct EventRecorderOptions {
   size_t max_series = 10'000;  // series remembered at once; the quietest go first
   std::chrono::milliseconds request_timeout{5'000};
   int max_attempts = 5;
-  std::chrono::milliseconds first_backoff{500};  // doubled per attempt
+  std::chrono::milliseconds first_backoff{500};  // core/backoff.h, up to 10 s
+  std::function<double()> random;                // [0,1) for jitter; default: seeded engine
   std::function<std::chrono::steady_clock::time_point()> now = [] {
     return std::chrono::steady_clock::now();
   };

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <random>
 
+#include "core/backoff.h"
+
 namespace cgpu {
 namespace {
 
@@ -104,12 +106,7 @@ std::string Informer::WithQuery(const std::string& query) const {
 }
 
 std::chrono::milliseconds Informer::Backoff(int failures) {
-  const double min = static_cast<double>(options_.min_backoff.count());
-  const double max = static_cast<double>(options_.max_backoff.count());
-  const double ceiling =
-      std::min(max, min * static_cast<double>(uint64_t{1} << std::min(failures, 30)));
-  const double factor = std::clamp(random_(), 0.0, 1.0);
-  return std::chrono::milliseconds(static_cast<int64_t>(ceiling * factor));
+  return BackoffDelay(options_.min_backoff, options_.max_backoff, failures, random_());
 }
 
 std::chrono::milliseconds Informer::time_without_watch() const {

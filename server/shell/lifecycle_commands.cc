@@ -6,11 +6,13 @@
 #include <csignal>
 #include <iostream>
 #include <nlohmann/json.hpp>
+#include <random>
 #include <thread>
 
 #include "adapters/kube_client.h"
 #include "adapters/kube_config.h"
 #include "adapters/node_label_patch.h"
+#include "core/backoff.h"
 #include "shell/exit_codes.h"
 #include "shell/flags.h"
 #include "shell/version.h"
@@ -57,12 +59,15 @@ std::optional<int> Parse(const std::vector<std::string>& args, const std::vector
   return std::nullopt;
 }
 
-// Waits a little before the next attempt, never past `deadline`; false when no time is left.
-bool PauseBeforeRetry(Clock::time_point deadline, std::chrono::milliseconds& backoff) {
+// Waits before retry number `retry` (core/backoff.h, from `first` up to 5 s), never past
+// `deadline`; false when no time is left. A command, not a server: sleeping is what it should do.
+bool PauseBeforeRetry(Clock::time_point deadline, std::chrono::milliseconds first, int& retry) {
   const auto now = Clock::now();
   if (now >= deadline) return false;
-  std::this_thread::sleep_for(std::min<Clock::duration>(backoff, deadline - now));
-  backoff = std::min(backoff * 2, std::chrono::milliseconds(5'000));
+  thread_local std::mt19937_64 engine(std::random_device{}());
+  const auto wait = BackoffDelay(first, std::chrono::milliseconds(5'000), retry++,
+                                 std::uniform_real_distribution<double>(0.0, 1.0)(engine));
+  std::this_thread::sleep_for(std::min<Clock::duration>(wait, deadline - now));
   return Clock::now() < deadline;
 }
 
@@ -111,7 +116,7 @@ int RunUnregisterCommand(const std::vector<std::string>& args) {
       "/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations/" +
       EscapeQueryValue(options.webhook_config);
   const auto deadline = Clock::now() + options.timeout;
-  std::chrono::milliseconds backoff(200);
+  int retry = 0;
   std::string last_error;
   do {
     StatusOr<KubeResponse> answer = client.Write(
@@ -141,7 +146,7 @@ int RunUnregisterCommand(const std::vector<std::string>& args) {
     } else {
       last_error = answer.status().message();
     }
-  } while (PauseBeforeRetry(deadline, backoff));
+  } while (PauseBeforeRetry(deadline, std::chrono::milliseconds(200), retry));
   std::cerr << "cgpu-guard unregister: could not delete ValidatingWebhookConfiguration "
             << options.webhook_config << ": " << last_error
             << ". Delete it by hand before the server goes: kubectl delete "
@@ -285,7 +290,7 @@ int RunSelftestCommand(const std::vector<std::string>& args) {
     return kExitUsage;
   }
   const auto deadline = Clock::now() + options.timeout;
-  std::chrono::milliseconds backoff(500);
+  int retry = 0;
   int attempt = 0;
   std::string problem;
   do {
@@ -301,7 +306,7 @@ int RunSelftestCommand(const std::vector<std::string>& args) {
       return 0;
     }
     std::cerr << "cgpu-guard selftest: attempt " << attempt << ": " << problem << "\n";
-  } while (PauseBeforeRetry(deadline, backoff));
+  } while (PauseBeforeRetry(deadline, std::chrono::milliseconds(500), retry));
   std::cerr << "cgpu-guard selftest: failed: " << problem << "\n";
   return kExitFailed;
 }

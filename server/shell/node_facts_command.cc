@@ -13,6 +13,7 @@
 #include "adapters/kube_client.h"
 #include "adapters/kube_config.h"
 #include "adapters/node_label_patch.h"
+#include "core/backoff.h"
 #include "core/host_facts.h"
 #include "core/max_pod_label.h"
 #include "shell/exit_codes.h"
@@ -359,10 +360,8 @@ int RunNodeFactsCommand(const std::vector<std::string>& args) {
           return kExitFailed;
         }
         // Exponential back-off with jitter, so a fleet of agents does not retry in step.
-        auto wait = options.retry_backoff * (1LL << std::min(failures - 1, 20));
-        wait = std::min<std::chrono::milliseconds>(wait, options.interval);
-        wait = std::chrono::milliseconds(
-            std::uniform_int_distribution<long long>(wait.count() / 2, wait.count())(jitter));
+        const auto wait = BackoffDelay(options.retry_backoff, options.interval, failures - 1,
+                                       std::uniform_real_distribution<double>(0.0, 1.0)(jitter));
         LogError("pass failed; retrying",
                  {{"node", options.node_name},
                   {"error", outcome.message},
