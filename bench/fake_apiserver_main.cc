@@ -54,7 +54,8 @@ int main(int argc, char** argv) {
     if (node) {
       ++nodes;
     } else {
-      pods.emplace_back(item["metadata"].value("namespace", ""), item["metadata"].value("name", ""));
+      pods.emplace_back(item["metadata"].value("namespace", ""),
+                        item["metadata"].value("name", ""));
     }
     server.Add(node ? "nodes" : "pods", std::move(item));
   }
@@ -83,8 +84,8 @@ int main(int argc, char** argv) {
       << "users:\n- name: bench\n  user:\n    token: bench-token\n"
       << "contexts:\n- name: bench\n  context: {cluster: bench, user: bench}\n";
   std::ofstream(dir + "/port") << server.port() << "\n";
-  std::cerr << "fake-apiserver: " << nodes << " nodes, " << pods.size() << " pods on 127.0.0.1:"
-            << server.port() << "\n";
+  std::cerr << "fake-apiserver: " << nodes << " nodes, " << pods.size()
+            << " pods on 127.0.0.1:" << server.port() << "\n";
   int signal_number = 0;
   sigwait(&stop, &signal_number);
   stopping = true;

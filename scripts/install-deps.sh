@@ -19,6 +19,7 @@ serve_packages=(
 build_packages=(
   "${serve_packages[@]}"
   googletest libgtest-dev libgmock-dev libbenchmark-dev
+  clang-format          # scripts/format-check.sh
   prometheus            # promtool: the /metrics exposition, the chart's alerts and dashboard
   sslscan               # the webhook port's TLS posture, as a scanner sees it
   clang-14 libfuzzer-14-dev  # the ASan + UBSan build and its libFuzzer targets

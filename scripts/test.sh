@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds, and runs every test. This is what CI runs:
+#   0. the C++ sources formatted as .clang-format says (scripts/format-check.sh);
 #   1. the plain build (what ships) and the whole suite, with the benchmark smoke run and the
 #      chart tests;
 #   2. the suite again built with ASan + UBSan (clang-14), and the libFuzzer targets of that
@@ -20,6 +21,7 @@ plain_suite() {
   (cd "${BUILD_DIR:-build}" && ctest --output-on-failure -j "$(nproc)" --timeout 300)
 }
 step "install" scripts/install-deps.sh
+step "format" scripts/format-check.sh
 step "plain build and suite" plain_suite
 step "ASan + UBSan build and suite" scripts/sanitize.sh address,undefined
 step "fuzzing" scripts/fuzz.sh "${FUZZ_SECONDS:-10}"

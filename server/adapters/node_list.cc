@@ -155,8 +155,8 @@ StatusOr<std::vector<json>> YamlDocumentsToJson(std::string_view text) {
     } catch (const YAML::Exception& error) {
       const auto lines_before = std::count(text.data(), piece.data(), '\n');
       return InvalidArgument("input is neither JSON nor YAML (line " +
-                             std::to_string(lines_before + error.mark.line + 1) + ": " +
-                             error.msg + ")");
+                             std::to_string(lines_before + error.mark.line + 1) + ": " + error.msg +
+                             ")");
     }
   }
   return documents;

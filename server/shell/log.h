@@ -1,10 +1,10 @@
 // Structured logging: one JSON object per line on stderr.
 //
 // Lines are built whole by the calling thread and handed to one writer thread, which writes
-// whatever has queued up (at most 20 ms' worth) with a single write: a request never waits for stderr, and lines from
-// different threads never interleave. If stderr cannot keep up, lines past a bound (8 MiB
-// queued) are dropped and the drop is reported in a later line rather than blocking requests.
-// FlushLogs() (also run at exit) writes everything queued. The per-review line is written
+// whatever has queued up (at most 20 ms' worth) with a single write: a request never waits for
+// stderr, and lines from different threads never interleave. If stderr cannot keep up, lines past a
+// bound (8 MiB queued) are dropped and the drop is reported in a later line rather than blocking
+// requests. FlushLogs() (also run at exit) writes everything queued. The per-review line is written
 // straight into a string (no JSON tree: it is the one line per request); FormatDecisionLine is
 // pure so its shape can be tested.
 #pragma once

@@ -31,12 +31,14 @@ TEST(NodeLabelPatchTest, RefusesWhatIsNotANode) {
 }
 
 TEST(NodeLabelPatchTest, PatchSetsAndRemovesOnlyTheGivenKeys) {
-  const std::string patch = EncodeLabelMergePatch(
-      {{"cgpu-guard.io/cgpu-version", "1.5.10"}, {"cgpu-guard.io/nvidia-driver-version", std::nullopt}});
+  const std::string patch =
+      EncodeLabelMergePatch({{"cgpu-guard.io/cgpu-version", "1.5.10"},
+                             {"cgpu-guard.io/nvidia-driver-version", std::nullopt}});
   EXPECT_EQ(json::parse(patch), json::parse(R"({"metadata":{"labels":{
       "cgpu-guard.io/cgpu-version":"1.5.10","cgpu-guard.io/nvidia-driver-version":null}}})"));
   // Applied as the API server applies a merge patch, it leaves every other label alone.
-  json node = {{"metadata", {{"labels", {{"a", "1"}, {"cgpu-guard.io/nvidia-driver-version", "x"}}}}}};
+  json node = {
+      {"metadata", {{"labels", {{"a", "1"}, {"cgpu-guard.io/nvidia-driver-version", "x"}}}}}};
   node.merge_patch(json::parse(patch));
   EXPECT_EQ(node["metadata"]["labels"],
             json({{"a", "1"}, {"cgpu-guard.io/cgpu-version", "1.5.10"}}));

@@ -4,9 +4,8 @@
 
 #include <future>
 #include <memory>
-#include <thread>
-
 #include <nlohmann/json.hpp>
+#include <thread>
 
 #include "adapters/admission_codec.h"
 #include "support/fixtures.h"
@@ -309,7 +308,8 @@ TEST(YamlDocumentsToJsonTest, AliasExpansionIsBounded) {
   }
   const std::string message = Err(YamlDocumentsToJson(text));
   EXPECT_NE(message.find("aliases expand to more nodes than the input could hold"),
-            std::string::npos) << message;
+            std::string::npos)
+      << message;
   // Aliases used within reason still work.
   std::vector<json> documents = Ok(YamlDocumentsToJson("a: &a {k: v}\nb: *a\n"));
   EXPECT_EQ(documents.at(0)["b"], json({{"k", "v"}}));

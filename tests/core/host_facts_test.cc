@@ -12,7 +12,8 @@ using Desired = std::map<std::string, std::optional<std::string>>;
 
 TEST(HostFactsTest, DriverProcTextWithoutAVersionGivesNothing) {
   EXPECT_EQ(DriverVersionFromProc(""), std::nullopt);
-  EXPECT_EQ(DriverVersionFromProc("NVRM version: NVIDIA UNIX x86_64 Kernel Module\n"), std::nullopt);
+  EXPECT_EQ(DriverVersionFromProc("NVRM version: NVIDIA UNIX x86_64 Kernel Module\n"),
+            std::nullopt);
   EXPECT_EQ(DriverVersionFromProc("NVRM version: NVIDIA UNIX x86_64 Kernel Module  ???  x\n"),
             std::nullopt);
   EXPECT_EQ(DriverVersionFromProc("GCC version: gcc version 12.2.0\n"), std::nullopt);
@@ -39,7 +40,7 @@ TEST(HostFactsTest, CgpuVersionIsTheFirstLinesLastWord) {
   EXPECT_EQ(CgpuVersionFromText("cgpu version: 1.5.19\nbuild: abc\n"), "1.5.19");
   EXPECT_EQ(CgpuVersionFromText(""), std::nullopt);
   EXPECT_EQ(CgpuVersionFromText("unknown\n1.5.10\n"), std::nullopt);  // not on the first line
-  EXPECT_EQ(CgpuVersionFromText("1\n"), std::nullopt);                 // not major.minor
+  EXPECT_EQ(CgpuVersionFromText("1\n"), std::nullopt);                // not major.minor
   EXPECT_EQ(CgpuVersionFromText("1.5.x\n"), std::nullopt);
 }
 
@@ -88,9 +89,8 @@ TEST(HostFactsTest, DiffSetsChangedRemovesAbsentAndLeavesTheRest) {
                           {"a.io/driver", "535.161.08"},
                           {"a.io/toolkit", "1.14.6"},
                           {"kubernetes.io/hostname", "n1"}};
-  const Desired desired = {{"a.io/cgpu", "1.5.10"},
-                           {"a.io/driver", "535.161.08"},
-                           {"a.io/toolkit", std::nullopt}};
+  const Desired desired = {
+      {"a.io/cgpu", "1.5.10"}, {"a.io/driver", "535.161.08"}, {"a.io/toolkit", std::nullopt}};
   const LabelChange change = DiffOwnedLabels(current, desired);
   EXPECT_EQ(change, (LabelChange{{"a.io/cgpu", "1.5.10"}, {"a.io/toolkit", std::nullopt}}));
 }

@@ -27,11 +27,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   cgpu::SimdjsonView view(event);
   const cgpu::SimdjsonView object = view.Member("object");
   const std::string type(view.Member("type").TypeName() == "string" ? view.Member("type").String()
-                                                                     : std::string_view());
+                                                                    : std::string_view());
   cgpu::PodWatchHandler pods(cache);
   cgpu::NodeWatchHandler nodes(cache);
-  for (cgpu::WatchHandler* handler : {static_cast<cgpu::WatchHandler*>(&pods),
-                                      static_cast<cgpu::WatchHandler*>(&nodes)}) {
+  for (cgpu::WatchHandler* handler :
+       {static_cast<cgpu::WatchHandler*>(&pods), static_cast<cgpu::WatchHandler*>(&nodes)}) {
     handler->OnListStart();
     if (type == "DELETED") {
       handler->OnDelete(object);

@@ -139,8 +139,8 @@ TEST(ServeOptionsTest, PolicyAndClusterFlags) {
                 .status()
                 .message(),
             "--mode: expected one of enforce, warn, dry-run, got \"audit\"");
-  EXPECT_EQ(ParseServeOptions({"--tls-cert", "c", "--tls-key", "k", "--cluster-state", "s",
-                               "--kubeconfig", "k"})
+  EXPECT_EQ(ParseServeOptions(
+                {"--tls-cert", "c", "--tls-key", "k", "--cluster-state", "s", "--kubeconfig", "k"})
                 .status()
                 .message(),
             "--cluster-state and --kubeconfig exclude each other");
