@@ -251,10 +251,22 @@ Decision DecideNodeChange(const AdmissionRequest& request, const NodeFacts* old_
     return decision;
   }
   if (evaluation.verdict == NodeVerdict::kUnknown && newly_enabled) {
-    return DecideUnknown(FirstWith(evaluation, RuleVerdict::kUnknown)->rule,
-                         "compatibility of node " + name + " with cGPU is unknown: " +
-                             DescribeProblems(evaluation, RuleVerdict::kUnknown),
-                         options.unknown);
+    const std::string rule = FirstWith(evaluation, RuleVerdict::kUnknown)->rule;
+    const std::string unknown = "compatibility of node " + name + " with cGPU is unknown: " +
+                                DescribeProblems(evaluation, RuleVerdict::kUnknown);
+    if (request.operation == Operation::kCreate) {
+      // A node registering with cGPU on (its node pool's labels): its facts cannot be known yet,
+      // since the node-facts agent runs on it only once it has joined. Refusing would keep the
+      // kubelet from ever registering it, whatever the unknown policy; its cGPU pods are still
+      // judged when they are placed.
+      Decision decision = Allow(rule);
+      decision.concern = Concern::kUnchecked;
+      decision.warnings.push_back("cgpu-guard: " + unknown +
+                                  "; a registering node is let in, and its cGPU pods are judged "
+                                  "when they are placed");
+      return decision;
+    }
+    return DecideUnknown(rule, unknown, options.unknown);
   }
   return Allow("compatible-node");
 }

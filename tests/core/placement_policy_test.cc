@@ -201,6 +201,27 @@ TEST(NodeChangeTest, DeniesOnlyNewlyEnablingCgpuOnAnIncompatibleNode) {
           .allowed());
 }
 
+TEST(NodeChangeTest, ANodeRegisteringWithUnknownFactsIsLetInWhateverTheUnknownPolicy) {
+  // Its facts come from the node-facts agent, which runs on it only once it has joined:
+  // refusing its registration would keep it out for good.
+  const NodeEvaluation unknown = Evaluation(
+      NodeVerdict::kUnknown, {{"driver", RuleVerdict::kUnknown, "no driver version label"}});
+  PolicyOptions options;
+  options.unknown = UnknownPolicy::kDeny;
+  AdmissionRequest create;
+  create.operation = Operation::kCreate;
+  const Decision registering = DecideNodeChange(create, nullptr, CgpuNode(), unknown, options);
+  EXPECT_TRUE(registering.allowed());
+  ASSERT_EQ(registering.warnings.size(), 1u);
+  EXPECT_NE(registering.warnings[0].find("a registering node is let in"), std::string::npos);
+  // An existing node turning cGPU on with unknown facts still follows the policy.
+  AdmissionRequest update;
+  update.operation = Operation::kUpdate;
+  NodeFacts before = CgpuNode();
+  before.cgpu_enabled = false;
+  EXPECT_FALSE(DecideNodeChange(update, &before, CgpuNode(), unknown, options).allowed());
+}
+
 TEST(StaleStateTest, FailClosedDeniesAndFailOpenAllowsBothSayingWhy) {
   const Placement placement{"ml/llm-3", "gpu-a10-1", {}};
   const Decision closed = DecideOnStaleState(placement, "the pods watch has been down for 31 s",
