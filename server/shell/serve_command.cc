@@ -26,6 +26,7 @@
 #include "shell/serve_options.h"
 #include "shell/tls_certificates.h"
 #include "shell/version.h"
+#include "shell/ops_server.h"
 #include "shell/webhook_server.h"
 
 namespace cgpu {

@@ -1,4 +1,5 @@
 // The real server on an ephemeral loopback port, spoken to over TLS with CA verification.
+#include "shell/ops_server.h"
 #include "shell/webhook_server.h"
 
 #include <arpa/inet.h>
