@@ -23,10 +23,10 @@
 #include "shell/fact_flags.h"
 #include "shell/log.h"
 #include "shell/metrics.h"
+#include "shell/ops_server.h"
 #include "shell/serve_options.h"
 #include "shell/tls_certificates.h"
 #include "shell/version.h"
-#include "shell/ops_server.h"
 #include "shell/webhook_server.h"
 
 namespace cgpu {

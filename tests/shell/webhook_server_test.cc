@@ -1,5 +1,4 @@
 // The real server on an ephemeral loopback port, spoken to over TLS with CA verification.
-#include "shell/ops_server.h"
 #include "shell/webhook_server.h"
 
 #include <arpa/inet.h>
@@ -15,6 +14,7 @@
 #include <sstream>
 #include <thread>
 
+#include "shell/ops_server.h"
 #include "support/fake_api_server.h"
 #include "support/fixtures.h"
 #include "support/raw_tls_client.h"
