@@ -116,12 +116,13 @@ void EventRecorder::Count(int64_t EventCounts::*counter, std::string_view outcom
 
 void EventRecorder::Run() {
   std::unique_lock<std::mutex> lock(mu_);
+  SteadyTime last_forget = options_.now();
   while (!stopping_) {
-    // Wake for new Events, or when the earliest series with repeats to write is due.
+    // Wake for new Events, or when the earliest series with repeats to write is due. Only the
+    // series waiting with repeats are looked at, so the remembered ones cost nothing here.
     std::optional<SteadyTime> due;
-    for (const auto& [key, series] : series_) {
-      if (series.pending == 0) continue;
-      const SteadyTime at = series.last_write + options_.series_interval;
+    for (const std::string& key : waiting_) {
+      const SteadyTime at = series_.at(key).last_write + options_.series_interval;
       if (!due || at < *due) due = at;
     }
     if (queue_.empty()) {
@@ -142,10 +143,16 @@ void EventRecorder::Run() {
     lock.unlock();
     for (EventIntent& intent : batch) Absorb(std::move(intent));
     const SteadyTime now = options_.now();
-    for (auto& [key, series] : series_) {
-      if (series.pending > 0 && now - series.last_write >= options_.series_interval) Flush(series);
+    for (auto it = waiting_.begin(); it != waiting_.end();) {
+      Series& series = series_.at(*it);
+      if (now - series.last_write >= options_.series_interval) Flush(series);
+      it = series.pending == 0 ? waiting_.erase(it) : std::next(it);
     }
-    Forget(now);
+    // Quiet series are forgotten once a second at most: a pass looks at every remembered one.
+    if (now - last_forget >= std::chrono::seconds(1) || series_.size() > options_.max_series) {
+      Forget(now);
+      last_forget = now;
+    }
     lock.lock();
   }
 }
@@ -177,6 +184,7 @@ void EventRecorder::Absorb(EventIntent intent) {
   ++series.pending;
   series.last_unix_ms = now_ms;
   series.last_seen = now;
+  waiting_.insert(key);
 }
 
 void EventRecorder::Flush(Series& series) {
@@ -308,6 +316,7 @@ void EventRecorder::Forget(SteadyTime now) {
     for (auto it = series_.begin(); it != series_.end(); ++it) {
       if (it->second.last_seen < quietest->second.last_seen) quietest = it;
     }
+    waiting_.erase(quietest->first);  // its unwritten repeats are lost with it
     series_.erase(quietest);
   }
 }

@@ -36,6 +36,7 @@
 #include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -134,6 +135,7 @@ class EventRecorder {
   StreamCancel cancel_;            // ends back-off waits and requests on Stop
 
   std::map<std::string, Series> series_;  // the writing thread's alone
+  std::set<std::string> waiting_;         // keys of series with repeats not written yet
   std::thread thread_;
 };
 

@@ -264,6 +264,24 @@ TEST_F(EventRecorderTest, AMissingUidIsResolvedBeforeWriting) {
   EXPECT_EQ((*Stored(intent))["regarding"]["uid"], "uid-from-cache");
 }
 
+TEST_F(EventRecorderTest, BeyondItsMemoryTheQuietestSeriesIsForgottenRepeatsAndAll) {
+  options_.max_series = 1;
+  options_.series_interval = std::chrono::hours(1);  // repeats wait: they are still unwritten
+  Start();
+  const EventIntent first = GpuFullOn("a");
+  ASSERT_TRUE(recorder_->Record(first));
+  ASSERT_TRUE(recorder_->Record(first));
+  ASSERT_TRUE(WaitUntil([&] { return recorder_->counts().created == 1; }));
+  const EventIntent second = GpuFullOn("b");
+  ASSERT_TRUE(recorder_->Record(second));
+  ASSERT_TRUE(WaitUntil([&] { return recorder_->counts().created == 2; }));
+  // "a" was forgotten with its repeat; a later one starts from the stored Event again.
+  ASSERT_TRUE(recorder_->Record(first));
+  ASSERT_TRUE(WaitUntil([&] { return recorder_->counts().updated == 1; }));
+  EXPECT_EQ(CountOf(first), 2);
+  EXPECT_EQ(recorder_->counts().failed, 0);
+}
+
 TEST(EventNameTest, IsStablePerSeriesAndFitsAnObjectName) {
   const EventIntent a = GpuFullOn("train-7");
   EventIntent b = a;
