@@ -39,7 +39,6 @@ struct SelftestOptions {
 };
 
 // Parses flags; returns the exit code when the command should stop here (help, usage error).
-template <typename Options>
 std::optional<int> Parse(const std::vector<std::string>& args, const std::vector<FlagSpec>& specs,
                          const std::string& usage, const std::string& command) {
   StatusOr<ParsedArgs> parsed = ParseFlags(args, specs);
@@ -86,7 +85,7 @@ int RunUnregisterCommand(const std::vector<std::string>& args) {
       Flag("timeout", "DURATION", "give up after this long (default 1m)",
            SetDuration(options.timeout)),
   };
-  if (auto done = Parse<UnregisterOptions>(
+  if (auto done = Parse(
           args, specs,
           "Usage: cgpu-guard unregister --webhook-config NAME [flags]\n\n"
           "Deletes the webhook's registration so the API server stops calling it (the chart's\n"
@@ -268,12 +267,13 @@ int RunSelftestCommand(const std::vector<std::string>& args) {
            "connect to IP for HOST, still verifying the name HOST (as curl --resolve)",
            SetString(options.resolve)),
   };
-  if (auto done = Parse<SelftestOptions>(
-          args, specs,
-          "Usage: cgpu-guard selftest --webhook-url URL --ca-file FILE [flags]\n\n"
-          "Posts a harmless AdmissionReview over TLS and checks the answer (helm test).\n"
-          "Exit 0 passed, 1 failed, 2 usage.",
-          "selftest")) {
+  if (auto done =
+          Parse(args, specs,
+                "Usage: cgpu-guard selftest [--webhook-url URL --ca-file FILE] [--ready-url URL] "
+                "[flags]\n\n"
+                "Posts a harmless AdmissionReview over TLS and checks the answer (helm test).\n"
+                "Exit 0 passed, 1 failed, 2 usage.",
+                "selftest")) {
     return *done;
   }
   if (options.webhook_url.empty() && options.ready_url.empty()) {
