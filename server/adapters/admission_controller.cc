@@ -31,14 +31,11 @@ Decision AdmissionController::Admit(const ReviewFacts& facts) const {
 }
 
 Decision AdmissionController::Decide(const ReviewFacts& facts) const {
-  const AdmissionRequest& request = facts.request;
-  if (facts.route == nullptr || request.operation == Operation::kDelete ||
-      request.operation == Operation::kConnect) {
-    return Allow("not-checked");
-  }
+  const EnforcementPoint point = DecidingPoint(facts);
+  if (point == EnforcementPoint::kNone) return Allow("not-checked");
   const SteadyTime received = facts.received == SteadyTime{} ? live_.now() : facts.received;
   const SteadyTime deadline = received + live_.deadline;
-  switch (facts.route->point) {
+  switch (point) {
     case EnforcementPoint::kBinding:
       return AdmitBinding(facts, deadline);
     case EnforcementPoint::kPod:
@@ -53,18 +50,15 @@ Decision AdmissionController::Decide(const ReviewFacts& facts) const {
 
 bool AdmissionController::MayReadLive(const ReviewFacts& facts) const {
   if (!reads_.get_pod && !reads_.list_pods_on_node && !claims_.enabled()) return false;
-  if (facts.route == nullptr || facts.request.operation == Operation::kDelete ||
-      facts.request.operation == Operation::kConnect) {
-    return false;
-  }
-  if (facts.route->point == EnforcementPoint::kBinding) {
-    const BindingPlan plan = PlanBinding(facts);
+  const EnforcementPoint point = DecidingPoint(facts);
+  if (point == EnforcementPoint::kBinding) {
+    const BindingPlan plan = PlanBinding(facts, LookUp(facts));
     if (plan.decided) return false;
     // Claims are written for every cGPU placement that is not a dry run.
     if (claims_.enabled() && !facts.request.dry_run) return true;
     return plan.read_pod || (reads_.list_pods_on_node && AtLastSlot(plan.placement));
   }
-  if (facts.route->point == EnforcementPoint::kPod && facts.pod && facts.pod->shares_gpu &&
+  if (point == EnforcementPoint::kPod && facts.pod && facts.pod->shares_gpu &&
       !facts.pod->node_name.empty()) {
     if (claims_.enabled() && !facts.request.dry_run) return true;
     if (!reads_.list_pods_on_node) return false;
@@ -73,156 +67,68 @@ bool AdmissionController::MayReadLive(const ReviewFacts& facts) const {
   return false;
 }
 
-std::optional<Decision> AdmissionController::NotSynced() const {
-  if (cache_.synced()) return std::nullopt;
-  return Errored("cluster-state-not-synced",
-                 "cgpu-guard has not finished reading the cluster's pods and nodes; cannot "
-                 "count pods per GPU yet",
-                 503);
-}
-
-AdmissionController::BindingPlan AdmissionController::PlanBinding(const ReviewFacts& facts) const {
-  BindingPlan plan;
-  if (!facts.binding) {
-    plan.decided = Errored(
-        "bad-object",
-        "cannot read the " + std::string(facts.route->path) + " request: " + facts.object_error,
-        400);
-    return plan;
+BindingLookup AdmissionController::LookUp(const ReviewFacts& facts) const {
+  BindingLookup lookup;
+  lookup.synced = cache_.synced();
+  lookup.can_read_pod = static_cast<bool>(reads_.get_pod);
+  if (facts.binding) {
+    lookup.node = cache_.FindNode(facts.binding->node);
+    lookup.pod = cache_.FindPod(facts.binding->PodKey());
   }
-  const BindingFacts& binding = *facts.binding;
-  const std::optional<ClusterCache::NodeInfo> node = cache_.FindNode(binding.node);
-  if (node && !node->cgpu_enabled) {
-    plan.decided = Allow("not-cgpu-node");
-    return plan;
-  }
-  if (std::optional<Decision> not_synced = NotSynced()) {
-    plan.decided = std::move(not_synced);
-    return plan;
-  }
-
-  plan.placement = Placement{binding.PodKey(), binding.node, binding.gpus};
-  plan.pod_uid = binding.pod_uid;
-  const std::optional<ClusterCache::PodInfo> cached = cache_.FindPod(plan.placement.pod);
-  // The cache's copy is this pod unless the uids say otherwise (the Binding's uid is the pod's).
-  const bool same_pod =
-      cached && (binding.pod_uid.empty() || cached->uid.empty() || cached->uid == binding.pod_uid);
-  if (same_pod && !cached->shares_gpu) {
-    plan.decided = Allow("not-cgpu-pod");
-    return plan;
-  }
-  if (same_pod && !cached->node.empty()) {
-    // The API server refuses to bind a pod that is bound already: nothing to place or reserve.
-    plan.decided = Allow("pod-already-bound");
-    return plan;
-  }
-  plan.pod_known = same_pod;
-  if (plan.pod_uid.empty() && same_pod) plan.pod_uid = cached->uid;
-  // The Binding names the GPU itself, or on a one-GPU node there is only GPU 0: nothing to read,
-  // as long as the pod is one the cache knows, pending. A pod the cache does not know is read
-  // whatever the Binding says: a reservation is only ever made for a pod that exists.
-  if (same_pod && binding.gpus.known()) return plan;
-  if (same_pod && node && node->gpu_count == 1) return plan;
-  if (reads_.get_pod) {
-    plan.read_pod = true;
-  } else if (same_pod) {
-    plan.placement.gpus.indices = cached->gpus;  // cluster-state file: the file is all there is
-  }
-  return plan;
+  return lookup;
 }
 
 Decision AdmissionController::AdmitBinding(const ReviewFacts& facts, SteadyTime deadline) const {
-  BindingPlan plan = PlanBinding(facts);
+  BindingPlan plan = PlanBinding(facts, LookUp(facts));
   if (plan.decided) return std::move(*plan.decided);
-  Placement& placement = plan.placement;
   const BindingFacts& binding = *facts.binding;
-
-  if (plan.read_pod) {
-    const SteadyTime started = live_.now();
-    StatusOr<std::optional<PodFacts>> live =
-        started < deadline
-            ? reads_.get_pod(binding.pod_namespace, binding.pod_name, deadline)
-            : StatusOr<std::optional<PodFacts>>(DeadlineExceeded(
-                  "no time left of the " + Milliseconds(live_.deadline) + " live-read deadline"));
-    if (!live.ok()) {
-      const bool timed_out = live.status().code() == StatusCode::kDeadlineExceeded;
-      Report(LiveRead::kGetPod, timed_out ? "deadline" : "error", started, placement.pod,
-             live.status().message());
-      // The API server cuts a warning at 256 characters: the essentials here, the details in the
-      // log line that Report() leads to.
-      const std::string why = "cannot read pod " + placement.pod + " from the API server" +
-                              (timed_out ? " within " + Milliseconds(live_.deadline)
-                                         : " (" + live.status().message() + ")");
-      if (!plan.pod_known) {
-        // Whether it is a cGPU pod at all is not known: refusing a DaemonSet's pod because its
-        // node is incompatible with cGPU would be wrong.
-        return DecideUnknown(
-            "pod-unknown", why + ", so its cGPU use on node " + placement.node + " was not checked",
-            options_.unknown);
-      }
-      // A cGPU pod: the node's compatibility can still be judged; its GPU cannot.
-      placement.gpus = GpuAssignment{};
-      placement.gpus.error = why;
-      return Place(placement, plan.pod_uid, facts.request.dry_run, deadline);
-    }
-    if (!live->has_value()) {
-      Report(LiveRead::kGetPod, "not-found", started, placement.pod);
-      // The API server refuses a binding of a pod that does not exist.
-      return Allow("pod-not-found");
-    }
-    Report(LiveRead::kGetPod, "ok", started, placement.pod);
-    const PodFacts& pod = **live;
-    if (!binding.pod_uid.empty() && !pod.uid.empty() && pod.uid != binding.pod_uid) {
-      // The pod was deleted and created again under its name: the API server refuses a binding
-      // whose uid is not the pod's, so there is nothing to place.
-      return Allow("pod-replaced");
-    }
-    if (!pod.shares_gpu) return Allow("not-cgpu-pod");
-    if (!pod.node_name.empty()) return Allow("pod-already-bound");
-    // The API server copies the Binding's annotations onto the pod: the Binding's GPU wins.
-    if (!binding.gpus.known()) placement.gpus = pod.gpus;
-    if (plan.pod_uid.empty()) plan.pod_uid = pod.uid;
-  } else if (!plan.pod_known && !binding.gpus.known()) {
-    // Not in the cache and not to be read (a cluster-state file): it may or may not be a cGPU pod.
-    return DecideUnknown("pod-unknown",
-                         "pod " + placement.pod +
-                             " is not in cgpu-guard's cluster state, so its "
-                             "cGPU use on node " +
-                             placement.node + " was not checked",
-                         options_.unknown);
+  if (std::optional<Decision> decided = DecideUnreadPod(plan, binding, options_.unknown)) {
+    return std::move(*decided);
   }
-  return Place(placement, plan.pod_uid, facts.request.dry_run, deadline);
+  if (plan.read_pod) {
+    if (std::optional<Decision> decided = ReadPod(plan, binding, deadline)) {
+      return std::move(*decided);
+    }
+  }
+  return Place(plan.placement, plan.pod_uid, facts.request.dry_run, deadline);
+}
+
+std::optional<Decision> AdmissionController::ReadPod(BindingPlan& plan,
+                                                     const BindingFacts& binding,
+                                                     SteadyTime deadline) const {
+  const std::string& pod_key = plan.placement.pod;
+  const SteadyTime started = live_.now();
+  StatusOr<std::optional<PodFacts>> live =
+      started < deadline
+          ? reads_.get_pod(binding.pod_namespace, binding.pod_name, deadline)
+          : StatusOr<std::optional<PodFacts>>(DeadlineExceeded(
+                "no time left of the " + Milliseconds(live_.deadline) + " live-read deadline"));
+  if (!live.ok()) {
+    const bool timed_out = live.status().code() == StatusCode::kDeadlineExceeded;
+    Report(LiveRead::kGetPod, timed_out ? "deadline" : "error", started, pod_key,
+           live.status().message());
+    // The API server cuts a warning at 256 characters: the essentials here, the details in the
+    // log line that Report() leads to.
+    const std::string why = "cannot read pod " + pod_key + " from the API server" +
+                            (timed_out ? " within " + Milliseconds(live_.deadline)
+                                       : " (" + live.status().message() + ")");
+    return ApplyFailedPodRead(plan, why, options_.unknown);
+  }
+  Report(LiveRead::kGetPod, live->has_value() ? "ok" : "not-found", started, pod_key);
+  return ApplyPodRead(plan, binding, *live);
 }
 
 Decision AdmissionController::AdmitPod(const ReviewFacts& facts, SteadyTime deadline) const {
-  if (!facts.pod) {
-    return Errored("bad-object", "cannot read the pod: " + facts.object_error, 400);
-  }
-  const PodFacts& pod = *facts.pod;
-  if (!pod.shares_gpu) return Allow("not-cgpu-pod");
-  if (pod.node_name.empty()) return Allow("not-bound");
-  if (facts.request.operation == Operation::kUpdate) {
-    // Only a change of GPUs on a bound pod moves it; other updates (labels, status) do not.
-    if (facts.old_pod && facts.old_pod->node_name == pod.node_name &&
-        facts.old_pod->gpus.indices == pod.gpus.indices) {
-      return Allow("gpus-unchanged");
-    }
-  }
-  if (cache_.NodeIsCgpu(pod.node_name) == false) return Allow("not-cgpu-node");
-  if (std::optional<Decision> not_synced = NotSynced()) return std::move(*not_synced);
-  // The API server names a generateName pod and gives it its uid before validating webhooks see
-  // it (k8s.io/apiserver registry/generic/registry/store.go, (*Store).create: name generation and
-  // FillObjectMetaSystemFields come before createValidation). Without a name, the uid keys it.
-  std::string pod_key = pod.Key();
-  if (pod.name.empty()) pod_key = pod.namespace_name + "/(uid " + pod.uid + ")";
-  return Place(Placement{pod_key, pod.node_name, pod.gpus}, pod.uid, facts.request.dry_run,
-               deadline, ReservationKind::kUnconfirmed);
+  const std::optional<bool> node_is_cgpu =
+      facts.pod ? cache_.NodeIsCgpu(facts.pod->node_name) : std::nullopt;
+  PodPlan plan = PlanPodAdmission(facts, node_is_cgpu, cache_.synced());
+  if (plan.decided) return std::move(*plan.decided);
+  return Place(plan.placement, facts.pod->uid, facts.request.dry_run, deadline,
+               ReservationKind::kUnconfirmed);
 }
 
 Decision AdmissionController::AdmitNode(const ReviewFacts& facts) const {
-  if (!facts.node) {
-    return Errored("bad-object", "cannot read the node: " + facts.object_error, 400);
-  }
+  if (!facts.node) return BadObjectDecision(facts);
   const NodeEvaluation evaluation = EvaluateNode(*facts.node, cache_.rules());
   return DecideNodeChange(facts.request, facts.old_node ? &*facts.old_node : nullptr, *facts.node,
                           evaluation, options_);

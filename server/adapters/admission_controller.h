@@ -44,6 +44,7 @@
 #include <vector>
 
 #include "adapters/cluster_cache.h"
+#include "core/admission_plan.h"
 #include "core/decision.h"
 #include "core/gpu_claims.h"
 #include "core/placement_policy.h"
@@ -135,19 +136,14 @@ class AdmissionController {
   const PolicyOptions& options() const { return options_; }
 
  private:
-  // A binding as far as the cache can take it: decided, or a placement still to be made, after
-  // reading the pod when `read_pod`.
-  struct BindingPlan {
-    std::optional<Decision> decided;
-    bool read_pod = false;
-    bool pod_known = false;  // the cache holds this very pod (same uid), a cGPU pod
-    Placement placement;
-    std::string pod_uid;
-  };
-
   Decision Decide(const ReviewFacts& facts) const;
-  BindingPlan PlanBinding(const ReviewFacts& facts) const;
+  // What the cache knows for a binding request.
+  BindingLookup LookUp(const ReviewFacts& facts) const;
   Decision AdmitBinding(const ReviewFacts& facts, SteadyTime deadline) const;
+  // Reads the pod of `binding` live and applies what it says to `plan`: the answer when that
+  // settles it.
+  std::optional<Decision> ReadPod(BindingPlan& plan, const BindingFacts& binding,
+                                  SteadyTime deadline) const;
   Decision AdmitPod(const ReviewFacts& facts, SteadyTime deadline) const;
   Decision AdmitNode(const ReviewFacts& facts) const;
   // A placement for `pod_uid`, counted on the cache, re-reading the node's pods first when a GPU
@@ -159,7 +155,6 @@ class AdmissionController {
   Decision PlaceClaimed(const Placement& placement, const std::string& pod_uid,
                         std::vector<PodFacts> fresh, SteadyTime deadline,
                         ReservationKind kind) const;
-  std::optional<Decision> NotSynced() const;
   bool AtLastSlot(const Placement& placement) const;
   void Report(LiveRead read, std::string_view outcome, SteadyTime started, std::string target,
               std::string error = "") const;

@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "adapters/node_facts_reader.h"
+#include "core/admission_plan.h"
 #include "core/compatibility.h"
 #include "core/gpu_ledger.h"
 #include "core/placement_policy.h"
@@ -89,19 +90,11 @@ class ClusterCache {
 
   // ---- Deciding ----
   // What the cache knows of a pod: nullopt when it has not been seen.
-  struct PodInfo {
-    std::string uid;
-    bool shares_gpu = false;
-    std::string node;
-    std::vector<int> gpus;
-  };
+  using PodInfo = KnownPod;
   std::optional<PodInfo> FindPod(const std::string& pod_key) const;
   // nullopt when the node is not known; else whether it is cGPU-enabled.
   std::optional<bool> NodeIsCgpu(const std::string& node) const;
-  struct NodeInfo {
-    bool cgpu_enabled = false;
-    std::optional<int> gpu_count;  // aliyun.com/gpu-count capacity, when the node reports it
-  };
+  using NodeInfo = KnownNode;
   std::optional<NodeInfo> FindNode(const std::string& node) const;
   // Pods left on `node`'s fullest GPU among `gpus` (or all GPUs when empty) before the limit,
   // reservations included, `pod_key` left out. Used to decide when a fresh recount is worth it.
