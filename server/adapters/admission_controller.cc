@@ -93,8 +93,7 @@ Decision AdmissionController::AdmitBinding(const ReviewFacts& facts, SteadyTime 
   return Place(plan.placement, plan.pod_uid, facts.request.dry_run, deadline);
 }
 
-std::optional<Decision> AdmissionController::ReadPod(BindingPlan& plan,
-                                                     const BindingFacts& binding,
+std::optional<Decision> AdmissionController::ReadPod(BindingPlan& plan, const BindingFacts& binding,
                                                      SteadyTime deadline) const {
   const std::string& pod_key = plan.placement.pod;
   const SteadyTime started = live_.now();

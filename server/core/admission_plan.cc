@@ -144,7 +144,8 @@ PodPlan PlanPodAdmission(const ReviewFacts& facts, std::optional<bool> node_is_c
     return plan;
   }
   if (facts.request.operation == Operation::kUpdate && facts.old_pod &&
-      facts.old_pod->node_name == pod.node_name && facts.old_pod->gpus.indices == pod.gpus.indices) {
+      facts.old_pod->node_name == pod.node_name &&
+      facts.old_pod->gpus.indices == pod.gpus.indices) {
     // Only a change of GPUs on a bound pod moves it; other updates (labels, status) do not.
     plan.decided = Allow("gpus-unchanged");
     return plan;

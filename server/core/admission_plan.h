@@ -1,9 +1,9 @@
 // Admission plans: what a request needs before it can be decided, as pure functions.
 //
 // Every request takes the same first step: its route and operation say whether it is judged at
-// all (DecidingPoint), and what the cluster state already knows settles most requests at once (a pod
-// without cGPU resources, a node without cGPU isolation, a pod bound already). What is left is a
-// placement to count, perhaps after reading the pod from the API server first. These functions
+// all (DecidingPoint), and what the cluster state already knows settles most requests at once (a
+// pod without cGPU resources, a node without cGPU isolation, a pod bound already). What is left is
+// a placement to count, perhaps after reading the pod from the API server first. These functions
 // make those choices; the caller (adapters/admission_controller) looks up the cluster state,
 // performs the reads and counts. No I/O, no clock, no locks.
 //

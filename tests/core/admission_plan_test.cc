@@ -75,8 +75,8 @@ TEST(PlanBindingTest, ANonCgpuNodeIsAllowedEvenBeforeTheStateIsRead) {
 }
 
 TEST(PlanBindingTest, BeforeTheStateIsReadACgpuOrUnknownNodeIsAnErrorToRetry) {
-  for (const std::optional<KnownNode>& node : {std::optional<KnownNode>(kFourGpus),
-                                               std::optional<KnownNode>()}) {
+  for (const std::optional<KnownNode>& node :
+       {std::optional<KnownNode>(kFourGpus), std::optional<KnownNode>()}) {
     BindingLookup lookup{node, PendingCgpuPod(), /*synced=*/false, true};
     const BindingPlan plan = PlanBinding(PlanBindingReview(), lookup);
     ASSERT_TRUE(plan.decided);
@@ -140,8 +140,8 @@ TEST(PlanBindingTest, AnUnknownPodIsReadEvenWhenTheBindingNamesTheGpu) {
 }
 
 TEST(PlanBindingTest, WithoutLiveReadsTheFileIsAllThereIs) {
-  BindingPlan plan = PlanBinding(PlanBindingReview(""),
-                                 Synced(kFourGpus, PendingCgpuPod("uid-7", {3}), false));
+  BindingPlan plan =
+      PlanBinding(PlanBindingReview(""), Synced(kFourGpus, PendingCgpuPod("uid-7", {3}), false));
   EXPECT_FALSE(plan.read_pod);
   EXPECT_EQ(plan.placement.gpus.indices, std::vector<int>{3});
   EXPECT_EQ(plan.pod_uid, "uid-7");  // the Binding had none: the known pod's
@@ -150,7 +150,8 @@ TEST(PlanBindingTest, WithoutLiveReadsTheFileIsAllThereIs) {
   // A pod the file does not have, on a Binding without a GPU: unknown, by the policy.
   const ReviewFacts facts = PlanBindingReview();
   plan = PlanBinding(facts, Synced(kFourGpus, std::nullopt, false));
-  const std::optional<Decision> unknown = DecideUnreadPod(plan, *facts.binding, UnknownPolicy::kDeny);
+  const std::optional<Decision> unknown =
+      DecideUnreadPod(plan, *facts.binding, UnknownPolicy::kDeny);
   ASSERT_TRUE(unknown);
   EXPECT_EQ(unknown->verdict, Verdict::kDenied);
   EXPECT_EQ(unknown->reason, "pod-unknown");
