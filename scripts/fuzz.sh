@@ -23,10 +23,8 @@ declare -A seeds=(
 )
 export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1"
 export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1"
-failed=0
-for target in fuzz_admission_review fuzz_rules fuzz_kubeconfig fuzz_list_watch fuzz_versions; do
-  corpus="$build_dir/corpus/$target"
-  crashes="$build_dir/crashes/$target"
+fuzz_one() {
+  local target=$1 corpus="$build_dir/corpus/$1" crashes="$build_dir/crashes/$1"
   mkdir -p "$corpus" "$crashes"
   # shellcheck disable=SC2086  # seed directories are a word list
   if "$build_dir/tests/fuzz/$target" -max_total_time="$seconds" -max_len=262144 -timeout=10 \
@@ -37,7 +35,22 @@ for target in fuzz_admission_review fuzz_rules fuzz_kubeconfig fuzz_list_watch f
   else
     echo "fuzz: $target FAILED; input in $crashes, log $build_dir/$target.log" >&2
     tail -30 "$build_dir/$target.log" >&2
-    failed=1
+    return 1
   fi
+}
+# One target per core at a time: each fuzzer is single-threaded.
+failed=0
+running=0
+for target in fuzz_admission_review fuzz_rules fuzz_kubeconfig fuzz_list_watch fuzz_versions; do
+  if ((running >= $(nproc))); then
+    wait -n || failed=1
+    running=$((running - 1))
+  fi
+  fuzz_one "$target" &
+  running=$((running + 1))
+done
+while ((running > 0)); do
+  wait -n || failed=1
+  running=$((running - 1))
 done
 exit "$failed"
