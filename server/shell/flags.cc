@@ -93,24 +93,6 @@ StatusOr<long long> ParseInteger(std::string_view text, long long min, long long
   return value;
 }
 
-StatusOr<HostPort> ParseHostPort(std::string_view text) {
-  const auto bad = [&] {
-    return InvalidArgument("expected HOST:PORT (e.g. 0.0.0.0:8443 or [::1]:8443), got \"" +
-                           std::string(text) + "\"");
-  };
-  size_t colon = text.rfind(':');
-  if (colon == std::string_view::npos) return bad();
-  std::string_view host = text.substr(0, colon);
-  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
-    host = host.substr(1, host.size() - 2);
-  } else if (host.find(':') != std::string_view::npos) {
-    return bad();  // an IPv6 address needs brackets
-  }
-  StatusOr<long long> port = ParseInteger(text.substr(colon + 1), 0, 65535);
-  if (!port.ok()) return bad();
-  return HostPort{host.empty() ? "0.0.0.0" : std::string(host), static_cast<int>(*port)};
-}
-
 StatusOr<std::chrono::milliseconds> ParseDuration(std::string_view text) {
   static constexpr std::pair<std::string_view, long long> kUnits[] = {
       {"ms", 1}, {"s", 1000}, {"m", 60'000}, {"h", 3'600'000}, {"", 1000}};

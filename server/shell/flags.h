@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "core/status.h"
+#include "shell/host_port.h"  // SetHostPort
 
 namespace cgpu {
 
@@ -33,15 +34,6 @@ StatusOr<ParsedArgs> ParseFlags(const std::vector<std::string>& args,
 
 // "Usage: cgpu-guard <command> [flags]" followed by one aligned line per flag.
 std::string FlagUsage(std::string_view usage_line, const std::vector<FlagSpec>& specs);
-
-struct HostPort {
-  std::string host;
-  int port = 0;
-};
-
-// "0.0.0.0:8443", "[::1]:8443", "localhost:8443", ":8443" (all interfaces). Port 0 asks the
-// kernel for a free port (tests).
-StatusOr<HostPort> ParseHostPort(std::string_view text);
 
 // "250ms", "10s", "5m", "1h"; a bare number is seconds.
 StatusOr<std::chrono::milliseconds> ParseDuration(std::string_view text);

@@ -43,7 +43,7 @@
 #include <vector>
 
 #include "core/status.h"
-#include "shell/flags.h"
+#include "shell/host_port.h"
 #include "shell/tls_certificates.h"
 
 namespace cgpu {

@@ -7,19 +7,6 @@
 namespace cgpu {
 namespace {
 
-TEST(HostPortTest, Forms) {
-  EXPECT_EQ(ParseHostPort("0.0.0.0:8443")->host, "0.0.0.0");
-  EXPECT_EQ(ParseHostPort("0.0.0.0:8443")->port, 8443);
-  EXPECT_EQ(ParseHostPort("[::1]:9090")->host, "::1");
-  EXPECT_EQ(ParseHostPort(":8443")->host, "0.0.0.0");
-  EXPECT_EQ(ParseHostPort("localhost:0")->port, 0);
-  EXPECT_FALSE(ParseHostPort("8443").ok());
-  EXPECT_FALSE(ParseHostPort("host:99999").ok());
-  EXPECT_FALSE(ParseHostPort("::1:8443").ok());
-  EXPECT_EQ(ParseHostPort("x").status().message(),
-            "expected HOST:PORT (e.g. 0.0.0.0:8443 or [::1]:8443), got \"x\"");
-}
-
 TEST(DurationTest, Units) {
   EXPECT_EQ(ParseDuration("250ms")->count(), 250);
   EXPECT_EQ(ParseDuration("10s")->count(), 10'000);
