@@ -34,41 +34,33 @@ std::vector<FlagSpec> NodeFactsFlagSpecs(NodeFactsOptions& o) {
   return {
       Flag("node-name", "NAME", "the node this agent runs on (default $NODE_NAME)",
            SetString(o.node_name)),
-      Flag("host-root", "DIR", "where the host's / is mounted (default /)",
-           SetString(o.probe.host_root)),
+      Flag("host-root", "DIR", "where the host's / is mounted", SetString(o.probe.host_root)),
       FlagSpec{"once", "", "", "one pass, then exit", on(o.once)},
       FlagSpec{"dry-run", "", "", "read the host and print the labels; write nothing",
                on(o.dry_run)},
-      Flag("interval", "DURATION", "time between passes (default 5m)", SetDuration(o.interval)),
-      Flag("retry-backoff", "DURATION",
-           "first wait after a failed pass, doubling up to --interval (default 1s)",
+      Flag("interval", "DURATION", "time between passes", SetDuration(o.interval)),
+      Flag("retry-backoff", "DURATION", "first wait after a failed pass, doubling up to --interval",
            SetDuration(o.retry_backoff)),
-      Flag("cgpu-proc-file", "PATH",
-           "the cGPU module's version entry under the host root (default /proc/cgpu_km/version)",
+      Flag("cgpu-proc-file", "PATH", "the cGPU module's version entry under the host root",
            SetString(o.probe.cgpu_proc_file)),
-      Flag("cgpu-module", "NAME",
-           "the cGPU kernel module, for /sys/module/NAME/version (default cgpu_km)",
+      Flag("cgpu-module", "NAME", "the cGPU kernel module, for /sys/module/NAME/version",
            SetString(o.probe.cgpu_module)),
       Flag("rpm", "COMMAND", "rpm used to read the host's RPM database (default rpm; \"\" skips)",
            [&o](std::string_view value) -> Status {
              o.probe.rpm_command = std::string(value);
              return OkStatus();
            }),
-      Flag("command-timeout", "DURATION", "longest a host tool may run (default 5s)",
+      Flag("command-timeout", "DURATION", "longest a host tool may run",
            SetDuration(o.probe.command_timeout)),
       Flag("kubeconfig", "FILE", "kubeconfig to use instead of the pod's service account",
            SetString(o.kubeconfig_file)),
       Flag("context", "NAME", "kubeconfig context (default: its current-context)",
            SetString(o.kubeconfig_context)),
-      Flag("cgpu-version-label", "KEY",
-           std::string("label for the cGPU version (default ") + kCgpuVersionLabel + ")",
+      Flag("cgpu-version-label", "KEY", "label for the cGPU version",
            SetString(o.cgpu_version_label)),
-      Flag("driver-version-label", "KEY",
-           std::string("label for the NVIDIA driver version (default ") + kDriverVersionLabel + ")",
+      Flag("driver-version-label", "KEY", "label for the NVIDIA driver version",
            SetString(o.driver_version_label)),
-      Flag("toolkit-version-label", "KEY",
-           std::string("label for the nvidia-container-toolkit version (default ") +
-               kToolkitVersionLabel + ")",
+      Flag("toolkit-version-label", "KEY", "label for the nvidia-container-toolkit version",
            SetString(o.toolkit_version_label)),
       Flag("heartbeat-file", "PATH",
            "file touched while the loop turns, for --alive (default "
@@ -77,19 +69,17 @@ std::vector<FlagSpec> NodeFactsFlagSpecs(NodeFactsOptions& o) {
              o.heartbeat_file = std::string(value);
              return OkStatus();
            }),
-      Flag("heartbeat-period", "DURATION",
-           "longest wait between two touches of the heartbeat file (default 1m)",
+      Flag("heartbeat-period", "DURATION", "longest wait between two touches of the heartbeat file",
            SetDuration(o.heartbeat_period)),
       Flag("set-max-pod-label", "N",
            "also set ack.node.gpu.max-pod=N on the node when that label is missing, unreadable "
            "or above N (the GPU-sharing scheduler counts pods per GPU only where it is set); "
            "a lower value stays (default 0: leave it alone)",
-           SetInt(o.max_pod_label, 0, 1000)),
+           SetInt(o.max_pod_label, 0, 1000).ShowingDefault("")),
       FlagSpec{"alive", "", "",
                "check the heartbeat file instead of running: exit 0 when younger than --max-age",
                on(o.alive)},
-      Flag("max-age", "DURATION",
-           "with --alive: oldest heartbeat that counts as alive (default 3m)",
+      Flag("max-age", "DURATION", "with --alive: oldest heartbeat that counts as alive",
            SetDuration(o.max_age)),
   };
 }
