@@ -14,6 +14,7 @@
 #include <variant>
 #include <vector>
 
+#include "adapters/json_text.h"  // kMaxJsonDepth
 #include "adapters/object_views.h"
 #include "core/admission_request.h"
 #include "core/decision.h"
@@ -40,26 +41,13 @@ struct ReviewDecodeError {
 
 using ReviewDecodeResult = std::variant<DecodedReview, ReviewDecodeError>;
 
-// JSON nesting deeper than this is refused. Pods, nodes and bindings nest about 10 levels; the
-// bound keeps a hostile body from costing parser memory or stack in later tree walks.
-inline constexpr int kMaxJsonDepth = 128;
-
+// A body nested deeper than kMaxJsonDepth is refused as "too-deep".
 ReviewDecodeResult DecodeAdmissionReview(std::string_view body);
-
-// Depth of the deepest {...} or [...] in `text`, stopping early once past `limit`. Strings are
-// skipped (with their escapes) so brackets inside them do not count.
-int JsonNestingDepth(std::string_view text, int limit);
 
 // The AdmissionReview response for `decision`. An errored decision has no AdmissionReview form;
 // callers answer it with EncodeStatusError instead.
 std::string EncodeAdmissionResponse(ReviewApiVersion version, std::string_view uid,
                                     const Decision& decision);
-
-// `text` as a JSON string literal, quotes included, appended to `out`: '"', '\\' and control
-// characters escaped as nlohmann::json does, other characters as they are, and each invalid UTF-8
-// sequence replaced by U+FFFD (byte for byte what nlohmann's dump with error_handler_t::replace
-// writes).
-void AppendJsonString(std::string& out, std::string_view text);
 
 // A metav1.Status body for HTTP error answers. The API server's client decodes it, so its message
 // shows up in "failed calling webhook" errors instead of a bare status code.

@@ -1,9 +1,13 @@
 #include "adapters/admission_controller.h"
 
-#include <thread>
+#include "core/backoff.h"
 
 namespace cgpu {
 namespace {
+
+// The wait after a lost compare-and-swap: a random share of 1 ms, doubling up to 16 ms.
+constexpr std::chrono::microseconds kFirstConflictWait = std::chrono::milliseconds(1);
+constexpr std::chrono::microseconds kMaxConflictWait = std::chrono::milliseconds(16);
 
 std::string Milliseconds(std::chrono::milliseconds duration) {
   return std::to_string(duration.count()) + " ms";
@@ -249,9 +253,9 @@ Decision AdmissionController::PlaceClaimed(const Placement& placement, const std
     // Another replica wrote first: read again and count its claim. A short random wait, growing
     // with each loss (1, 2, 4, 8, 16 ms at most), spreads the replicas that lost together.
     const double spread = claims_.random ? claims_.random() : 0.5;
-    const auto cap = std::chrono::milliseconds(1 << std::min(attempt - 1, 4));
-    std::this_thread::sleep_for(
-        std::chrono::duration_cast<std::chrono::microseconds>(cap * spread));
+    const std::chrono::microseconds wait =
+        BackoffDelay(kFirstConflictWait, kMaxConflictWait, attempt - 1, spread);
+    if (claims_.sleep) claims_.sleep(wait);
   }
 }
 

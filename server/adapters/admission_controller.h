@@ -41,6 +41,7 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "adapters/cluster_cache.h"
@@ -96,6 +97,10 @@ struct ClaimStore {
   std::function<int64_t()> now_unix_ms;             // the wall clock: claims expire at an instant
   std::function<double()> random;                   // in [0, 1), for the waits between attempts
   std::function<void(const ClaimReport&)> observe;  // may be empty
+  // Waits between attempts (tests count the waits instead of taking them).
+  std::function<void(std::chrono::microseconds)> sleep = [](std::chrono::microseconds wait) {
+    std::this_thread::sleep_for(wait);
+  };
 
   bool enabled() const { return read && write; }
 };

@@ -4,7 +4,7 @@
 
 #include <algorithm>
 
-#include "adapters/admission_codec.h"
+#include "adapters/json_text.h"
 #include "adapters/node_list.h"
 #include "adapters/object_view_reader.h"
 #include "adapters/simdjson_view.h"
@@ -59,61 +59,25 @@ std::optional<ClusterStateCounts> LoadFromDocument(const SimdjsonView& document,
   return counts;
 }
 
-// Where `text` at `i` (no whitespace before) ends its JSON value, by brackets and strings alone;
-// npos when it runs off the end. Validation is left to the parser each item goes through.
-size_t SkipValue(std::string_view text, size_t i) {
-  int depth = 0;
-  bool in_string = false;
-  for (; i < text.size(); ++i) {
-    const char c = text[i];
-    if (in_string) {
-      if (c == '\\') {
-        ++i;
-      } else if (c == '"') {
-        in_string = false;
-        if (depth == 0) return i + 1;
-      }
-    } else if (c == '"') {
-      in_string = true;
-    } else if (c == '{' || c == '[') {
-      ++depth;
-    } else if (c == '}' || c == ']') {
-      if (depth == 0) return i;  // the end of a number, true, false or null
-      if (--depth == 0) return i + 1;
-    } else if (depth == 0 && (c == ',' || c == ' ' || c == '\n' || c == '\r' || c == '\t')) {
-      return i;  // the end of a number, true, false or null
-    }
-  }
-  return depth == 0 && !in_string ? i : std::string_view::npos;
-}
-
-size_t SkipSpace(std::string_view text, size_t i) {
-  while (i < text.size() &&
-         (text[i] == ' ' || text[i] == '\n' || text[i] == '\r' || text[i] == '\t')) {
-    ++i;
-  }
-  return i;
-}
-
 // A {"kind": ..., "items": [...]} document, read one item at a time: only the largest item is
 // ever parsed at once, so a 200 MB file costs little beyond its own text. nullopt for anything
 // this simple scan does not follow (a "kind" with escapes, a single object, malformed text): the
 // caller then parses the whole document. The cache is touched only once every item has parsed.
 std::optional<ClusterStateCounts> LoadListItemByItem(std::string_view text, ClusterCache& cache) {
-  size_t i = SkipSpace(text, 0);
+  size_t i = SkipJsonSpace(text, 0);
   if (i >= text.size() || text[i] != '{') return std::nullopt;
   std::string_view kind;
   std::string_view items;  // the array's text, brackets included
   bool items_null = true;
-  i = SkipSpace(text, i + 1);
+  i = SkipJsonSpace(text, i + 1);
   while (i < text.size() && text[i] != '}') {
-    const size_t key_end = SkipValue(text, i);
+    const size_t key_end = SkipJsonValue(text, i);
     if (text[i] != '"' || key_end == std::string_view::npos) return std::nullopt;
     const std::string_view key = text.substr(i + 1, key_end - i - 2);
-    i = SkipSpace(text, key_end);
+    i = SkipJsonSpace(text, key_end);
     if (i >= text.size() || text[i] != ':') return std::nullopt;
-    i = SkipSpace(text, i + 1);
-    const size_t value_end = SkipValue(text, i);
+    i = SkipJsonSpace(text, i + 1);
+    const size_t value_end = SkipJsonValue(text, i);
     if (i >= text.size() || value_end == std::string_view::npos || value_end == i) {
       return std::nullopt;
     }
@@ -130,10 +94,10 @@ std::optional<ClusterStateCounts> LoadListItemByItem(std::string_view text, Clus
     } else if (key.find('\\') != key.npos) {
       return std::nullopt;  // an escaped key might spell "kind" or "items"
     }
-    i = SkipSpace(text, value_end);
-    if (i < text.size() && text[i] == ',') i = SkipSpace(text, i + 1);
+    i = SkipJsonSpace(text, value_end);
+    if (i < text.size() && text[i] == ',') i = SkipJsonSpace(text, i + 1);
   }
-  if (i >= text.size() || SkipSpace(text, i + 1) != text.size()) return std::nullopt;
+  if (i >= text.size() || SkipJsonSpace(text, i + 1) != text.size()) return std::nullopt;
   std::string_view item_kind_default;  // the kind of items that omit theirs
   if (kind == "NodeList") item_kind_default = "Node";
   if (kind == "PodList") item_kind_default = "Pod";
@@ -145,9 +109,9 @@ std::optional<ClusterStateCounts> LoadListItemByItem(std::string_view text, Clus
     // An item sits two levels down: the whole document's depth bound applies.
     simdjson::dom::parser parser;
     if (parser.allocate(64 * 1024, kMaxJsonDepth - 2) != simdjson::SUCCESS) return std::nullopt;
-    size_t at = SkipSpace(items, 1);
+    size_t at = SkipJsonSpace(items, 1);
     while (at < items.size() && items[at] != ']') {
-      const size_t end = SkipValue(items, at);
+      const size_t end = SkipJsonValue(items, at);
       if (end == std::string_view::npos) return std::nullopt;
       simdjson::dom::element item;
       // `text` is padded, so every slice of it is readable SIMDJSON_PADDING bytes past its end.
@@ -162,8 +126,8 @@ std::optional<ClusterStateCounts> LoadListItemByItem(std::string_view text, Clus
         if (item_kind == "Node") nodes.push_back(ReadNodeObject(view));
         if (item_kind == "Pod") pods.push_back(ReadPodObject(view));
       }
-      at = SkipSpace(items, end);
-      if (at < items.size() && items[at] == ',') at = SkipSpace(items, at + 1);
+      at = SkipJsonSpace(items, end);
+      if (at < items.size() && items[at] == ',') at = SkipJsonSpace(items, at + 1);
     }
     if (at + 1 != items.size()) return std::nullopt;
   }
@@ -182,8 +146,8 @@ std::optional<ClusterStateCounts> LoadListItemByItem(std::string_view text, Clus
 // The JSON fast paths over text with SIMDJSON_PADDING readable bytes past its end (parsed in
 // place: no copy of a file that may be hundreds of megabytes).
 std::optional<ClusterStateCounts> LoadPaddedJson(std::string_view text, ClusterCache& cache) {
-  const size_t first = text.find_first_not_of(" \t\r\n");
-  if (first == std::string_view::npos || text[first] != '{') return std::nullopt;
+  const size_t first = SkipJsonSpace(text, 0);
+  if (first == text.size() || text[first] != '{') return std::nullopt;
   if (auto counts = LoadListItemByItem(text, cache)) return counts;
   simdjson::dom::parser parser;
   if (parser.allocate(text.size(), kMaxJsonDepth) != simdjson::SUCCESS) return std::nullopt;

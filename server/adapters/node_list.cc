@@ -4,7 +4,7 @@
 
 #include <algorithm>
 
-#include "adapters/admission_codec.h"
+#include "adapters/json_text.h"
 
 namespace cgpu {
 namespace {

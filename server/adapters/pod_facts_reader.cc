@@ -6,7 +6,7 @@
 #include <cctype>
 #include <unordered_map>
 
-#include "adapters/admission_codec.h"
+#include "adapters/json_text.h"
 #include "adapters/nlohmann_view.h"
 #include "adapters/object_view_reader.h"
 

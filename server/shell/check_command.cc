@@ -425,15 +425,14 @@ int RunCheckCommand(const std::vector<std::string>& args) {
                  options.in_cluster = true;
                  return OkStatus();
                }},
-      Flag("timeout", "DURATION",
-           "give up reading the cluster after this long, exit code 3 (default 1m)",
+      Flag("timeout", "DURATION", "give up reading the cluster after this long, exit code 3",
            SetDuration(options.timeout)),
-      Flag("chunk-size", "N", "nodes or pods per list page from the API server (default 500)",
+      Flag("chunk-size", "N", "nodes or pods per list page from the API server",
            SetInt(options.chunk_size, 1, 100'000)),
       Flag("max-pods-per-gpu", "N",
            "pods per GPU, to go below the rules' limit of 20, as serve's flag (default: the "
            "rules')",
-           SetInt(options.policy.max_pods_per_gpu, 1, 1000)),
+           SetInt(options.policy.max_pods_per_gpu, 1, 1000).ShowingDefault("")),
   };
   for (FlagSpec& spec : FactFlagSpecs(options.facts)) specs.push_back(std::move(spec));
 

@@ -6,12 +6,19 @@
 namespace cgpu {
 namespace {
 
-FlagSpec TextFlag(std::string name, std::string value_name, std::string help, std::string& target) {
-  return FlagSpec{std::move(name), "", std::move(value_name), std::move(help),
+// Any text, "" included. The help shows the target's value as the default unless `show_default`
+// is false (the help words it).
+FlagSpec TextFlag(std::string name, std::string value_name, std::string help, std::string& target,
+                  bool show_default = true) {
+  return FlagSpec{std::move(name),
+                  "",
+                  std::move(value_name),
+                  std::move(help),
                   [&target](std::string_view value) -> Status {
                     target = std::string(value);
                     return OkStatus();
-                  }};
+                  },
+                  show_default ? target : ""};
 }
 
 FlagSpec VersionFlag(std::string name, std::string help, std::string& target) {
@@ -35,21 +42,16 @@ std::vector<FlagSpec> FactFlagSpecs(FactOptions& o) {
       VersionFlag("ai-installer-version",
                   "the cluster's ack-ai-installer version (container-optimized OS rule)",
                   s.ai_installer_version),
-      TextFlag(
-          "cgpu-version-label", "KEY",
-          std::string("node label holding the cGPU version (default ") + kCgpuVersionLabel + ")",
-          s.cgpu_version_label),
+      TextFlag("cgpu-version-label", "KEY", "node label holding the cGPU version",
+               s.cgpu_version_label),
       TextFlag("driver-version-label", "KEY",
                std::string("node label holding the NVIDIA driver version (default ") +
                    kDriverVersionLabel + "; then nvidia.com/cuda.driver.*)",
-               s.driver_version_label),
+               s.driver_version_label, /*show_default=*/false),
       TextFlag("toolkit-version-label", "KEY",
-               std::string("node label holding the nvidia-container-toolkit version (default ") +
-                   kToolkitVersionLabel + ")",
-               s.toolkit_version_label),
+               "node label holding the nvidia-container-toolkit version", s.toolkit_version_label),
       TextFlag("container-os-pattern", "REGEX",
-               "osImage pattern of container-optimized OS images, case-insensitive (default "
-               "container-optimized|containeros)",
+               "osImage pattern of container-optimized OS images, case-insensitive",
                s.container_os_pattern),
   };
 }

@@ -72,7 +72,9 @@ std::string FlagUsage(std::string_view usage_line, const std::vector<FlagSpec>& 
   std::ostringstream out;
   out << usage_line << "\n\nFlags:\n";
   for (size_t i = 0; i < specs.size(); ++i) {
-    out << lefts[i] << std::string(width + 2 - lefts[i].size(), ' ') << specs[i].help << "\n";
+    out << lefts[i] << std::string(width + 2 - lefts[i].size(), ' ') << specs[i].help;
+    if (!specs[i].shown_default.empty()) out << " (default " << specs[i].shown_default << ")";
+    out << "\n";
   }
   const std::string help = "  -h, --help";
   out << help << std::string(std::max(width, help.size()) + 2 - help.size(), ' ')
@@ -91,24 +93,6 @@ StatusOr<long long> ParseInteger(std::string_view text, long long min, long long
                            std::to_string(max) + ", got " + std::string(text));
   }
   return value;
-}
-
-StatusOr<HostPort> ParseHostPort(std::string_view text) {
-  const auto bad = [&] {
-    return InvalidArgument("expected HOST:PORT (e.g. 0.0.0.0:8443 or [::1]:8443), got \"" +
-                           std::string(text) + "\"");
-  };
-  size_t colon = text.rfind(':');
-  if (colon == std::string_view::npos) return bad();
-  std::string_view host = text.substr(0, colon);
-  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
-    host = host.substr(1, host.size() - 2);
-  } else if (host.find(':') != std::string_view::npos) {
-    return bad();  // an IPv6 address needs brackets
-  }
-  StatusOr<long long> port = ParseInteger(text.substr(colon + 1), 0, 65535);
-  if (!port.ok()) return bad();
-  return HostPort{host.empty() ? "0.0.0.0" : std::string(host), static_cast<int>(*port)};
 }
 
 StatusOr<std::chrono::milliseconds> ParseDuration(std::string_view text) {
@@ -141,57 +125,83 @@ StatusOr<long long> ParseByteSize(std::string_view text) {
                          std::string(text) + "\"");
 }
 
-FlagSetter SetHostPort(HostPort& target) {
-  return [&target](std::string_view value) -> Status {
-    StatusOr<HostPort> parsed = ParseHostPort(value);
-    if (!parsed.ok()) return parsed.status();
-    target = *parsed;
-    return OkStatus();
-  };
+std::string FormatDuration(std::chrono::milliseconds duration) {
+  static constexpr std::pair<std::string_view, long long> kUnits[] = {
+      {"h", 3'600'000}, {"m", 60'000}, {"s", 1000}};
+  const long long ms = duration.count();
+  for (const auto& [suffix, scale] : kUnits) {
+    if (ms != 0 && ms % scale == 0) return std::to_string(ms / scale) + std::string(suffix);
+  }
+  return ms == 0 ? "0s" : std::to_string(ms) + "ms";
 }
 
-FlagSetter SetDuration(std::chrono::milliseconds& target) {
-  return [&target](std::string_view value) -> Status {
-    StatusOr<std::chrono::milliseconds> parsed = ParseDuration(value);
-    if (!parsed.ok()) return parsed.status();
-    target = *parsed;
-    return OkStatus();
-  };
+std::string FormatByteSize(long long bytes) {
+  static constexpr std::pair<std::string_view, long long> kUnits[] = {
+      {"Gi", 1LL << 30}, {"Mi", 1LL << 20}, {"Ki", 1LL << 10}};
+  for (const auto& [suffix, scale] : kUnits) {
+    if (bytes != 0 && bytes % scale == 0)
+      return std::to_string(bytes / scale) + std::string(suffix);
+  }
+  return std::to_string(bytes);
 }
 
-FlagSetter SetInt(int& target, int min, int max) {
-  return [&target, min, max](std::string_view value) -> Status {
-    StatusOr<long long> parsed = ParseInteger(value, min, max);
-    if (!parsed.ok()) return parsed.status();
-    target = static_cast<int>(*parsed);
-    return OkStatus();
-  };
+FlagValue SetHostPort(HostPort& target) {
+  return {[&target](std::string_view value) -> Status {
+            StatusOr<HostPort> parsed = ParseHostPort(value);
+            if (!parsed.ok()) return parsed.status();
+            target = *parsed;
+            return OkStatus();
+          },
+          ToString(target)};
 }
 
-FlagSetter SetLong(long& target, long min, long max) {
-  return [&target, min, max](std::string_view value) -> Status {
-    StatusOr<long long> parsed = ParseInteger(value, min, max);
-    if (!parsed.ok()) return parsed.status();
-    target = static_cast<long>(*parsed);
-    return OkStatus();
-  };
+FlagValue SetDuration(std::chrono::milliseconds& target) {
+  return {[&target](std::string_view value) -> Status {
+            StatusOr<std::chrono::milliseconds> parsed = ParseDuration(value);
+            if (!parsed.ok()) return parsed.status();
+            target = *parsed;
+            return OkStatus();
+          },
+          FormatDuration(target)};
 }
 
-FlagSetter SetByteSize(long long& target) {
-  return [&target](std::string_view value) -> Status {
-    StatusOr<long long> parsed = ParseByteSize(value);
-    if (!parsed.ok()) return parsed.status();
-    target = *parsed;
-    return OkStatus();
-  };
+FlagValue SetInt(int& target, int min, int max) {
+  return {[&target, min, max](std::string_view value) -> Status {
+            StatusOr<long long> parsed = ParseInteger(value, min, max);
+            if (!parsed.ok()) return parsed.status();
+            target = static_cast<int>(*parsed);
+            return OkStatus();
+          },
+          std::to_string(target)};
 }
 
-FlagSetter SetString(std::string& target) {
-  return [&target](std::string_view value) -> Status {
-    if (value.empty()) return InvalidArgument("must not be empty");
-    target = std::string(value);
-    return OkStatus();
-  };
+FlagValue SetLong(long& target, long min, long max) {
+  return {[&target, min, max](std::string_view value) -> Status {
+            StatusOr<long long> parsed = ParseInteger(value, min, max);
+            if (!parsed.ok()) return parsed.status();
+            target = static_cast<long>(*parsed);
+            return OkStatus();
+          },
+          std::to_string(target)};
+}
+
+FlagValue SetByteSize(long long& target) {
+  return {[&target](std::string_view value) -> Status {
+            StatusOr<long long> parsed = ParseByteSize(value);
+            if (!parsed.ok()) return parsed.status();
+            target = *parsed;
+            return OkStatus();
+          },
+          FormatByteSize(target)};
+}
+
+FlagValue SetString(std::string& target) {
+  return {[&target](std::string_view value) -> Status {
+            if (value.empty()) return InvalidArgument("must not be empty");
+            target = std::string(value);
+            return OkStatus();
+          },
+          target};
 }
 
 }  // namespace cgpu

@@ -69,8 +69,8 @@ Status ConfigureTls(SSL_CTX& context, CertificateStore* certificates,
 class HttpServer::Impl {
  public:
   // `certificates`: null for plain HTTP.
-  Impl(HostPort listen, HttpLimits limits, CertificateStore* certificates, Handler handler,
-       RefusalHandler refuse)
+  Impl(HostPort listen, HttpLimits limits, CertificateStore* certificates,
+       const std::string& client_ca_pem, Handler handler, RefusalHandler refuse)
       : listen_(std::move(listen)),
         tls_enabled_(certificates != nullptr),
         limits_(limits),
@@ -78,7 +78,7 @@ class HttpServer::Impl {
         refuse_(std::move(refuse)),
         loops_(MakeLoops(limits.threads)),
         tls_(net::ssl::context::tls_server),
-        tls_status_(ConfigureTls(*tls_.native_handle(), certificates, limits.client_ca_pem)),
+        tls_status_(ConfigureTls(*tls_.native_handle(), certificates, client_ca_pem)),
         acceptor_(loops_.front()->get_executor()),
         accept_retry_(acceptor_.get_executor()),
         blocking_(static_cast<std::size_t>(std::max(1, limits.blocking_threads))) {}
@@ -516,12 +516,12 @@ void HttpServer::Impl::Forget(Connection* session) {
 }
 
 HttpServer::HttpServer(HostPort listen, HttpLimits limits, CertificateStore& certificates,
-                       Handler handler, RefusalHandler refuse)
+                       std::string client_ca_pem, Handler handler, RefusalHandler refuse)
     : impl_(std::make_unique<Impl>(std::move(listen), std::move(limits), &certificates,
-                                   std::move(handler), std::move(refuse))) {}
+                                   client_ca_pem, std::move(handler), std::move(refuse))) {}
 
 HttpServer::HttpServer(HostPort listen, HttpLimits limits, Handler handler, RefusalHandler refuse)
-    : impl_(std::make_unique<Impl>(std::move(listen), std::move(limits), nullptr,
+    : impl_(std::make_unique<Impl>(std::move(listen), std::move(limits), nullptr, "",
                                    std::move(handler), std::move(refuse))) {}
 
 HttpServer::~HttpServer() = default;

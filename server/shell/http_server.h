@@ -43,13 +43,15 @@
 #include <vector>
 
 #include "core/status.h"
-#include "shell/flags.h"
+#include "shell/host_port.h"
 #include "shell/tls_certificates.h"
 
 namespace cgpu {
 
+// The bounds of one server. The defaults are the webhook port's, and `serve`'s flags take their
+// defaults from here (ServeOptions); the ops port sets its own, smaller ones.
 struct HttpLimits {
-  int threads = 4;
+  int threads = 2;
   int blocking_threads = 8;  // run the handlers' blocking work
   long long max_body_bytes = 3LL << 20;
   // The API server's headers are a few hundred bytes; this leaves room for proxies in between.
@@ -68,8 +70,6 @@ struct HttpLimits {
   std::chrono::milliseconds idle_timeout{10'000};
   std::chrono::milliseconds read_timeout{10'000};
   std::chrono::milliseconds write_timeout{10'000};
-  // PEM CA certificates; when set, clients must present a certificate they signed (TLS only).
-  std::string client_ca_pem;
 };
 
 // One request as the handler sees it; the views live until the handler returns.
@@ -118,9 +118,10 @@ class HttpServer {
   using Handler = std::function<HttpResult(const HttpCall&)>;
   using RefusalHandler = std::function<HttpAnswer(HttpRefusal)>;
 
-  // Over TLS with the store's certificates.
-  HttpServer(HostPort listen, HttpLimits limits, CertificateStore& certificates, Handler handler,
-             RefusalHandler refuse);
+  // Over TLS with the store's certificates. `client_ca_pem`: PEM CA certificates; when set,
+  // clients must present a certificate they signed.
+  HttpServer(HostPort listen, HttpLimits limits, CertificateStore& certificates,
+             std::string client_ca_pem, Handler handler, RefusalHandler refuse);
   // Plain HTTP.
   HttpServer(HostPort listen, HttpLimits limits, Handler handler, RefusalHandler refuse);
   ~HttpServer();

@@ -82,8 +82,7 @@ int RunUnregisterCommand(const std::vector<std::string>& args) {
            SetString(options.kubeconfig)),
       Flag("context", "NAME", "kubeconfig context (default: its current-context)",
            SetString(options.context)),
-      Flag("timeout", "DURATION", "give up after this long (default 1m)",
-           SetDuration(options.timeout)),
+      Flag("timeout", "DURATION", "give up after this long", SetDuration(options.timeout)),
   };
   if (auto done = Parse(
           args, specs,
@@ -259,10 +258,9 @@ int RunSelftestCommand(const std::vector<std::string>& args) {
       Flag("ready-url", "URL",
            "also require 200 from this URL, e.g. http://NAME.NAMESPACE.svc:9090/readyz",
            SetString(options.ready_url)),
-      Flag("namespace", "NAMESPACE", "the namespace of the reviewed pod (default default)",
+      Flag("namespace", "NAMESPACE", "the namespace of the reviewed pod",
            SetString(options.namespace_name)),
-      Flag("timeout", "DURATION", "keep trying this long (default 1m)",
-           SetDuration(options.timeout)),
+      Flag("timeout", "DURATION", "keep trying this long", SetDuration(options.timeout)),
       Flag("resolve", "HOST=IP",
            "connect to IP for HOST, still verifying the name HOST (as curl --resolve)",
            SetString(options.resolve)),

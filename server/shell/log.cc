@@ -8,7 +8,7 @@
 #include <mutex>
 #include <thread>
 
-#include "adapters/admission_codec.h"  // AppendJsonString
+#include "adapters/json_text.h"
 
 namespace cgpu {
 namespace {

@@ -12,10 +12,9 @@
 
 #include "adapters/kube_client.h"
 #include "adapters/kube_config.h"
-#include "adapters/node_label_patch.h"
+#include "adapters/node_label_sync.h"
 #include "core/backoff.h"
 #include "core/host_facts.h"
-#include "core/max_pod_label.h"
 #include "shell/exit_codes.h"
 #include "shell/flags.h"
 #include "shell/heartbeat.h"
@@ -35,41 +34,33 @@ std::vector<FlagSpec> NodeFactsFlagSpecs(NodeFactsOptions& o) {
   return {
       Flag("node-name", "NAME", "the node this agent runs on (default $NODE_NAME)",
            SetString(o.node_name)),
-      Flag("host-root", "DIR", "where the host's / is mounted (default /)",
-           SetString(o.probe.host_root)),
+      Flag("host-root", "DIR", "where the host's / is mounted", SetString(o.probe.host_root)),
       FlagSpec{"once", "", "", "one pass, then exit", on(o.once)},
       FlagSpec{"dry-run", "", "", "read the host and print the labels; write nothing",
                on(o.dry_run)},
-      Flag("interval", "DURATION", "time between passes (default 5m)", SetDuration(o.interval)),
-      Flag("retry-backoff", "DURATION",
-           "first wait after a failed pass, doubling up to --interval (default 1s)",
+      Flag("interval", "DURATION", "time between passes", SetDuration(o.interval)),
+      Flag("retry-backoff", "DURATION", "first wait after a failed pass, doubling up to --interval",
            SetDuration(o.retry_backoff)),
-      Flag("cgpu-proc-file", "PATH",
-           "the cGPU module's version entry under the host root (default /proc/cgpu_km/version)",
+      Flag("cgpu-proc-file", "PATH", "the cGPU module's version entry under the host root",
            SetString(o.probe.cgpu_proc_file)),
-      Flag("cgpu-module", "NAME",
-           "the cGPU kernel module, for /sys/module/NAME/version (default cgpu_km)",
+      Flag("cgpu-module", "NAME", "the cGPU kernel module, for /sys/module/NAME/version",
            SetString(o.probe.cgpu_module)),
       Flag("rpm", "COMMAND", "rpm used to read the host's RPM database (default rpm; \"\" skips)",
            [&o](std::string_view value) -> Status {
              o.probe.rpm_command = std::string(value);
              return OkStatus();
            }),
-      Flag("command-timeout", "DURATION", "longest a host tool may run (default 5s)",
+      Flag("command-timeout", "DURATION", "longest a host tool may run",
            SetDuration(o.probe.command_timeout)),
       Flag("kubeconfig", "FILE", "kubeconfig to use instead of the pod's service account",
            SetString(o.kubeconfig_file)),
       Flag("context", "NAME", "kubeconfig context (default: its current-context)",
            SetString(o.kubeconfig_context)),
-      Flag("cgpu-version-label", "KEY",
-           std::string("label for the cGPU version (default ") + kCgpuVersionLabel + ")",
+      Flag("cgpu-version-label", "KEY", "label for the cGPU version",
            SetString(o.cgpu_version_label)),
-      Flag("driver-version-label", "KEY",
-           std::string("label for the NVIDIA driver version (default ") + kDriverVersionLabel + ")",
+      Flag("driver-version-label", "KEY", "label for the NVIDIA driver version",
            SetString(o.driver_version_label)),
-      Flag("toolkit-version-label", "KEY",
-           std::string("label for the nvidia-container-toolkit version (default ") +
-               kToolkitVersionLabel + ")",
+      Flag("toolkit-version-label", "KEY", "label for the nvidia-container-toolkit version",
            SetString(o.toolkit_version_label)),
       Flag("heartbeat-file", "PATH",
            "file touched while the loop turns, for --alive (default "
@@ -78,19 +69,17 @@ std::vector<FlagSpec> NodeFactsFlagSpecs(NodeFactsOptions& o) {
              o.heartbeat_file = std::string(value);
              return OkStatus();
            }),
-      Flag("heartbeat-period", "DURATION",
-           "longest wait between two touches of the heartbeat file (default 1m)",
+      Flag("heartbeat-period", "DURATION", "longest wait between two touches of the heartbeat file",
            SetDuration(o.heartbeat_period)),
       Flag("set-max-pod-label", "N",
            "also set ack.node.gpu.max-pod=N on the node when that label is missing, unreadable "
            "or above N (the GPU-sharing scheduler counts pods per GPU only where it is set); "
            "a lower value stays (default 0: leave it alone)",
-           SetInt(o.max_pod_label, 0, 1000)),
+           SetInt(o.max_pod_label, 0, 1000).ShowingDefault("")),
       FlagSpec{"alive", "", "",
                "check the heartbeat file instead of running: exit 0 when younger than --max-age",
                on(o.alive)},
-      Flag("max-age", "DURATION",
-           "with --alive: oldest heartbeat that counts as alive (default 3m)",
+      Flag("max-age", "DURATION", "with --alive: oldest heartbeat that counts as alive",
            SetDuration(o.max_age)),
   };
 }
@@ -106,9 +95,8 @@ std::vector<FactLabel> Pair(const NodeFactsOptions& options, const HostFacts& fa
           {options.toolkit_version_label, facts.toolkit_version}};
 }
 
-std::map<std::string, std::optional<std::string>> DesiredLabels(const NodeFactsOptions& options,
-                                                                const HostFacts& facts) {
-  std::map<std::string, std::optional<std::string>> desired;
+LabelChange DesiredLabels(const NodeFactsOptions& options, const HostFacts& facts) {
+  LabelChange desired;
   for (const FactLabel& pair : Pair(options, facts)) desired[pair.key] = pair.fact.value;
   return desired;
 }
@@ -136,62 +124,6 @@ class FactReporter {
  private:
   std::map<std::string, std::string> last_;
 };
-
-enum class PassResult { kUpToDate, kPatched, kForbidden, kFailed };
-
-struct PassOutcome {
-  PassResult result;
-  std::string message;
-};
-
-std::string NodePath(const std::string& node) { return "/api/v1/nodes/" + EscapeQueryValue(node); }
-
-PassOutcome Refused(const std::string& verb, const std::string& node, const KubeResponse& answer) {
-  return {PassResult::kForbidden,
-          "not allowed to " + verb + " node " + node + " (" +
-              DescribeHttpError(answer.status, answer.body) +
-              "). The agent's identity needs get and patch on nodes: the chart's ClusterRole "
-              "<release>-node-facts grants exactly that; or label node pools by hand and turn "
-              "the agent off (nodeFacts.enabled=false)."};
-}
-
-PassOutcome SyncLabels(const KubeClient& client, const std::string& node,
-                       const std::map<std::string, std::optional<std::string>>& desired,
-                       int max_pod_label) {
-  StatusOr<KubeResponse> got = client.Get(NodePath(node));
-  if (!got.ok()) return {PassResult::kFailed, got.status().message()};
-  if (IsPermissionRefusal(got->status, got->body)) return Refused("get", node, *got);
-  if (got->status == 404) {
-    return {PassResult::kFailed,
-            "node " + node + " does not exist (--node-name, or NODE_NAME from spec.nodeName)"};
-  }
-  if (got->status != 200) {
-    return {PassResult::kFailed,
-            "get node " + node + ": " + DescribeHttpError(got->status, got->body)};
-  }
-  StatusOr<std::map<std::string, std::string>> labels = ReadNodeLabels(got->body);
-  if (!labels.ok())
-    return {PassResult::kFailed, "get node " + node + ": " + labels.status().message()};
-
-  LabelChange change = DiffOwnedLabels(*labels, desired);
-  const auto current = labels->find(kMaxPodLabel);
-  if (std::optional<std::string> write = MaxPodLabelToWrite(
-          current == labels->end() ? std::nullopt : std::optional<std::string>(current->second),
-          max_pod_label)) {
-    change[kMaxPodLabel] = std::move(write);
-  }
-  if (change.empty()) return {PassResult::kUpToDate, ""};
-  const std::string patch = EncodeLabelMergePatch(change);
-  StatusOr<KubeResponse> patched =
-      client.Patch(NodePath(node), "application/merge-patch+json", patch);
-  if (!patched.ok()) return {PassResult::kFailed, patched.status().message()};
-  if (IsPermissionRefusal(patched->status, patched->body)) return Refused("patch", node, *patched);
-  if (patched->status != 200) {
-    return {PassResult::kFailed,
-            "patch node " + node + ": " + DescribeHttpError(patched->status, patched->body)};
-  }
-  return {PassResult::kPatched, patch};
-}
 
 int PrintDryRun(const NodeFactsOptions& options, const HostFacts& facts) {
   nlohmann::ordered_json labels = nlohmann::ordered_json::object();
@@ -344,14 +276,14 @@ int RunNodeFactsCommand(const std::vector<std::string>& args) {
   while (!stop.cancelled()) {
     const HostFacts facts = ProbeHost(options.probe);
     reporter.Report(options, facts);
-    const PassOutcome outcome =
-        SyncLabels(client, options.node_name, DesiredLabels(options, facts), options.max_pod_label);
+    const LabelSyncOutcome outcome = SyncNodeLabels(
+        client, options.node_name, DesiredLabels(options, facts), options.max_pod_label);
     switch (outcome.result) {
-      case PassResult::kForbidden:
+      case LabelSyncResult::kForbidden:
         LogError("cannot write node labels",
                  {{"node", options.node_name}, {"error", outcome.message}});
         return kExitForbidden;
-      case PassResult::kFailed: {
+      case LabelSyncResult::kFailed: {
         ++failures;
         if (options.once && failures >= options.once_attempts) {
           LogError(
@@ -371,11 +303,11 @@ int RunNodeFactsCommand(const std::vector<std::string>& args) {
         WaitBeating(stop, wait, options.heartbeat_period, heartbeat);
         continue;
       }
-      case PassResult::kPatched:
+      case LabelSyncResult::kPatched:
         LogInfo("labels updated", {{"node", options.node_name},
                                    {"patch", nlohmann::ordered_json::parse(outcome.message)}});
         break;
-      case PassResult::kUpToDate:
+      case LabelSyncResult::kUpToDate:
         if (first_pass || failures > 0) LogInfo("labels up to date", {{"node", options.node_name}});
         break;
     }

@@ -4,7 +4,7 @@
 #include <functional>
 #include <string>
 
-#include "shell/flags.h"
+#include "shell/host_port.h"
 #include "shell/http_server.h"
 #include "shell/metrics.h"
 

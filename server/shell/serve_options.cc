@@ -17,29 +17,11 @@ bool IsDnsLabel(std::string_view name) {
   });
 }
 
-// One of a fixed set of words, e.g. --mode enforce|warn|dry-run.
-template <typename T>
-std::function<Status(std::string_view)> SetChoice(
-    T& target, std::vector<std::pair<std::string_view, T>> choices) {
-  return [&target, choices = std::move(choices)](std::string_view value) -> Status {
-    std::string expected;
-    for (const auto& [word, choice] : choices) {
-      if (value == word) {
-        target = choice;
-        return OkStatus();
-      }
-      expected += (expected.empty() ? "" : ", ") + std::string(word);
-    }
-    return InvalidArgument("expected one of " + expected + ", got \"" + std::string(value) + "\"");
-  };
-}
-
 }  // namespace
 
 std::vector<FlagSpec> ServeFlagSpecs(ServeOptions& o) {
   std::vector<FlagSpec> specs = {
-      Flag("listen", "HOST:PORT", "webhook address, HTTPS (default 0.0.0.0:8443)",
-           SetHostPort(o.listen)),
+      Flag("listen", "HOST:PORT", "webhook address, HTTPS", SetHostPort(o.listen)),
       Flag("tls-cert", "FILE", "serving certificate, PEM (required; re-read when it changes)",
            SetString(o.tls_cert_file)),
       Flag("tls-key", "FILE", "private key of the certificate, PEM (required)",
@@ -48,76 +30,70 @@ std::vector<FlagSpec> ServeFlagSpecs(ServeOptions& o) {
            "PEM CA bundle: only clients with a certificate it signed (the API server, given a "
            "client certificate for this webhook) may connect (default: no client certificate)",
            SetString(o.client_ca_file)),
-      Flag("tls-reload-interval", "DURATION",
-           "how often certificate files are checked for changes (default 10s)",
+      Flag("tls-reload-interval", "DURATION", "how often certificate files are checked for changes",
            SetDuration(o.tls_reload_interval)),
-      Flag("metrics-listen", "HOST:PORT",
-           "plain HTTP address for /metrics, /healthz, /readyz (default 0.0.0.0:9090)",
+      Flag("metrics-listen", "HOST:PORT", "plain HTTP address for /metrics, /healthz, /readyz",
            SetHostPort(o.metrics_listen)),
-      Flag("max-body-bytes", "SIZE", "largest accepted request body (default 3Mi)",
+      Flag("max-body-bytes", "SIZE", "largest accepted request body",
            SetByteSize(o.max_body_bytes)),
       Flag("max-buffered-bytes", "SIZE",
-           "request bodies held at once over all connections; past it a request gets 503 "
-           "(default 64Mi)",
+           "request bodies held at once over all connections; past it a request gets 503",
            SetByteSize(o.max_buffered_bytes)),
-      Flag("max-connections", "N",
-           "connections open at once; more are closed on accept (default 4096)",
+      Flag("max-connections", "N", "connections open at once; more are closed on accept",
            SetLong(o.max_connections, 1, 1'000'000)),
-      Flag("threads", "N", "event loops, one thread each (default 2)", SetInt(o.threads, 1, 4096)),
-      Flag("keep-alive-max-requests", "N",
-           "requests served on one connection before closing it (default 10000)",
+      Flag("threads", "N", "event loops, one thread each", SetInt(o.threads, 1, 4096)),
+      Flag("keep-alive-max-requests", "N", "requests served on one connection before closing it",
            SetInt(o.keep_alive_max_requests, 1, 1'000'000'000)),
-      Flag("idle-timeout", "DURATION", "close a connection idle this long (default 10s)",
+      Flag("idle-timeout", "DURATION", "close a connection idle this long",
            SetDuration(o.idle_timeout)),
-      Flag("read-timeout", "DURATION", "longest stall while reading a request (default 10s)",
+      Flag("read-timeout", "DURATION", "longest stall while reading a request",
            SetDuration(o.read_timeout)),
-      Flag("write-timeout", "DURATION", "longest stall while writing a response (default 10s)",
+      Flag("write-timeout", "DURATION", "longest stall while writing a response",
            SetDuration(o.write_timeout)),
       Flag("shutdown-delay", "DURATION",
-           "after SIGTERM, keep serving with /readyz failing this long before closing (default 5s)",
+           "after SIGTERM, keep serving with /readyz failing this long before closing",
            SetDuration(o.shutdown_delay)),
   };
   specs.push_back(Flag("mode", "MODE",
                        "enforce (deny), warn (allow with a warning) or dry-run (allow, log and "
-                       "count) (default enforce)",
+                       "count)",
                        SetChoice(o.policy.mode, {{"enforce", EnforcementMode::kEnforce},
                                                  {"warn", EnforcementMode::kWarn},
                                                  {"dry-run", EnforcementMode::kDryRun}})));
   specs.push_back(Flag("unknown-policy", "POLICY",
                        "what an unknown compatibility or GPU leads to: allow, warn (allow with a "
-                       "warning) or deny (default warn)",
+                       "warning) or deny",
                        SetChoice(o.policy.unknown, {{"allow", UnknownPolicy::kAllow},
                                                     {"warn", UnknownPolicy::kWarn},
                                                     {"deny", UnknownPolicy::kDeny}})));
   specs.push_back(Flag("stale-policy", "POLICY",
                        "what a placement gets while the cluster state is stale (a watch down "
                        "longer than --stale-after): fail-closed (deny, retry later) or fail-open "
-                       "(allow with a warning) (default fail-closed)",
+                       "(allow with a warning)",
                        SetChoice(o.policy.stale, {{"fail-closed", StalePolicy::kFailClosed},
                                                   {"fail-open", StalePolicy::kFailOpen}})));
   specs.push_back(Flag("stale-after", "DURATION",
                        "a watch of pods or nodes down this long makes the cluster state stale: "
-                       "/readyz fails and --stale-policy answers placements (default 30s)",
+                       "/readyz fails and --stale-policy answers placements",
                        SetDuration(o.stale_after)));
   specs.push_back(Flag("max-pods-per-gpu", "N",
                        "pods per GPU, to go below the rules' limit of 20 (default: the rules')",
-                       SetInt(o.policy.max_pods_per_gpu, 1, 1000)));
+                       SetInt(o.policy.max_pods_per_gpu, 1, 1000).ShowingDefault("")));
   specs.push_back(Flag("reservation-ttl", "DURATION",
-                       "how long an allowed binding counts before the watch shows its pod "
-                       "(default 30s)",
+                       "how long an allowed binding counts before the watch shows its pod",
                        SetDuration(o.reservation_ttl)));
   specs.push_back(Flag("live-read-deadline", "DURATION",
                        "the time all the API server reads of one review share (the bound pod, a "
-                       "last-slot recount); past it --unknown-policy answers (default 1s)",
+                       "last-slot recount); past it --unknown-policy answers",
                        SetDuration(o.live_read_deadline)));
   specs.push_back(Flag("live-read-threads", "N",
                        "threads deciding the reviews that wait on the API server, off the event "
-                       "loops (default 8)",
+                       "loops",
                        SetInt(o.live_read_threads, 1, 256)));
   specs.push_back(Flag("arbiter", "MODE",
                        "how replicas count each other's placements: none (exact with one "
                        "replica) or claims (each placement recorded in a Lease per node first: "
-                       "exact at any replica count) (default none)",
+                       "exact at any replica count)",
                        SetChoice(o.arbiter, {{"none", ServeOptions::Arbiter::kNone},
                                              {"claims", ServeOptions::Arbiter::kClaims}})));
   specs.push_back(Flag("arbiter-namespace", "NAMESPACE",
@@ -127,20 +103,18 @@ std::vector<FlagSpec> ServeFlagSpecs(ServeOptions& o) {
                        "this replica's name on its claims (default $POD_NAME, else the host name)",
                        SetString(o.replica_name)));
   specs.push_back(Flag("claim-ttl", "DURATION",
-                       "how long a claim counts; longer than --stale-after (default 1m)",
+                       "how long a claim counts; longer than --stale-after",
                        SetDuration(o.claim_ttl)));
   specs.push_back(
       Flag("events", "MODE",
            "on or off: record Kubernetes Events on pods (denials, warnings, would-deny) and on "
-           "nodes (verdict changes); needs the API server (default on)",
+           "nodes (verdict changes); needs the API server",
            SetChoice(o.events, {{"on", true}, {"off", false}})));
   specs.push_back(Flag("event-queue-size", "N",
-                       "Events waiting to be written; past it they are dropped and counted "
-                       "(default 1000)",
+                       "Events waiting to be written; past it they are dropped and counted",
                        SetInt(o.event_queue_size, 1, 100000)));
   specs.push_back(Flag("event-series-interval", "DURATION",
-                       "the shortest time between two writes of one Event series' count "
-                       "(default 10s)",
+                       "the shortest time between two writes of one Event series' count",
                        SetDuration(o.event_series_interval)));
   specs.push_back(
       Flag("cluster-state", "FILE",

@@ -1,4 +1,5 @@
-// ServeOptions: everything `cgpu-guard serve` can be told, with its default.
+// ServeOptions: everything `cgpu-guard serve` can be told, with its default. The webhook port's
+// HTTP bounds take theirs from HttpLimits, so that the server and its flags cannot disagree.
 //
 // A plain struct; ParseServeOptions fills it from the command line and checks each value, so
 // start-up fails fast with a message that names the flag. Defaults follow the API server's own
@@ -13,6 +14,7 @@
 #include "core/status.h"
 #include "shell/fact_flags.h"
 #include "shell/flags.h"
+#include "shell/http_server.h"  // HttpLimits: the webhook port's defaults
 
 namespace cgpu {
 
@@ -31,25 +33,25 @@ struct ServeOptions {
   HostPort metrics_listen{"0.0.0.0", 9090};
 
   // The API server never sends more than 3 MiB; anything larger is refused with 413.
-  long long max_body_bytes = 3LL << 20;
+  long long max_body_bytes = HttpLimits{}.max_body_bytes;
   // Connections open at once; more are closed on accept (the API servers keep a few dozen).
-  long max_connections = 4096;
+  long max_connections = HttpLimits{}.max_connections;
   // Request bodies held at once over all connections; a request past it is answered 503. Bounds
   // what slow clients holding large bodies can cost (the chart's memory limit is 256 Mi).
-  long long max_buffered_bytes = 64LL << 20;
+  long long max_buffered_bytes = HttpLimits{}.max_buffered_bytes;
   // Event loops, one thread each, sharing out the connections. A connection holds no thread (an
   // idle keep-alive connection costs a socket and a few KiB). More loops than CPUs lengthen the
   // tail under overload (threads wait for a CPU). Reviews that wait on a live read from the API
   // server are decided on live_read_threads instead, off the loops.
-  int threads = 2;
+  int threads = HttpLimits{}.threads;
   // Requests served on one connection before it is closed; high, because the API server reuses
   // connections and a fresh TLS handshake per few requests would dominate latency.
-  int keep_alive_max_requests = 10'000;
+  int keep_alive_max_requests = HttpLimits{}.keep_alive_max_requests;
   // An idle connection is closed after this long. Bounds how long a shutdown waits for idle peers.
-  std::chrono::milliseconds idle_timeout{10'000};
+  std::chrono::milliseconds idle_timeout = HttpLimits{}.idle_timeout;
   // Reading or writing one request may not stall longer than this (slow clients).
-  std::chrono::milliseconds read_timeout{10'000};
-  std::chrono::milliseconds write_timeout{10'000};
+  std::chrono::milliseconds read_timeout = HttpLimits{}.read_timeout;
+  std::chrono::milliseconds write_timeout = HttpLimits{}.write_timeout;
 
   // On SIGTERM: /readyz fails at once, requests keep being served (with Connection: close) for
   // this long so endpoints and load balancers move away, then the listener closes.
@@ -72,7 +74,7 @@ struct ServeOptions {
   std::chrono::milliseconds live_read_deadline{1'000};
   // Threads that decide the reviews that wait on a live read, so that a slow API server never
   // holds an event loop (and the other connections on it).
-  int live_read_threads = 8;
+  int live_read_threads = HttpLimits{}.blocking_threads;
 
   // How the replicas count each other's placements. none: each replica counts its own watch
   // and its own placements, exact with one replica. claims: every cGPU placement is recorded in

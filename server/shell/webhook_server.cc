@@ -11,9 +11,8 @@ namespace {
 
 constexpr char kJson[] = "application/json";
 
-HttpLimits LimitsOf(const ServeOptions& options, std::string client_ca_pem) {
+HttpLimits LimitsOf(const ServeOptions& options) {
   HttpLimits limits;
-  limits.client_ca_pem = std::move(client_ca_pem);
   limits.threads = options.threads;
   limits.blocking_threads = options.live_read_threads;
   limits.max_body_bytes = options.max_body_bytes;
@@ -39,7 +38,7 @@ WebhookServer::WebhookServer(const ServeOptions& options, CertificateStore& cert
       record_event_(std::move(record_event)),
       metrics_(metrics),
       server_(
-          options.listen, LimitsOf(options, std::move(client_ca_pem)), certificates,
+          options.listen, LimitsOf(options), certificates, std::move(client_ca_pem),
           [this](const HttpCall& call) { return HandleValidate(call); },
           [this](HttpRefusal refusal) { return Refuse(refusal); }) {}
 

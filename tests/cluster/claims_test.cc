@@ -269,6 +269,30 @@ TEST_F(ClaimsTest, LostCompareAndSwapsAreRetriedThenAnsweredByTheStalePolicy) {
   EXPECT_EQ(board.Outcomes("conflict-exhausted"), 1);
 }
 
+// The waits between attempts are core/backoff.h's: a random share (here half) of 1 ms, doubling
+// up to 16 ms; none after the last attempt.
+TEST_F(ClaimsTest, TheWaitsAfterLostCompareAndSwapsBackOffFrom1To16Ms) {
+  const std::string state = MakeList(Burst("gpu-1", 10, 3));
+  ClaimBoard board;
+  std::vector<std::chrono::microseconds> waits;
+  ClaimStore store = board.Store("a");
+  store.sleep = [&waits](std::chrono::microseconds wait) { waits.push_back(wait); };
+  Replica a(state, store);
+
+  board.RefuseWrites(2);
+  EXPECT_TRUE(Bind(a, "gpu-1-new-0", "gpu-1").allowed());
+  using std::chrono::microseconds;
+  EXPECT_EQ(waits, (std::vector<microseconds>{microseconds(500), microseconds(1000)}));
+
+  waits.clear();
+  board.RefuseWrites(1000);
+  EXPECT_FALSE(Bind(a, "gpu-1-new-1", "gpu-1").allowed());
+  EXPECT_EQ(waits,
+            (std::vector<microseconds>{microseconds(500), microseconds(1000), microseconds(2000),
+                                       microseconds(4000), microseconds(8000), microseconds(8000),
+                                       microseconds(8000)}));
+}
+
 TEST_F(ClaimsTest, AnUnreachableRecordIsAnsweredByTheStalePolicy) {
   const std::string state = MakeList(Burst("gpu-1", 10, 2));
   ClaimBoard board;

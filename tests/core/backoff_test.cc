@@ -20,5 +20,15 @@ TEST(BackoffTest, DoublesFromTheFirstUpToTheCapAndTakesTheDrawsShare) {
   EXPECT_EQ(BackoffDelay(first, max, -2, 1.0), milliseconds(100));
 }
 
+TEST(BackoffTest, InMicrosecondsAShareOfAMillisecondIsKept) {
+  using std::chrono::microseconds;
+  const microseconds first = milliseconds(1), max = milliseconds(16);
+  EXPECT_EQ(BackoffDelay(first, max, 0, 0.5), microseconds(500));
+  EXPECT_EQ(BackoffDelay(first, max, 2, 0.25), microseconds(1'000));
+  EXPECT_EQ(BackoffDelay(first, max, 9, 0.75), microseconds(12'000));  // capped at 16 ms
+  // The same draw in milliseconds rounds a share of the first step down to nothing.
+  EXPECT_EQ(BackoffDelay(milliseconds(1), milliseconds(16), 0, 0.5), milliseconds(0));
+}
+
 }  // namespace
 }  // namespace cgpu

@@ -7,19 +7,6 @@
 namespace cgpu {
 namespace {
 
-TEST(HostPortTest, Forms) {
-  EXPECT_EQ(ParseHostPort("0.0.0.0:8443")->host, "0.0.0.0");
-  EXPECT_EQ(ParseHostPort("0.0.0.0:8443")->port, 8443);
-  EXPECT_EQ(ParseHostPort("[::1]:9090")->host, "::1");
-  EXPECT_EQ(ParseHostPort(":8443")->host, "0.0.0.0");
-  EXPECT_EQ(ParseHostPort("localhost:0")->port, 0);
-  EXPECT_FALSE(ParseHostPort("8443").ok());
-  EXPECT_FALSE(ParseHostPort("host:99999").ok());
-  EXPECT_FALSE(ParseHostPort("::1:8443").ok());
-  EXPECT_EQ(ParseHostPort("x").status().message(),
-            "expected HOST:PORT (e.g. 0.0.0.0:8443 or [::1]:8443), got \"x\"");
-}
-
 TEST(DurationTest, Units) {
   EXPECT_EQ(ParseDuration("250ms")->count(), 250);
   EXPECT_EQ(ParseDuration("10s")->count(), 10'000);
@@ -117,6 +104,67 @@ TEST(ServeOptionsTest, HelpListsEveryFlag) {
         "--max-body-bytes SIZE", "--shutdown-delay DURATION", "--help"}) {
     EXPECT_NE(usage.find(flag), std::string::npos) << flag;
   }
+}
+
+// The help's defaults are the values the specs were built over, formatted as each flag takes them.
+TEST(FlagUsageTest, DefaultsComeFromTheOptionsStruct) {
+  ServeOptions defaults;
+  const std::string usage = FlagUsage("Usage: x", ServeFlagSpecs(defaults));
+  EXPECT_NE(usage.find("webhook address, HTTPS (default 0.0.0.0:8443)\n"), std::string::npos);
+  EXPECT_NE(usage.find("event loops, one thread each (default 2)\n"), std::string::npos);
+  EXPECT_NE(usage.find("largest accepted request body (default 3Mi)\n"), std::string::npos);
+  EXPECT_NE(usage.find("close a connection idle this long (default 10s)\n"), std::string::npos);
+  EXPECT_NE(usage.find("(allow, log and count) (default enforce)\n"), std::string::npos) << usage;
+
+  ServeOptions changed;
+  changed.listen = HostPort{"::1", 9443};
+  changed.threads = 7;
+  changed.max_body_bytes = 512 * 1024;
+  changed.idle_timeout = std::chrono::milliseconds(1500);
+  changed.policy.mode = EnforcementMode::kDryRun;
+  changed.client_ca_file = "ca.pem";
+  const std::string changed_usage = FlagUsage("Usage: x", ServeFlagSpecs(changed));
+  EXPECT_NE(changed_usage.find("webhook address, HTTPS (default [::1]:9443)\n"), std::string::npos);
+  EXPECT_NE(changed_usage.find("event loops, one thread each (default 7)\n"), std::string::npos);
+  EXPECT_NE(changed_usage.find("largest accepted request body (default 512Ki)\n"),
+            std::string::npos);
+  EXPECT_NE(changed_usage.find("close a connection idle this long (default 1500ms)\n"),
+            std::string::npos);
+  EXPECT_NE(changed_usage.find("(allow, log and count) (default dry-run)\n"), std::string::npos);
+  EXPECT_NE(changed_usage.find("(default ca.pem)\n"), std::string::npos);
+  EXPECT_EQ(changed_usage.find("(default 2)"), std::string::npos);
+}
+
+TEST(FlagUsageTest, AnEmptyStringOrAWordedDefaultShowsNone) {
+  std::string empty;
+  std::string named = "x";
+  int zero = 0;
+  const std::string usage = FlagUsage(
+      "u", {Flag("empty", "S", "empty one", SetString(empty)),
+            Flag("named", "S", "named one", SetString(named)),
+            Flag("worded", "N", "worded one (default: the rules')",
+                 SetInt(zero, 0, 9).ShowingDefault("")),
+            Flag("custom", "N", "custom one", SetInt(zero, 0, 9).ShowingDefault("none"))});
+  EXPECT_NE(usage.find("empty one\n"), std::string::npos) << usage;
+  EXPECT_NE(usage.find("named one (default x)\n"), std::string::npos) << usage;
+  EXPECT_NE(usage.find("worded one (default: the rules')\n"), std::string::npos) << usage;
+  EXPECT_NE(usage.find("custom one (default none)\n"), std::string::npos) << usage;
+}
+
+TEST(FlagUsageTest, ShownDefaultsParseBack) {
+  for (long long ms : {0LL, 1LL, 250LL, 1000LL, 1500LL, 60'000LL, 90'000LL, 3'600'000LL}) {
+    const std::string text = FormatDuration(std::chrono::milliseconds(ms));
+    EXPECT_EQ(ParseDuration(text)->count(), ms) << text;
+  }
+  EXPECT_EQ(FormatDuration(std::chrono::minutes(5)), "5m");
+  EXPECT_EQ(FormatDuration(std::chrono::milliseconds(250)), "250ms");
+  EXPECT_EQ(FormatDuration(std::chrono::hours(2)), "2h");
+  for (long long bytes : {1LL, 1000LL, 1024LL, 3LL << 20, 3LL << 30, (1LL << 20) + 1}) {
+    const std::string text = FormatByteSize(bytes);
+    EXPECT_EQ(*ParseByteSize(text), bytes) << text;
+  }
+  EXPECT_EQ(FormatByteSize(64LL << 20), "64Mi");
+  EXPECT_EQ(FormatByteSize(1000), "1000");
 }
 
 TEST(ServeOptionsTest, PolicyAndClusterFlags) {
