@@ -155,7 +155,7 @@ PassOutcome Refused(const std::string& verb, const std::string& node, const Kube
               "the agent off (nodeFacts.enabled=false)."};
 }
 
-PassOutcome SyncLabels(const KubeClient& client, const std::string& node,
+PassOutcome SyncLabels(const KubeApi& client, const std::string& node,
                        const std::map<std::string, std::optional<std::string>>& desired,
                        int max_pod_label) {
   StatusOr<KubeResponse> got = client.Get(NodePath(node));

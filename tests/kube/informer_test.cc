@@ -9,6 +9,7 @@
 #include <map>
 #include <set>
 
+#include "adapters/kube_client.h"
 #include "adapters/object_view_reader.h"
 #include "support/fake_api_server.h"
 #include "support/fake_api_server_config.h"
@@ -21,7 +22,7 @@ using testing::FakeApiServer;
 using testing::RequestKind;
 using testing::WaitUntil;
 using namespace std::chrono_literals;
-using Clock = std::chrono::steady_clock;
+using SteadyClock = std::chrono::steady_clock;
 
 json Pod(const std::string& name, const std::string& node = "node-a",
          const std::string& phase = "Running") {
@@ -331,10 +332,10 @@ TEST_F(InformerTest, ExpiredContinueTokenRestartsTheList) {
 TEST_F(InformerTest, ServerErrorsBackOffThenRecover) {
   server_.Add("pods", Pod("a"));
   server_.FailNext(3, 500, RequestKind::kList);
-  const auto start = Clock::now();
+  const auto start = SteadyClock::now();
   StartAndSync();
   // Back-off 5, 10, 20 ms with the jitter factor pinned at 1.
-  EXPECT_GE(Clock::now() - start, 35ms);
+  EXPECT_GE(SteadyClock::now() - start, 35ms);
   EXPECT_EQ(informer_->stats().errors, 3);
   EXPECT_NE(informer_->stats().last_error().find("HTTP 500"), std::string::npos)
       << informer_->stats().last_error();
@@ -373,10 +374,10 @@ TEST_F(InformerTest, BackOffGrowsAndIsCapped) {
     return 0.5;
   };
   server_.FailNext(5, 503, RequestKind::kList);
-  const auto start = Clock::now();
+  const auto start = SteadyClock::now();
   StartAndSync();
   // 0.5 x (10, 20, 40, 40, 40) = 75 ms at least.
-  EXPECT_GE(Clock::now() - start, 75ms);
+  EXPECT_GE(SteadyClock::now() - start, 75ms);
   EXPECT_EQ(draws, 5);
 }
 
@@ -570,9 +571,9 @@ TEST_F(InformerTest, CollectionWithFieldSelector) {
 TEST_F(InformerTest, StopIsPromptWhileTheWatchIsIdle) {
   StartAndSync();
   std::this_thread::sleep_for(50ms);  // idle: the stream sits in a blocking read
-  const auto start = Clock::now();
+  const auto start = SteadyClock::now();
   informer_->Stop();
-  const auto latency = Clock::now() - start;
+  const auto latency = SteadyClock::now() - start;
   EXPECT_LT(latency, 1s);
   EXPECT_FALSE(informer_->watching());
   std::printf("[ measure  ] informer Stop() with an idle watch: %.2f ms\n",
@@ -585,16 +586,16 @@ TEST_F(InformerTest, StopIsPromptDuringBackOffAndDuringASlowList) {
   server_.FailNext(1, 500, RequestKind::kList);
   Start();
   ASSERT_TRUE(WaitUntil([&] { return informer_->stats().errors == 1; }));
-  auto start = Clock::now();
+  auto start = SteadyClock::now();
   informer_->Stop();
-  EXPECT_LT(Clock::now() - start, 1s);
+  EXPECT_LT(SteadyClock::now() - start, 1s);
 
   server_.SetDelay(30s);
   Start();
   std::this_thread::sleep_for(100ms);  // the list request is now waiting for its answer
-  start = Clock::now();
+  start = SteadyClock::now();
   informer_->Stop();
-  EXPECT_LT(Clock::now() - start, 1s);
+  EXPECT_LT(SteadyClock::now() - start, 1s);
   server_.SetDelay(0ms);
 }
 

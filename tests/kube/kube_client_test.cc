@@ -24,7 +24,7 @@ using nlohmann::json;
 using testing::FakeApiServer;
 using testing::RequestKind;
 using namespace std::chrono_literals;
-using Clock = std::chrono::steady_clock;
+using SteadyClock = std::chrono::steady_clock;
 
 json Node(const std::string& name) {
   return {{"metadata", {{"name", name}, {"labels", {{"zone", "a"}}}}}, {"spec", json::object()}};
@@ -38,7 +38,7 @@ KubeClientOptions Options() {
   return options;
 }
 
-double Millis(Clock::duration duration) {
+double Millis(SteadyClock::duration duration) {
   return std::chrono::duration<double, std::milli>(duration).count();
 }
 
@@ -346,10 +346,10 @@ TEST(KubeClientTest, CancelEndsAnIdleStreamPromptly) {
   });
   ASSERT_TRUE(testing::WaitUntil([&] { return opened.load(); }));
   std::this_thread::sleep_for(50ms);  // let the stream settle into its blocking read
-  const auto start = Clock::now();
+  const auto start = SteadyClock::now();
   cancel.Cancel();
   ASSERT_EQ(result.wait_for(5s), std::future_status::ready);
-  const auto latency = Clock::now() - start;
+  const auto latency = SteadyClock::now() - start;
   const Status cancelled = result.get();
   EXPECT_EQ(cancelled.code(), StatusCode::kUnavailable);
   EXPECT_NE(cancelled.message().find("cancelled"), std::string::npos) << cancelled.message();
@@ -377,10 +377,10 @@ TEST(KubeClientTest, CancelLandsWhileTheServerHasNotAnsweredYet) {
   std::future<StatusOr<KubeResponse>> result =
       std::async(std::launch::async, [&] { return client.Get("/api/v1/pods", &cancel); });
   std::this_thread::sleep_for(100ms);
-  const auto start = Clock::now();
+  const auto start = SteadyClock::now();
   cancel.Cancel();
   ASSERT_EQ(result.wait_for(5s), std::future_status::ready);
-  EXPECT_LT(Clock::now() - start, 1s);
+  EXPECT_LT(SteadyClock::now() - start, 1s);
   EXPECT_FALSE(result.get().ok());
   server.SetDelay(0ms);
 }
@@ -401,10 +401,10 @@ TEST(KubeClientTest, CancelRacingTheConnectionIsNeverLost) {
           nullptr, &cancel);
     });
     std::this_thread::sleep_for(std::chrono::microseconds(i * 250));
-    const auto start = Clock::now();
+    const auto start = SteadyClock::now();
     cancel.Cancel();
     ASSERT_EQ(result.wait_for(5s), std::future_status::ready) << "iteration " << i;
-    EXPECT_LT(Clock::now() - start, 1s) << "iteration " << i;
+    EXPECT_LT(SteadyClock::now() - start, 1s) << "iteration " << i;
     EXPECT_FALSE(result.get().ok());
   }
   server.SetDelay(0ms);
@@ -417,9 +417,9 @@ TEST(KubeClientTest, StreamCancelWaitForReturnsEarlyOnCancel) {
     std::this_thread::sleep_for(20ms);
     cancel.Cancel();
   });
-  const auto start = Clock::now();
+  const auto start = SteadyClock::now();
   EXPECT_TRUE(cancel.WaitFor(10s));
-  EXPECT_LT(Clock::now() - start, 5s);
+  EXPECT_LT(SteadyClock::now() - start, 5s);
   canceller.join();
   EXPECT_TRUE(cancel.cancelled());
 }
