@@ -408,7 +408,7 @@ int64_t FakeApiStore::CacheVersion() const {
 }
 
 bool FakeApiStore::WaitForCache(std::unique_lock<std::mutex>& lock, int64_t version,
-                                ApiAnswer& response) {
+                                const ApiRequest& request, ApiAnswer& response) {
   // watch_cache.go waitUntilFreshAndBlock: wait for the cache to reach the version, woken by
   // every change, then give up after blockTimeout asking the client to retry in a second.
   const auto deadline = Clock::now() + too_large_wait_;
@@ -424,7 +424,12 @@ bool FakeApiStore::WaitForCache(std::unique_lock<std::mutex>& lock, int64_t vers
       AnswerTooLarge(response, version, CacheVersion(), 1);
       return false;
     }
-    cv_.wait_until(lock, std::min(deadline, NextRelease()));
+    const auto gives_up_at = request.gives_up_at.value_or(Clock::time_point::max());
+    if (now >= gives_up_at) {
+      response.status = 0;
+      return false;
+    }
+    cv_.wait_until(lock, std::min({deadline, NextRelease(), gives_up_at}));
   }
 }
 
@@ -629,8 +634,15 @@ ApiAnswer FakeApiStore::Serve(const ApiRequest& request) {
   int fault = 0;
   {
     std::unique_lock<std::mutex> lock(mu_);
-    if (delay_.count() > 0) cv_.wait_for(lock, delay_, [this] { return stopping_; });
-    if (stopping_) {
+    if (delay_.count() > 0) {
+      cv_.wait_until(
+          lock,
+          std::min(Clock::now() + delay_, request.gives_up_at.value_or(Clock::time_point::max())),
+          [this] { return stopping_; });
+    }
+    if (request.gives_up_at && Clock::now() >= *request.gives_up_at) {
+      fault = -1;  // the client is gone: nothing is answered
+    } else if (stopping_) {
       fault = 503;
     } else if (!required_token_.empty() && record.authorization != "Bearer " + required_token_) {
       fault = 401;
@@ -648,7 +660,9 @@ ApiAnswer FakeApiStore::Serve(const ApiRequest& request) {
       }
     }
   }
-  if (fault != 0) {
+  if (fault < 0) {
+    response.status = 0;
+  } else if (fault != 0) {
     Answer(response, fault, fault == 401 ? "Unauthorized" : "injected failure");
   } else if (!target.valid) {
     Answer(response, 404, "the server could not find the requested resource");
@@ -810,7 +824,7 @@ void FakeApiStore::HandleList(const Target& target, const ApiRequest& request,
       snapshot.resource_version = version;
       objects = &ObjectsAt(target.resource, version, scratch);
     } else {
-      if (!WaitForCache(lock, version, response)) return;
+      if (!WaitForCache(lock, version, request, response)) return;
       snapshot.resource_version = CacheVersion();
       objects = &ObjectsAt(target.resource, snapshot.resource_version, scratch);
     }
@@ -1004,7 +1018,7 @@ void FakeApiStore::HandleGet(const Target& target, const ApiRequest& request, Ap
   ObjectMap scratch;
   const ObjectMap* objects = &store_[target.resource];
   if (version >= 0) {
-    if (!WaitForCache(lock, version, response)) return;
+    if (!WaitForCache(lock, version, request, response)) return;
     objects = &ObjectsAt(target.resource, CacheVersion(), scratch);
   }
   const auto found = objects->find(target.key());

@@ -91,6 +91,9 @@ struct ApiRequest {
   std::string content_type;
   std::string body;
   std::string client_cert_cn;  // CN of the client certificate, when one was presented
+  // When the client abandons the request (a deadline of its own): the store's waits (SetDelay,
+  // a read waiting for the watch cache) end there, with status 0 for an answer nobody reads.
+  std::optional<std::chrono::steady_clock::time_point> gives_up_at;
 
   // "/api/v1/pods?limit=5&continue=7%2F4%2B%3D" -> path and decoded params.
   static ApiRequest Parse(std::string method, const std::string& path_and_query);
@@ -272,7 +275,9 @@ class FakeApiStore {
   std::chrono::steady_clock::time_point NextRelease() const;        // max() when none is due
   int64_t CacheVersion() const;  // after Release: the newest version the cache holds
   // Waits until the cache holds `version`; false after answering 504 (or 503 on Stop).
-  bool WaitForCache(std::unique_lock<std::mutex>& lock, int64_t version, ApiAnswer& response);
+  // `request` gave up first: status 0.
+  bool WaitForCache(std::unique_lock<std::mutex>& lock, int64_t version, const ApiRequest& request,
+                    ApiAnswer& response);
   // The objects of `resource` as they were at `version`: store_'s own map when nothing has
   // changed since, else `scratch` filled with the older state, rebuilt from events_.
   const ObjectMap& ObjectsAt(const std::string& resource, int64_t version, ObjectMap& scratch);

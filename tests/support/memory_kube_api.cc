@@ -53,8 +53,10 @@ StatusOr<KubeResponse> MemoryKubeApi::Get(const std::string& path_and_query,
     return DeadlineExceeded("GET " + path_and_query + ": no answer within the deadline");
   };
   if (late()) return exceeded();
-  StatusOr<KubeResponse> response = Exchange(Request("GET", path_and_query), max_bytes);
-  if (late()) return exceeded();
+  ApiRequest request = Request("GET", path_and_query);
+  request.gives_up_at = deadline;
+  StatusOr<KubeResponse> response = Exchange(request, max_bytes);
+  if (late() || (response.ok() && response->status == 0)) return exceeded();
   return response;
 }
 
@@ -76,7 +78,12 @@ StatusOr<KubeResponse> MemoryKubeApi::Write(const std::string& method, const std
   ApiRequest request = Request(method, path);
   request.content_type = "application/json";
   request.body = json_body;
-  return Exchange(request, 0);
+  request.gives_up_at = deadline;
+  StatusOr<KubeResponse> response = Exchange(request, 0);
+  if (response.ok() && response->status == 0) {
+    return DeadlineExceeded(method + " " + path + ": no answer within the deadline");
+  }
+  return response;
 }
 
 Status MemoryKubeApi::Stream(const std::string& path_and_query,

@@ -10,8 +10,9 @@
 // or the store stopping: Unavailable "watch dropped"), `on_line` returns false (OK), or `cancel`
 // fires (Unavailable "... cancelled", noticed within a few milliseconds). The store's own waits
 // (SetDelay, HoldNextAnswer, reads waiting for the watch cache) block the caller as they would a
-// client; a Get's `cancel` and `deadline` are looked at before the request and after it, not
-// during it. Thread-safe; `store` must outlive it.
+// client. A deadline (Get, Write) ends the store's waits for SetDelay and the watch cache, as a
+// client that hangs up: DeadlineExceeded. A Get's `cancel` is looked at before the request and
+// after it, not during it. Thread-safe; `store` must outlive it.
 #pragma once
 
 #include <string>

@@ -97,6 +97,24 @@ TEST(MemoryKubeApiTest, AnAnswerPastTheBoundIsResourceExhaustedAndALateOneDeadli
   EXPECT_EQ(store.CountRequests(RequestKind::kAny), 1);  // the late one was never sent
 }
 
+// A read for a version the watch cache has not reached waits (3 s before the API server's 504),
+// but not past the client's own deadline: the client hangs up, as KubeClient does.
+TEST(MemoryKubeApiTest, AReadWaitingForTheWatchCacheEndsAtTheClientsDeadline) {
+  FakeApiStore store;
+  store.PauseWatches();
+  const int64_t version = store.Add("pods", MemoryPod("a", "node-a"));
+  MemoryKubeApi api(store);
+  const auto read = api.Get("/api/v1/pods?resourceVersion=" + std::to_string(version),
+                            std::chrono::steady_clock::now() + 20ms);
+  ASSERT_FALSE(read.ok());
+  EXPECT_EQ(read.status().code(), StatusCode::kDeadlineExceeded);
+  EXPECT_EQ(store.requests().back().status, 0);  // nothing was answered
+  store.ResumeWatches();
+  const auto later = api.Get("/api/v1/pods?resourceVersion=" + std::to_string(version), Soon());
+  ASSERT_TRUE(later.ok());
+  EXPECT_EQ(ItemNames(Body(later)), std::set<std::string>{"a"});
+}
+
 TEST(MemoryKubeApiTest, CreateAndUpdateHaveTheOptimisticConcurrencyOfTheApiServer) {
   FakeApiStore store;
   MemoryKubeApi api(store);
