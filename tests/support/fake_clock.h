@@ -17,7 +17,7 @@
 
 namespace cgpu::testing {
 
-class FakeClock final : public Clock {
+class FakeClock final : public ::cgpu::Clock {
  public:
   FakeClock();
 
