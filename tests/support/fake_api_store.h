@@ -7,7 +7,7 @@
 // Speaks the list/watch wire format of the real one for any resource under /api/v1 (or
 // /apis/<group>/<version>): collections (/api/v1/pods, /api/v1/namespaces/<ns>/pods,
 // /api/v1/nodes) with limit/continue paging, metadata.resourceVersion and equality
-// fieldSelectors (spec.nodeName=x); watches (?watch=1) as chunked newline-delimited JSON events
+// fieldSelectors (spec.nodeName=x); watches (?watch=1) as newline-delimited JSON events
 // replayed from the requested resourceVersion, with bookmarks, timeoutSeconds and 410 Gone for
 // versions older than the compaction point (as an ERROR event or an HTTP 410); GET and PATCH
 // (merge, strategic-merge treated as merge, JSON patch) of single objects; and create (POST to a
@@ -44,10 +44,10 @@
 // page "Resource versions" / "Semantics for get and list", KEP-2523, and the files named.)
 //
 // Faults on demand: drop every open watch mid-stream, fail the next N requests with a status,
-// delay answers, expire continue tokens, require a bearer token or a client certificate, pause
-// or lag event delivery, inject raw lines. Every request is recorded so tests can count lists,
-// watches and relists. All methods are thread-safe. Stop() ends every open stream and answers
-// every later request 503.
+// delay answers, expire continue tokens, require a bearer token, pause or lag event delivery,
+// inject raw lines. Every request is recorded so tests can count lists, watches and relists. All
+// methods are thread-safe. StopServing() ends every open stream and answers every later request
+// 503.
 #pragma once
 
 #include <chrono>
