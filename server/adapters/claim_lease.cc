@@ -106,9 +106,8 @@ std::string EncodeClaimLease(const ClaimLeaseWrite& write, const NodeClaims& cla
   return lease.dump();
 }
 
-ClaimStore LeaseClaimStore(const KubeClient& client, std::string namespace_name,
-                           std::string replica, std::chrono::milliseconds ttl,
-                           std::function<int64_t()> now_unix_ms) {
+ClaimStore LeaseClaimStore(const KubeApi& client, std::string namespace_name, std::string replica,
+                           std::chrono::milliseconds ttl, std::function<int64_t()> now_unix_ms) {
   ClaimStore store;
   store.replica = replica;
   store.ttl = ttl;

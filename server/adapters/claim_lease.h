@@ -49,8 +49,7 @@ std::string EncodeClaimLease(const ClaimLeaseWrite& write, const NodeClaims& cla
 
 // read/write of ClaimStore over the API server, in `namespace_name`. `client` must outlive it.
 // The caller sets the rest of ClaimStore (replica, TTLs, clocks, observe).
-ClaimStore LeaseClaimStore(const KubeClient& client, std::string namespace_name,
-                           std::string replica, std::chrono::milliseconds ttl,
-                           std::function<int64_t()> now_unix_ms);
+ClaimStore LeaseClaimStore(const KubeApi& client, std::string namespace_name, std::string replica,
+                           std::chrono::milliseconds ttl, std::function<int64_t()> now_unix_ms);
 
 }  // namespace cgpu

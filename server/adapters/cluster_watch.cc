@@ -47,7 +47,7 @@ void NodeWatchHandler::OnDelete(const SimdjsonView& node) {
   cache_.DeleteNode(std::string(node.Member("metadata").Member("name").String()));
 }
 
-StatusOr<ClusterReadCounts> ReadClusterOnce(const KubeClient& client, ClusterCache& cache,
+StatusOr<ClusterReadCounts> ReadClusterOnce(const KubeApi& client, ClusterCache& cache,
                                             const ClusterReadOptions& options) {
   ClusterReadCounts counts;
   NodeWatchHandler node_handler(cache);
@@ -76,7 +76,7 @@ StatusOr<ClusterReadCounts> ReadClusterOnce(const KubeClient& client, ClusterCac
       switch (result.http_status) {
         case 401:
           return Unavailable(error + " (the API server does not accept the credentials of " +
-                             client.config().source + ")");
+                             client.CredentialSource() + ")");
         case 403:
           return Unavailable(error +
                              " (reading the cluster needs permission to list nodes and "
@@ -96,7 +96,7 @@ StatusOr<ClusterReadCounts> ReadClusterOnce(const KubeClient& client, ClusterCac
   return counts;
 }
 
-ClusterReads LiveClusterReads(const KubeClient& client) {
+ClusterReads LiveClusterReads(const KubeApi& client) {
   ClusterReads reads;
   reads.get_pod = [&client](const std::string& pod_namespace, const std::string& pod_name,
                             SteadyTime deadline) -> StatusOr<std::optional<PodFacts>> {

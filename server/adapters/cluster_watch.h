@@ -70,7 +70,7 @@ struct ClusterReadCounts {
   int relists = 0;  // lists started again after a 410
 };
 
-StatusOr<ClusterReadCounts> ReadClusterOnce(const KubeClient& client, ClusterCache& cache,
+StatusOr<ClusterReadCounts> ReadClusterOnce(const KubeApi& client, ClusterCache& cache,
                                             const ClusterReadOptions& options = {});
 
 // get_pod: GET /api/v1/namespaces/<ns>/pods/<name>, a quorum read (a GET with no resourceVersion
@@ -84,6 +84,6 @@ StatusOr<ClusterReadCounts> ReadClusterOnce(const KubeClient& client, ClusterCac
 // waitUntilFreshAndBlock). The resourceVersion of our own informer would not do: the watch cache
 // already has it, and so would answer without the pods committed since, the very ones a
 // recount is for. Both reads give up at the review's deadline.
-ClusterReads LiveClusterReads(const KubeClient& client);
+ClusterReads LiveClusterReads(const KubeApi& client);
 
 }  // namespace cgpu

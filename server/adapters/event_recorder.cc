@@ -59,8 +59,10 @@ std::string EventName(const EventIntent& intent, const std::string& reporting_co
   return prefix + suffix;
 }
 
-EventRecorder::EventRecorder(const KubeClient& client, EventRecorderOptions options)
-    : client_(client), options_(std::move(options)) {}
+EventRecorder::EventRecorder(const KubeApi& client, EventRecorderOptions options)
+    : client_(client),
+      options_(std::move(options)),
+      clock_(options_.clock != nullptr ? *options_.clock : SystemClock()) {}
 
 EventRecorder::~EventRecorder() { Stop(); }
 
@@ -116,7 +118,7 @@ void EventRecorder::Count(int64_t EventCounts::*counter, std::string_view outcom
 
 void EventRecorder::Run() {
   std::unique_lock<std::mutex> lock(mu_);
-  SteadyTime last_forget = options_.now();
+  SteadyTime last_forget = clock_.Now();
   while (!stopping_) {
     // Wake for new Events, or when the earliest series with repeats to write is due. Only the
     // series waiting with repeats are looked at, so the remembered ones cost nothing here.
@@ -127,12 +129,7 @@ void EventRecorder::Run() {
     }
     if (queue_.empty()) {
       if (due) {
-        // The clock may be a test's: wait on the real one no longer than the interval.
-        const auto wait =
-            std::max(std::chrono::milliseconds(1),
-                     std::chrono::duration_cast<std::chrono::milliseconds>(*due - options_.now()));
-        cv_.wait_for(
-            lock, std::min(wait, std::max(options_.series_interval, std::chrono::milliseconds(1))));
+        clock_.WaitUntil(lock, cv_, *due, [this] { return stopping_ || !queue_.empty(); });
       } else {
         cv_.wait(lock);
       }
@@ -142,7 +139,7 @@ void EventRecorder::Run() {
     batch.swap(queue_);
     lock.unlock();
     for (EventIntent& intent : batch) Absorb(std::move(intent));
-    const SteadyTime now = options_.now();
+    const SteadyTime now = clock_.Now();
     for (auto it = waiting_.begin(); it != waiting_.end();) {
       Series& series = series_.at(*it);
       if (now - series.last_write >= options_.series_interval) Flush(series);
@@ -163,7 +160,7 @@ void EventRecorder::Absorb(EventIntent intent) {
   }
   intent.note = CutUtf8(intent.note, kMaxNoteBytes);
   const std::string key = SeriesKey(intent);
-  const SteadyTime now = options_.now();
+  const SteadyTime now = clock_.Now();
   const int64_t now_ms = NowUnixMs();
   auto found = series_.find(key);
   if (found == series_.end()) {
@@ -188,7 +185,7 @@ void EventRecorder::Absorb(EventIntent intent) {
 }
 
 void EventRecorder::Flush(Series& series) {
-  series.last_write = options_.now();
+  series.last_write = clock_.Now();
   const bool first =
       series.stored.is_null() && series.first_unix_ms == series.last_unix_ms && series.pending == 1;
   if (first) {
@@ -299,7 +296,8 @@ std::optional<KubeResponse> EventRecorder::Send(const std::string& method, const
     if (attempt >= options_.max_attempts) return std::nullopt;
     const double draw = options_.random ? options_.random() : Draw();
     if (cancel_.WaitFor(BackoffDelay(options_.first_backoff, std::chrono::milliseconds(10'000),
-                                     attempt - 1, draw))) {
+                                     attempt - 1, draw),
+                        clock_)) {
       return std::nullopt;
     }
   }

@@ -61,9 +61,9 @@ struct EventRecorderOptions {
   int max_attempts = 5;
   std::chrono::milliseconds first_backoff{500};  // core/backoff.h, up to 10 s
   std::function<double()> random;                // [0,1) for jitter; default: seeded engine
-  std::function<std::chrono::steady_clock::time_point()> now = [] {
-    return std::chrono::steady_clock::now();
-  };
+  // Series intervals, the forgetting of quiet series and back-off waits read this clock; it must
+  // outlive the recorder. Request deadlines are the transport's and stay on the real one.
+  const Clock* clock = &SystemClock();
   std::function<int64_t()> now_unix_ms;  // default: the system clock
   // The uid of an object whose Event came without one ("" when not known).
   std::function<std::string(const ObjectRef&)> resolve_uid;
@@ -85,7 +85,7 @@ std::string EventName(const EventIntent& intent, const std::string& reporting_co
 class EventRecorder {
  public:
   // `client` must outlive the recorder.
-  EventRecorder(const KubeClient& client, EventRecorderOptions options);
+  EventRecorder(const KubeApi& client, EventRecorderOptions options);
   ~EventRecorder();
   EventRecorder(const EventRecorder&) = delete;
   EventRecorder& operator=(const EventRecorder&) = delete;
@@ -124,8 +124,9 @@ class EventRecorder {
   void Forget(std::chrono::steady_clock::time_point now);
   int64_t NowUnixMs() const;
 
-  const KubeClient& client_;
+  const KubeApi& client_;
   const EventRecorderOptions options_;
+  const Clock& clock_;
 
   mutable std::mutex mu_;
   std::condition_variable cv_;

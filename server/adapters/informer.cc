@@ -3,21 +3,19 @@
 #include <algorithm>
 #include <random>
 
+#include "adapters/kube_client.h"
 #include "core/backoff.h"
 
 namespace cgpu {
 namespace {
-
-using Clock = std::chrono::steady_clock;
 
 // A watch that delivered nothing and closed sooner than this counts as a failure for back-off,
 // so a server that accepts and at once closes every watch is not hammered (client-go does the
 // same with its "very short watch" check).
 constexpr auto kHealthyWatch = std::chrono::seconds(1);
 
-int64_t NowNanos() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch())
-      .count();
+int64_t NanosOf(SteadyTime time) {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(time.time_since_epoch()).count();
 }
 
 std::string StringAt(const SimdjsonView& object, const char* outer, const char* inner) {
@@ -60,12 +58,13 @@ void InformerStats::SetLastError(std::string message) {
   last_error_ = std::move(message);
 }
 
-Informer::Informer(const KubeClient& client, InformerOptions options, WatchHandler& handler)
+Informer::Informer(const KubeApi& client, InformerOptions options, WatchHandler& handler)
     : client_(client),
       options_(std::move(options)),
       handler_(handler),
       random_(options_.random),
-      unwatched_since_ns_(NowNanos()) {
+      clock_(options_.clock != nullptr ? *options_.clock : SystemClock()),
+      unwatched_since_ns_(NanosOf(clock_.Now())) {
   if (!random_) {
     random_ = [engine = std::mt19937_64(std::random_device{}()),
                uniform = std::uniform_real_distribution<double>(0.0, 1.0)]() mutable {
@@ -113,7 +112,7 @@ std::chrono::milliseconds Informer::time_without_watch() const {
   const int64_t since = unwatched_since_ns_;
   if (since == 0) return std::chrono::milliseconds(0);
   return std::chrono::duration_cast<std::chrono::milliseconds>(
-      std::chrono::nanoseconds(std::max<int64_t>(0, NowNanos() - since)));
+      std::chrono::nanoseconds(std::max<int64_t>(0, NanosOf(clock_.Now()) - since)));
 }
 
 Informer::Outcome Informer::Fail(Outcome outcome, const std::string& message) {
@@ -156,12 +155,12 @@ void Informer::Run() {
         need_list = true;
         break;
     }
-    if (cancel_.WaitFor(Backoff(failures_))) return;
+    if (cancel_.WaitFor(Backoff(failures_), clock_)) return;
     failures_ = std::min(failures_ + 1, 30);
   }
 }
 
-ListResult ListCollection(const KubeClient& client, const ListRequest& request,
+ListResult ListCollection(const KubeApi& client, const ListRequest& request,
                           WatchHandler& handler) {
   ListResult result;
   auto cancelled = [&] { return request.cancel != nullptr && request.cancel->cancelled(); };
@@ -288,20 +287,20 @@ Informer::Outcome Informer::Watch() {
   Outcome event_outcome = Outcome::kStreamEnded;  // replaced when an event stops the stream
   int delivered = 0;
   simdjson::dom::parser parser;  // reused for every event of this stream
-  Clock::time_point opened_at = Clock::now();
+  SteadyTime opened_at = clock_.Now();
   const Status result = client_.Stream(
       path,
       [&](std::string_view line) { return HandleEvent(line, parser, event_outcome, delivered); },
       &status, &error_body, &cancel_,
       [&](int code) {
         if (code != 200) return;
-        opened_at = Clock::now();
+        opened_at = clock_.Now();
         ++stats_.watch_starts;
         watching_ = true;
         unwatched_since_ns_ = 0;
       });
   watching_ = false;
-  if (unwatched_since_ns_ == 0) unwatched_since_ns_ = NowNanos();
+  if (unwatched_since_ns_ == 0) unwatched_since_ns_ = NanosOf(clock_.Now());
   if (cancel_.cancelled()) return Outcome::kCancelled;
   if (status == 410) {
     stats_.SetLastError(options_.collection_path +
@@ -312,7 +311,7 @@ Informer::Outcome Informer::Watch() {
     const std::string why = status == 0 ? result.message() : DescribeHttpError(status, error_body);
     return Fail(Outcome::kRetry, "watch: " + why);
   }
-  if (delivered > 0 || Clock::now() - opened_at >= kHealthyWatch) failures_ = 0;
+  if (delivered > 0 || clock_.Now() - opened_at >= kHealthyWatch) failures_ = 0;
   if (event_outcome != Outcome::kStreamEnded) return event_outcome;
   if (!result.ok()) return Fail(Outcome::kStreamDropped, "watch dropped: " + result.message());
   return Outcome::kStreamEnded;

@@ -10,7 +10,8 @@
 // understood, or the handler threw. Every retry waits an exponential back-off with full jitter
 // (min_backoff * 2^n capped at max_backoff, times a random factor in [0,1)); n resets once a
 // watch has proved healthy (it delivered an event or stayed open for a second). Each request goes
-// through KubeClient, which re-reads a rotated token file, so a 401 heals on the next attempt.
+// through a KubeApi; KubeClient re-reads a rotated token file, so a 401 heals on the next attempt.
+// Back-off waits and the time a watch stayed open are read from InformerOptions::clock.
 //
 // Nothing escapes the thread: errors are counted in InformerStats, never thrown. Start() once;
 // Stop() cancels the open request (within ~10 ms even when the server is silent; a TCP connect
@@ -29,7 +30,7 @@
 #include <string_view>
 #include <thread>
 
-#include "adapters/kube_client.h"
+#include "adapters/kube_api.h"
 #include "adapters/simdjson_view.h"
 
 namespace cgpu {
@@ -72,6 +73,9 @@ struct InformerOptions {
   // the last resourceVersion. Keep below KubeClientOptions::stream_idle_timeout.
   int watch_timeout_seconds = 300;
   std::function<double()> random;  // [0,1) for jitter; default: std::random_device-seeded
+  // Back-off waits, the healthy-watch second and time_without_watch() read this clock; it must
+  // outlive the Informer.
+  const Clock* clock = &SystemClock();
 };
 
 // Counters readable from any thread.
@@ -131,13 +135,12 @@ struct ListResult {
   int smaller_pages = 0;  // pages asked for again with a smaller limit
 };
 
-ListResult ListCollection(const KubeClient& client, const ListRequest& request,
-                          WatchHandler& handler);
+ListResult ListCollection(const KubeApi& client, const ListRequest& request, WatchHandler& handler);
 
 class Informer {
  public:
   // `client` and `handler` must outlive the Informer.
-  Informer(const KubeClient& client, InformerOptions options, WatchHandler& handler);
+  Informer(const KubeApi& client, InformerOptions options, WatchHandler& handler);
   ~Informer();  // Stop()
   Informer(const Informer&) = delete;
   Informer& operator=(const Informer&) = delete;
@@ -175,17 +178,18 @@ class Informer {
   void SetResourceVersion(std::string resource_version);
   std::string WithQuery(const std::string& query) const;
 
-  const KubeClient& client_;
+  const KubeApi& client_;
   const InformerOptions options_;
   WatchHandler& handler_;
   std::function<double()> random_;  // informer thread only
+  const Clock& clock_;
 
   StreamCancel cancel_;
   std::mutex lifecycle_mu_;  // serialises Start and Stop
   std::thread thread_;       // guarded by lifecycle_mu_
   std::atomic<bool> synced_{false};
   std::atomic<bool> watching_{false};
-  // steady_clock nanoseconds since epoch at which the last watch closed; 0 while one is open.
+  // The clock's nanoseconds since its epoch at which the last watch closed; 0 while one is open.
   std::atomic<int64_t> unwatched_since_ns_;
   InformerStats stats_;
 

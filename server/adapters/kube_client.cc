@@ -116,10 +116,9 @@ bool StreamCancel::cancelled() const {
   return cancelled_;
 }
 
-bool StreamCancel::WaitFor(std::chrono::milliseconds duration) const {
+bool StreamCancel::WaitFor(std::chrono::milliseconds duration, const Clock& clock) const {
   std::unique_lock<std::mutex> lock(mu_);
-  cv_.wait_for(lock, duration, [this] { return cancelled_; });
-  return cancelled_;
+  return clock.WaitUntil(lock, cv_, clock.Now() + duration, [this] { return cancelled_; });
 }
 
 // ---- KubeClient ----

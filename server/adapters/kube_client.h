@@ -26,6 +26,7 @@
 #include <string_view>
 #include <vector>
 
+#include "adapters/kube_api.h"
 #include "adapters/kube_config.h"
 #include "core/status.h"
 
@@ -55,30 +56,7 @@ struct KubeClientOptions {
   size_t max_idle_connections = 8;
 };
 
-struct KubeResponse {
-  int status = 0;
-  std::string body;
-};
-
-// A request to abort a Stream (or a cancellable Get) that may be running on another thread.
-// Cancel() is sticky: once cancelled, every later Stream/Get with this object returns at once.
-// All methods are thread-safe. Must outlive the calls it is passed to.
-class StreamCancel {
- public:
-  void Cancel();
-  bool cancelled() const;
-  // Sleeps for `duration` or until Cancel(), whichever comes first; returns cancelled(). For
-  // back-off waits that must not delay a shutdown.
-  bool WaitFor(std::chrono::milliseconds duration) const;
-
- private:
-  friend class KubeClient;
-  mutable std::mutex mu_;
-  mutable std::condition_variable cv_;  // signalled on Cancel() and when a call finishes
-  bool cancelled_ = false;              // guarded by mu_
-};
-
-class KubeClient {
+class KubeClient final : public KubeApi {
  public:
   explicit KubeClient(KubeConfig config, KubeClientOptions options = {});
   ~KubeClient();
@@ -87,27 +65,27 @@ class KubeClient {
 
   // Plain GET (path includes the query, already escaped). Transport failure ->
   // Unavailable("GET /api/v1/pods: cannot connect to ..."). Any HTTP status is returned.
-  StatusOr<KubeResponse> Get(const std::string& path_and_query) const;
+  StatusOr<KubeResponse> Get(const std::string& path_and_query) const override;
   // The same, abandoned promptly when `cancel` fires (then Unavailable "... cancelled"). An
   // answer larger than `max_bytes` (0: max_response_bytes) is dropped as it arrives:
   // ResourceExhausted, with nothing kept.
   StatusOr<KubeResponse> Get(const std::string& path_and_query, StreamCancel* cancel,
-                             size_t max_bytes = 0) const;
+                             size_t max_bytes = 0) const override;
   // The same, given up at `deadline`: connecting, the TLS handshake and reading the answer all
   // count against it (then DeadlineExceeded "GET ...: no answer within the deadline"). For reads
   // on the admission path, where the API server itself is waiting for the answer.
   StatusOr<KubeResponse> Get(const std::string& path_and_query,
                              std::chrono::steady_clock::time_point deadline,
-                             size_t max_bytes = 0) const;
+                             size_t max_bytes = 0) const override;
 
   // PATCH with a content type, e.g. application/merge-patch+json.
   StatusOr<KubeResponse> Patch(const std::string& path, const std::string& content_type,
-                               const std::string& body) const;
+                               const std::string& body) const override;
   // POST (create) or PUT (replace) of a JSON object, given up at `deadline` like the Get above.
   // Any HTTP status is returned: 409 is the caller's to read (AlreadyExists, Conflict).
   StatusOr<KubeResponse> Write(const std::string& method, const std::string& path,
                                const std::string& json_body,
-                               std::chrono::steady_clock::time_point deadline) const;
+                               std::chrono::steady_clock::time_point deadline) const override;
 
   // Streaming GET for watches. Calls `on_line` for each complete '\n'-terminated, non-empty line
   // of the body (without the '\n') as it arrives, on the calling thread; a partial last line of
@@ -121,11 +99,12 @@ class KubeClient {
   Status Stream(const std::string& path_and_query,
                 const std::function<bool(std::string_view line)>& on_line, int* status_out,
                 std::string* error_body, StreamCancel* cancel,
-                const std::function<void(int status)>& on_response = nullptr) const;
+                const std::function<void(int status)>& on_response = nullptr) const override;
 
   const KubeConfig& config() const { return config_; }
   // "https://host:port (source)", for messages.
-  std::string Describe() const;
+  std::string Describe() const override;
+  std::string CredentialSource() const override { return config_.source; }
 
  private:
   struct Exchange;

@@ -2,6 +2,7 @@
 
 #include <utility>
 
+#include "adapters/kube_client.h"
 #include "adapters/node_label_patch.h"
 #include "core/max_pod_label.h"
 
@@ -22,7 +23,7 @@ LabelSyncOutcome Refused(const std::string& verb, const std::string& node,
 
 }  // namespace
 
-LabelSyncOutcome SyncNodeLabels(const KubeClient& client, const std::string& node,
+LabelSyncOutcome SyncNodeLabels(const KubeApi& client, const std::string& node,
                                 const LabelChange& desired, int max_pod_label) {
   StatusOr<KubeResponse> got = client.Get(NodePath(node));
   if (!got.ok()) return {LabelSyncResult::kFailed, got.status().message()};

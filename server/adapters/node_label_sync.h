@@ -4,14 +4,14 @@
 //
 // The outcome says what happened in words fit for the agent's log: a refusal names the RBAC the
 // agent needs, since no retry fixes it; every other failure is worth retrying. Thread-safe as far
-// as the KubeClient is; nothing here keeps state between passes.
+// as the KubeApi is; nothing here keeps state between passes.
 #pragma once
 
 #include <map>
 #include <optional>
 #include <string>
 
-#include "adapters/kube_client.h"
+#include "adapters/kube_api.h"
 #include "core/host_facts.h"
 
 namespace cgpu {
@@ -30,7 +30,7 @@ struct LabelSyncOutcome {
 
 // Brings `node`'s owned labels to `desired` (a value to set, nullopt to remove), and when
 // `max_pod_label` is above 0 also the max-pod label, as MaxPodLabelToWrite says (0 leaves it).
-LabelSyncOutcome SyncNodeLabels(const KubeClient& client, const std::string& node,
+LabelSyncOutcome SyncNodeLabels(const KubeApi& client, const std::string& node,
                                 const LabelChange& desired, int max_pod_label);
 
 }  // namespace cgpu

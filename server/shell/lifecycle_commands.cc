@@ -20,7 +20,7 @@
 namespace cgpu {
 namespace {
 
-using Clock = std::chrono::steady_clock;
+using SteadyClock = std::chrono::steady_clock;
 
 struct UnregisterOptions {
   std::string webhook_config;
@@ -60,14 +60,15 @@ std::optional<int> Parse(const std::vector<std::string>& args, const std::vector
 
 // Waits before retry number `retry` (core/backoff.h, from `first` up to 5 s), never past
 // `deadline`; false when no time is left. A command, not a server: sleeping is what it should do.
-bool PauseBeforeRetry(Clock::time_point deadline, std::chrono::milliseconds first, int& retry) {
-  const auto now = Clock::now();
+bool PauseBeforeRetry(SteadyClock::time_point deadline, std::chrono::milliseconds first,
+                      int& retry) {
+  const auto now = SteadyClock::now();
   if (now >= deadline) return false;
   thread_local std::mt19937_64 engine(std::random_device{}());
   const auto wait = BackoffDelay(first, std::chrono::milliseconds(5'000), retry++,
                                  std::uniform_real_distribution<double>(0.0, 1.0)(engine));
-  std::this_thread::sleep_for(std::min<Clock::duration>(wait, deadline - now));
-  return Clock::now() < deadline;
+  std::this_thread::sleep_for(std::min<SteadyClock::duration>(wait, deadline - now));
+  return SteadyClock::now() < deadline;
 }
 
 }  // namespace
@@ -113,12 +114,12 @@ int RunUnregisterCommand(const std::vector<std::string>& args) {
   const std::string path =
       "/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations/" +
       EscapeQueryValue(options.webhook_config);
-  const auto deadline = Clock::now() + options.timeout;
+  const auto deadline = SteadyClock::now() + options.timeout;
   int retry = 0;
   std::string last_error;
   do {
     StatusOr<KubeResponse> answer = client.Write(
-        "DELETE", path, "", std::min(deadline, Clock::now() + std::chrono::seconds(10)));
+        "DELETE", path, "", std::min(deadline, SteadyClock::now() + std::chrono::seconds(10)));
     if (answer.ok()) {
       if (answer->status == 200 || answer->status == 202) {
         std::cout << "cgpu-guard unregister: deleted ValidatingWebhookConfiguration "
@@ -287,7 +288,7 @@ int RunSelftestCommand(const std::vector<std::string>& args) {
     std::cerr << "cgpu-guard selftest: --ready-url must be http://...\n";
     return kExitUsage;
   }
-  const auto deadline = Clock::now() + options.timeout;
+  const auto deadline = SteadyClock::now() + options.timeout;
   int retry = 0;
   int attempt = 0;
   std::string problem;

@@ -160,8 +160,7 @@ ClaimStore MakeClaimStore(const ServeOptions& options, const ClusterSource& clus
 
 // Events on pods and nodes, written over the background client. A pod's uid, when the review did
 // not carry it (a binding from the legacy endpoint), comes from the cache, else from a read.
-std::unique_ptr<EventRecorder> MakeEventRecorder(const ServeOptions& options,
-                                                 const KubeClient& client,
+std::unique_ptr<EventRecorder> MakeEventRecorder(const ServeOptions& options, const KubeApi& client,
                                                  const ClusterCache& cache, Metrics& metrics) {
   EventRecorderOptions recorder;
   recorder.reporting_instance = options.replica_name;

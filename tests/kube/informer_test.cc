@@ -1,5 +1,9 @@
 // The informer against the fake API server: paged lists, watch events, bookmarks, dropped and
-// expired watches, expired continue tokens, errors with back-off, and a prompt Stop().
+// expired watches, expired continue tokens, errors with back-off, and a prompt Stop(). Most tests
+// reach the fake in memory (MemoryKubeApi) on a FakeClock, so back-off delays are exact and
+// nothing waits on real time; InformerOverHttpsTest keeps what needs the HTTPS client (token
+// rotation, answers dropped past the byte bound as they arrive, cancelling a request on the
+// wire).
 #include "adapters/informer.h"
 
 #include <gtest/gtest.h>
@@ -9,19 +13,25 @@
 #include <map>
 #include <set>
 
+#include "adapters/kube_client.h"
 #include "adapters/object_view_reader.h"
 #include "support/fake_api_server.h"
 #include "support/fake_api_server_config.h"
+#include "support/fake_clock.h"
+#include "support/memory_kube_api.h"
 
 namespace cgpu {
 namespace {
 
 using nlohmann::json;
 using testing::FakeApiServer;
+using testing::FakeApiStore;
+using testing::FakeClock;
+using testing::MemoryKubeApi;
 using testing::RequestKind;
 using testing::WaitUntil;
 using namespace std::chrono_literals;
-using Clock = std::chrono::steady_clock;
+using SteadyClock = std::chrono::steady_clock;
 
 json Pod(const std::string& name, const std::string& node = "node-a",
          const std::string& phase = "Running") {
@@ -95,24 +105,56 @@ class Recorder : public WatchHandler {
   std::vector<std::string> log_;
 };
 
+enum class Transport { kMemory, kHttps };
+
 class InformerTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    KubeConfig config = testing::ConfigFor(server_);
-    config.token_file = token_dir_ + "/token";
-    testing::WriteFile(config.token_file, "token-1");
-    KubeClientOptions client_options;
-    client_options.version = "test";
-    client_ = std::make_unique<KubeClient>(config, client_options);
+  explicit InformerTest(Transport transport = Transport::kMemory)
+      : owned_(transport == Transport::kHttps ? std::make_unique<FakeApiServer>()
+                                              : std::make_unique<FakeApiStore>()),
+        server_(*owned_) {
+    if (transport == Transport::kHttps) {
+      KubeConfig config = testing::ConfigFor(static_cast<FakeApiServer&>(server_));
+      config.token_file = token_dir_ + "/token";
+      testing::WriteFile(config.token_file, "token-1");
+      KubeClientOptions client_options;
+      client_options.version = "test";
+      client_ = std::make_unique<KubeClient>(config, client_options);
+    } else {
+      client_ = std::make_unique<MemoryKubeApi>(server_, testing::MemoryKubeApiOptions{"token-1"});
+    }
     options_.page_size = 3;
     options_.min_backoff = 5ms;
     options_.max_backoff = 50ms;
     options_.random = [] { return 1.0; };  // deterministic: the whole back-off each time
+    options_.clock = &clock_;
   }
 
+  void TearDown() override {
+    informer_.reset();
+    stop_driver_ = true;
+    if (driver_.joinable()) driver_.join();
+  }
+
+  // Unless a test drives the clock itself (drive_clock_ = false), every back-off the informer
+  // begins is let go at once: the fake time moves to its end.
   void Start() {
     informer_ = std::make_unique<Informer>(*client_, options_, recorder_);
+    if (drive_clock_ && !driver_.joinable()) {
+      driver_ = std::thread([this] {
+        while (!stop_driver_) {
+          if (clock_.WaitForSleepers(1, 5ms) && clock_.AdvanceToNextDeadline() == 0ns) {
+            std::this_thread::yield();  // the sleeper is on its way out
+          }
+        }
+      });
+    }
     informer_->Start();
+  }
+
+  // Waits until the informer has begun its `n`-th back-off (counted from the start).
+  bool BackOffBegun(size_t n) const {
+    return WaitUntil([&] { return clock_.waits().size() >= n && clock_.sleepers() == 1; });
   }
 
   void StartAndSync() {
@@ -133,18 +175,28 @@ class InformerTest : public ::testing::Test {
     return watches;
   }
 
-  FakeApiServer server_;
+  std::unique_ptr<FakeApiStore> owned_;
+  FakeApiStore& server_;  // the fake API server, reached through client_
   std::string token_dir_ = testing::MakeTempDir();
-  std::unique_ptr<KubeClient> client_;
+  std::unique_ptr<KubeApi> client_;
   InformerOptions options_;
   Recorder recorder_;
+  FakeClock clock_;
+  bool drive_clock_ = true;
+  std::atomic<bool> stop_driver_{false};
+  std::thread driver_;
   std::unique_ptr<Informer> informer_;  // declared last: stopped before the rest goes
+};
+
+class InformerOverHttpsTest : public InformerTest {
+ protected:
+  InformerOverHttpsTest() : InformerTest(Transport::kHttps) {}
 };
 
 // Pods near etcd's 1.5 MiB object limit: a page past max_page_bytes is never kept whole; the
 // same page is asked for again with half the limit (the continue token holds), and the list
 // completes with every pod, one or two at a time.
-TEST_F(InformerTest, PagesPastTheByteBoundAreAskedForAgainSmaller) {
+TEST_F(InformerOverHttpsTest, PagesPastTheByteBoundAreAskedForAgainSmaller) {
   for (int i = 0; i < 9; ++i) {
     nlohmann::json pod = Pod("big" + std::to_string(i));
     pod["metadata"]["annotations"]["filler"] = std::string(1'400'000, 'x');
@@ -167,7 +219,7 @@ TEST_F(InformerTest, PagesPastTheByteBoundAreAskedForAgainSmaller) {
   EXPECT_EQ(informer_->stats().errors, 0);
 }
 
-TEST_F(InformerTest, InitialPagedListDeliversEverythingThenWatchesFromItsVersion) {
+TEST_F(InformerOverHttpsTest, InitialPagedListDeliversEverythingThenWatchesFromItsVersion) {
   for (int i = 0; i < 7; ++i) server_.Add("pods", Pod("p" + std::to_string(i)));
   const std::string list_version = Rv();
   Start();
@@ -269,7 +321,7 @@ TEST_F(InformerTest, WatchEndedByTheServerTimeoutIsReopened) {
 
 // The informer misses a deletion (its watch is gone and history compacted): only the relist's
 // OnListEnd can tell the handler the object is gone.
-void ExpireWhileAway(FakeApiServer& server) {
+void ExpireWhileAway(FakeApiStore& server) {
   server.PauseWatches();
   server.Delete("pods", "doomed", "default");
   server.Add("pods", Pod("newcomer"));
@@ -331,10 +383,16 @@ TEST_F(InformerTest, ExpiredContinueTokenRestartsTheList) {
 TEST_F(InformerTest, ServerErrorsBackOffThenRecover) {
   server_.Add("pods", Pod("a"));
   server_.FailNext(3, 500, RequestKind::kList);
-  const auto start = Clock::now();
-  StartAndSync();
-  // Back-off 5, 10, 20 ms with the jitter factor pinned at 1.
-  EXPECT_GE(Clock::now() - start, 35ms);
+  drive_clock_ = false;
+  Start();
+  for (size_t n = 1; n <= 3; ++n) {
+    ASSERT_TRUE(BackOffBegun(n));
+    EXPECT_FALSE(informer_->synced());
+    clock_.AdvanceToNextDeadline();
+  }
+  ASSERT_TRUE(WaitUntil([&] { return informer_->synced() && informer_->watching(); }));
+  // Back-off 5, 10, 20 ms with the jitter factor pinned at 1; none since.
+  EXPECT_EQ(clock_.waits(), (std::vector<std::chrono::nanoseconds>{5ms, 10ms, 20ms}));
   EXPECT_EQ(informer_->stats().errors, 3);
   EXPECT_NE(informer_->stats().last_error().find("HTTP 500"), std::string::npos)
       << informer_->stats().last_error();
@@ -346,20 +404,25 @@ TEST_F(InformerTest, ServerErrorsBackOffThenRecover) {
 TEST_F(InformerTest, TimeWithoutWatchCountsOnlyWhileNoWatchIsOpen) {
   options_.min_backoff = 100ms;
   options_.max_backoff = 100ms;
+  drive_clock_ = false;
   Start();
   ASSERT_TRUE(WaitUntil([&] { return informer_->watching(); }));
   EXPECT_EQ(informer_->time_without_watch(), 0ms);
   // The API server refuses every watch: the time grows with each failed attempt.
   server_.FailNext(1000, 500, RequestKind::kWatch);
   server_.DropWatches();
-  ASSERT_TRUE(WaitUntil([&] { return !informer_->watching(); }));
-  std::this_thread::sleep_for(300ms);
-  const auto down = informer_->time_without_watch();
-  EXPECT_GE(down, 250ms);
-  EXPECT_LT(down, 5000ms);
-  EXPECT_GE(informer_->stats().errors, 2);
+  ASSERT_TRUE(BackOffBegun(1));
+  EXPECT_FALSE(informer_->watching());
+  EXPECT_EQ(informer_->time_without_watch(), 0ms);  // no time has passed yet
+  for (size_t n = 2; n <= 4; ++n) {
+    clock_.AdvanceToNextDeadline();
+    ASSERT_TRUE(BackOffBegun(n));  // the next watch was refused
+  }
+  EXPECT_EQ(informer_->time_without_watch(), 300ms);
+  EXPECT_EQ(informer_->stats().errors, 4);  // the drop and three refusals
   // It heals: zero again once a watch is open.
   server_.ClearFaults();
+  clock_.AdvanceToNextDeadline();
   ASSERT_TRUE(WaitUntil([&] { return informer_->watching(); }));
   EXPECT_EQ(informer_->time_without_watch(), 0ms);
 }
@@ -373,14 +436,13 @@ TEST_F(InformerTest, BackOffGrowsAndIsCapped) {
     return 0.5;
   };
   server_.FailNext(5, 503, RequestKind::kList);
-  const auto start = Clock::now();
   StartAndSync();
-  // 0.5 x (10, 20, 40, 40, 40) = 75 ms at least.
-  EXPECT_GE(Clock::now() - start, 75ms);
+  // 0.5 x (10, 20, 40, 40, 40): doubled each time up to the cap, times the draw.
+  EXPECT_EQ(clock_.waits(), (std::vector<std::chrono::nanoseconds>{5ms, 10ms, 20ms, 20ms, 20ms}));
   EXPECT_EQ(draws, 5);
 }
 
-TEST_F(InformerTest, UnauthorizedRecoversOnceTheTokenFileIsRotated) {
+TEST_F(InformerOverHttpsTest, UnauthorizedRecoversOnceTheTokenFileIsRotated) {
   server_.RequireToken("token-2");
   Start();
   ASSERT_TRUE(WaitUntil([&] { return informer_->stats().errors >= 2; }));
@@ -567,35 +629,50 @@ TEST_F(InformerTest, CollectionWithFieldSelector) {
   EXPECT_EQ(Watches()[0].params.at("fieldSelector"), "spec.nodeName=node-b");
 }
 
-TEST_F(InformerTest, StopIsPromptWhileTheWatchIsIdle) {
+// Stop() cancels the stream on the wire: with the server silent for longer than the test may
+// run (its idle timeout is minutes), only the cancellation can end it.
+TEST_F(InformerOverHttpsTest, StopEndsAnIdleWatch) {
   StartAndSync();
-  std::this_thread::sleep_for(50ms);  // idle: the stream sits in a blocking read
-  const auto start = Clock::now();
+  ASSERT_TRUE(WaitUntil([&] { return server_.open_watches() == 1; }));
+  const auto start = SteadyClock::now();
   informer_->Stop();
-  const auto latency = Clock::now() - start;
-  EXPECT_LT(latency, 1s);
+  const auto latency = SteadyClock::now() - start;
   EXPECT_FALSE(informer_->watching());
+  ASSERT_TRUE(WaitUntil([&] { return server_.open_watches() == 0; }));
   std::printf("[ measure  ] informer Stop() with an idle watch: %.2f ms\n",
               std::chrono::duration<double, std::milli>(latency).count());
 }
 
-TEST_F(InformerTest, StopIsPromptDuringBackOffAndDuringASlowList) {
+// A list whose answer the server holds back: Stop() abandons the request in flight.
+TEST_F(InformerOverHttpsTest, StopEndsAListWaitingForItsAnswer) {
+  server_.HoldNextAnswer(
+      [](const testing::RecordedRequest& request) { return request.kind == RequestKind::kList; });
+  Start();
+  ASSERT_TRUE(WaitUntil([&] { return server_.held_answer_waiting(); }));
+  informer_->Stop();
+  EXPECT_FALSE(informer_->synced());
+  server_.ReleaseHeldAnswer();
+}
+
+// A back-off of 30 s that the fake clock never reaches: only Stop() can end it.
+TEST_F(InformerTest, StopEndsABackOff) {
   options_.min_backoff = 30s;
   options_.max_backoff = 30s;
+  drive_clock_ = false;
   server_.FailNext(1, 500, RequestKind::kList);
   Start();
-  ASSERT_TRUE(WaitUntil([&] { return informer_->stats().errors == 1; }));
-  auto start = Clock::now();
+  ASSERT_TRUE(BackOffBegun(1));
   informer_->Stop();
-  EXPECT_LT(Clock::now() - start, 1s);
+  EXPECT_EQ(clock_.sleepers(), 0);
+  EXPECT_EQ(informer_->stats().errors, 1);
+  EXPECT_EQ(server_.CountRequests(RequestKind::kList), 1);
+}
 
-  server_.SetDelay(30s);
-  Start();
-  std::this_thread::sleep_for(100ms);  // the list request is now waiting for its answer
-  start = Clock::now();
+TEST_F(InformerTest, StopEndsAnIdleWatchInMemory) {
+  StartAndSync();
   informer_->Stop();
-  EXPECT_LT(Clock::now() - start, 1s);
-  server_.SetDelay(0ms);
+  EXPECT_FALSE(informer_->watching());
+  EXPECT_EQ(server_.open_watches(), 0);
 }
 
 TEST_F(InformerTest, StopWithoutStartAndTwice) {

@@ -15,6 +15,7 @@
 
 #include "support/fake_api_server.h"
 #include "support/fake_api_server_config.h"
+#include "support/fake_clock.h"
 #include "support/test_certificates.h"
 
 namespace cgpu {
@@ -24,7 +25,7 @@ using nlohmann::json;
 using testing::FakeApiServer;
 using testing::RequestKind;
 using namespace std::chrono_literals;
-using Clock = std::chrono::steady_clock;
+using SteadyClock = std::chrono::steady_clock;
 
 json Node(const std::string& name) {
   return {{"metadata", {{"name", name}, {"labels", {{"zone", "a"}}}}}, {"spec", json::object()}};
@@ -38,7 +39,7 @@ KubeClientOptions Options() {
   return options;
 }
 
-double Millis(Clock::duration duration) {
+double Millis(SteadyClock::duration duration) {
   return std::chrono::duration<double, std::milli>(duration).count();
 }
 
@@ -344,12 +345,12 @@ TEST(KubeClientTest, CancelEndsAnIdleStreamPromptly) {
         "/api/v1/pods?watch=1&resourceVersion=1", [](std::string_view) { return true; }, &status,
         nullptr, &cancel, [&](int) { opened = true; });
   });
-  ASSERT_TRUE(testing::WaitUntil([&] { return opened.load(); }));
-  std::this_thread::sleep_for(50ms);  // let the stream settle into its blocking read
-  const auto start = Clock::now();
+  // Open at both ends, with nothing to send: the client sits in its blocking read.
+  ASSERT_TRUE(testing::WaitUntil([&] { return opened.load() && server.open_watches() == 1; }));
+  const auto start = SteadyClock::now();
   cancel.Cancel();
   ASSERT_EQ(result.wait_for(5s), std::future_status::ready);
-  const auto latency = Clock::now() - start;
+  const auto latency = SteadyClock::now() - start;
   const Status cancelled = result.get();
   EXPECT_EQ(cancelled.code(), StatusCode::kUnavailable);
   EXPECT_NE(cancelled.message().find("cancelled"), std::string::npos) << cancelled.message();
@@ -371,18 +372,22 @@ TEST(KubeClientTest, CancelEndsAnIdleStreamPromptly) {
 
 TEST(KubeClientTest, CancelLandsWhileTheServerHasNotAnsweredYet) {
   FakeApiServer server;
-  server.SetDelay(20s);  // headers never come within the test
+  // The request arrives, and its answer (headers included) is held until the test ends.
+  server.HoldNextAnswer([](const testing::RecordedRequest&) { return true; });
   KubeClient client(ConfigFor(server), Options());
   StreamCancel cancel;
   std::future<StatusOr<KubeResponse>> result =
       std::async(std::launch::async, [&] { return client.Get("/api/v1/pods", &cancel); });
-  std::this_thread::sleep_for(100ms);
-  const auto start = Clock::now();
+  ASSERT_TRUE(testing::WaitUntil([&] { return server.held_answer_waiting(); }));
+  const auto start = SteadyClock::now();
   cancel.Cancel();
   ASSERT_EQ(result.wait_for(5s), std::future_status::ready);
-  EXPECT_LT(Clock::now() - start, 1s);
-  EXPECT_FALSE(result.get().ok());
-  server.SetDelay(0ms);
+  EXPECT_LT(SteadyClock::now() - start, 1s);
+  const auto cancelled = result.get();
+  ASSERT_FALSE(cancelled.ok());
+  EXPECT_NE(cancelled.status().message().find("cancelled"), std::string::npos)
+      << cancelled.status().message();
+  server.ReleaseHeldAnswer();
 }
 
 // Cancel at every moment of a call's life, including before it has connected, when httplib's
@@ -401,27 +406,33 @@ TEST(KubeClientTest, CancelRacingTheConnectionIsNeverLost) {
           nullptr, &cancel);
     });
     std::this_thread::sleep_for(std::chrono::microseconds(i * 250));
-    const auto start = Clock::now();
+    const auto start = SteadyClock::now();
     cancel.Cancel();
     ASSERT_EQ(result.wait_for(5s), std::future_status::ready) << "iteration " << i;
-    EXPECT_LT(Clock::now() - start, 1s) << "iteration " << i;
+    EXPECT_LT(SteadyClock::now() - start, 1s) << "iteration " << i;
     EXPECT_FALSE(result.get().ok());
   }
   server.SetDelay(0ms);
 }
 
-TEST(KubeClientTest, StreamCancelWaitForReturnsEarlyOnCancel) {
+TEST(KubeClientTest, StreamCancelWaitForEndsWithItsClockOrOnCancel) {
   StreamCancel cancel;
-  EXPECT_FALSE(cancel.WaitFor(1ms));
-  std::thread canceller([&] {
-    std::this_thread::sleep_for(20ms);
-    cancel.Cancel();
-  });
-  const auto start = Clock::now();
-  EXPECT_TRUE(cancel.WaitFor(10s));
-  EXPECT_LT(Clock::now() - start, 5s);
-  canceller.join();
-  EXPECT_TRUE(cancel.cancelled());
+  EXPECT_FALSE(cancel.WaitFor(1ms));  // the system clock
+  testing::FakeClock clock;
+  std::future<bool> timed =
+      std::async(std::launch::async, [&] { return cancel.WaitFor(10s, clock); });
+  ASSERT_TRUE(clock.WaitForSleepers(1));
+  clock.Advance(9s);
+  EXPECT_EQ(timed.wait_for(20ms), std::future_status::timeout);  // 1 s of fake time to go
+  clock.Advance(1s);
+  EXPECT_FALSE(timed.get());  // the time ran out; not cancelled
+
+  std::future<bool> cancelled =
+      std::async(std::launch::async, [&] { return cancel.WaitFor(10s, clock); });
+  ASSERT_TRUE(clock.WaitForSleepers(1));
+  cancel.Cancel();
+  EXPECT_TRUE(cancelled.get());  // without any fake time passing
+  EXPECT_EQ(clock.waits(), (std::vector<std::chrono::nanoseconds>{10s, 10s}));
 }
 
 TEST(EscapeQueryValueTest, EscapesAllButUnreserved) {

@@ -1,25 +1,25 @@
-// The claims' Lease over the real client against the tests' API server, which answers creates and
+// The claims' Lease through a KubeApi answered in memory by the tests' API server (FakeApiStore),
+// which answers creates and
 // updates with the API server's optimistic concurrency: 201, 409 AlreadyExists, 200, 409
 // Conflict on a resourceVersion that moved on, 404.
 #include "adapters/claim_lease.h"
 
 #include <gtest/gtest.h>
 
-#include "adapters/kube_config.h"
-#include "support/fake_api_server.h"
-#include "support/fake_api_server_config.h"
+#include "support/fake_api_store.h"
+#include "support/memory_kube_api.h"
 
 namespace cgpu {
 namespace {
 
 using nlohmann::json;
-using testing::FakeApiServer;
+using testing::FakeApiStore;
 using testing::RequestKind;
 
 class ClaimLeaseTest : public ::testing::Test {
  protected:
   ClaimLeaseTest() {
-    client_ = std::make_unique<KubeClient>(testing::ConfigFor(api_));
+    client_ = std::make_unique<testing::MemoryKubeApi>(api_);
     store_ = LeaseClaimStore(*client_, "cgpu-guard", "replica-a", std::chrono::seconds(60),
                              [] { return int64_t{1'800'000'000'123}; });
   }
@@ -28,8 +28,8 @@ class ClaimLeaseTest : public ::testing::Test {
     return std::chrono::steady_clock::now() + std::chrono::seconds(20);
   }
 
-  FakeApiServer api_;
-  std::unique_ptr<KubeClient> client_;
+  FakeApiStore api_;
+  std::unique_ptr<KubeApi> client_;
   ClaimStore store_;
 };
 

@@ -1,22 +1,22 @@
-// The cluster cache fed by real informers from the tests' local API server (FakeApiServer: real
-// HTTPS, the real list/watch wire format), and the admission controller's live reads: counts
-// converge through drops, 410 Gone and relists, and bindings are judged on them.
+// The cluster cache fed by real informers from the tests' API server (FakeApiStore, reached in
+// memory through MemoryKubeApi: the real list/watch wire format, the watch cache and its lag),
+// and the admission controller's live reads: counts converge through drops, 410 Gone and
+// relists, and bindings are judged on them.
 #include "adapters/cluster_watch.h"
 
 #include <gtest/gtest.h>
 
 #include "adapters/embedded_rules.h"
-#include "adapters/kube_config.h"
 #include "adapters/review_facts_reader.h"
 #include "cluster/cluster_objects.h"
-#include "support/fake_api_server.h"
-#include "support/fake_api_server_config.h"
+#include "support/fake_api_store.h"
+#include "support/memory_kube_api.h"
 
 namespace cgpu {
 namespace {
 
 using nlohmann::json;
-using testing::FakeApiServer;
+using testing::FakeApiStore;
 using testing::MakeNode;
 using testing::MakePod;
 using testing::PodSpec;
@@ -27,10 +27,9 @@ NodeFactsReader Reader() { return NodeFactsReader::Create(FactSources{}, Embedde
 class ClusterWatchTest : public ::testing::Test {
  protected:
   ClusterWatchTest() : cache_(EmbeddedRules(), Reader(), {}), facts_(Reader()) {
-    KubeConfig config = testing::ConfigFor(api_);
-    config.token = "t0ken";
     api_.RequireToken("t0ken");
-    client_ = std::make_unique<KubeClient>(config);
+    client_ =
+        std::make_unique<testing::MemoryKubeApi>(api_, testing::MemoryKubeApiOptions{"t0ken"});
   }
   ~ClusterWatchTest() override { Stop(); }
 
@@ -75,10 +74,10 @@ class ClusterWatchTest : public ::testing::Test {
     return controller.Admit(facts_.Read(std::get<DecodedReview>(decoded)));
   }
 
-  FakeApiServer api_;
+  FakeApiStore api_;
   ClusterCache cache_;
   ReviewFactsReader facts_;
-  std::unique_ptr<KubeClient> client_;
+  std::unique_ptr<KubeApi> client_;
   PodWatchHandler pod_handler_{cache_};
   NodeWatchHandler node_handler_{cache_};
   std::unique_ptr<Informer> node_informer_;

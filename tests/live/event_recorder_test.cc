@@ -1,21 +1,23 @@
-// The Event recorder over the real client against the tests' API server, which validates Events
+// The Event recorder through a KubeApi answered in memory by the tests' API server (FakeApiStore),
+// on a fake clock, against a store which validates Events
 // as the real one does (support/fake_event_rules.h): required fields, the 1 kB note, a series of
 // at least 2, and nothing but the series changing on update.
 #include "adapters/event_recorder.h"
 
 #include <gtest/gtest.h>
 
-#include "adapters/kube_config.h"
-#include "support/fake_api_server.h"
-#include "support/fake_api_server_config.h"
+#include "support/fake_api_store.h"
+#include "support/fake_clock.h"
+#include "support/memory_kube_api.h"
 
 namespace cgpu {
 namespace {
 
 using nlohmann::json;
-using testing::FakeApiServer;
+using testing::FakeApiStore;
 using testing::RequestKind;
 using testing::WaitUntil;
+using namespace std::chrono_literals;
 
 EventIntent GpuFullOn(const std::string& pod, const std::string& uid = "uid-train") {
   EventIntent event;
@@ -65,11 +67,13 @@ json WrittenElsewhere(const EventIntent& intent, const std::string& instance,
 class EventRecorderTest : public ::testing::Test {
  protected:
   EventRecorderTest() {
-    client_ = std::make_unique<KubeClient>(testing::ConfigFor(api_));
+    client_ = std::make_unique<testing::MemoryKubeApi>(api_);
     options_.reporting_instance = "cgpu-guard-0";
     options_.series_interval = std::chrono::milliseconds(0);
     options_.first_backoff = std::chrono::milliseconds(1);
     options_.now_unix_ms = [] { return int64_t{1'800'000'000'123}; };
+    options_.random = [] { return 1.0; };  // the whole back-off each time
+    options_.clock = &clock_;
   }
 
   void Start() {
@@ -89,8 +93,9 @@ class EventRecorderTest : public ::testing::Test {
     return event->contains("series") ? (*event)["series"]["count"].get<int64_t>() : 1;
   }
 
-  FakeApiServer api_;
-  std::unique_ptr<KubeClient> client_;
+  FakeApiStore api_;
+  std::unique_ptr<KubeApi> client_;
+  testing::FakeClock clock_;
   EventRecorderOptions options_;
   std::unique_ptr<EventRecorder> recorder_;
 };
@@ -233,10 +238,19 @@ TEST_F(EventRecorderTest, RefusalsFailAtOnceAndServerErrorsAreRetried) {
 
   api_.FailNext(2, 503, RequestKind::kCreate);
   ASSERT_TRUE(recorder_->Record(GpuFullOn("b")));
+  // Each 503 is retried after a back-off on the recorder's clock, which only the test moves.
+  for (size_t retry = 1; retry <= 2; ++retry) {
+    ASSERT_TRUE(
+        WaitUntil([&] { return clock_.waits().size() >= retry && clock_.sleepers() == 1; }));
+    EXPECT_FALSE(Stored(GpuFullOn("b")).has_value());
+    clock_.AdvanceToNextDeadline();
+  }
   ASSERT_TRUE(WaitUntil([&] { return Stored(GpuFullOn("b")).has_value(); }));
   // 403, then 503, 503 and the create that went through (logged as its answer leaves).
   EXPECT_TRUE(WaitUntil([&] { return api_.CountRequests(RequestKind::kCreate) == 4; }));
   EXPECT_EQ(recorder_->counts().failed, 1);
+  // first_backoff (1 ms), doubled.
+  EXPECT_EQ(clock_.waits(), (std::vector<std::chrono::nanoseconds>{1ms, 2ms}));
 }
 
 TEST_F(EventRecorderTest, ALongNoteIsCutToTheApisLimitOnACharacterBoundary) {
