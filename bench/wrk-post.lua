@@ -22,9 +22,10 @@ function response(status, headers, response_body)
   answered = answered + 1
   if max_requests > 0 and answered == max_requests then
     -- wrk's main thread sleeps for all of -d unless interrupted: end the run as Ctrl-C does
-    -- (wrk then stops every thread and reports as usual). The shell's parent is wrk.
+    -- (wrk then stops every thread and reports as usual). The shell's parent is wrk; popen,
+    -- unlike os.execute, leaves wrk's SIGINT handler in place meanwhile.
     wrk.thread:stop()
-    os.execute("kill -INT $PPID")
+    io.popen("kill -INT $PPID"):close()
   end
 end
 
