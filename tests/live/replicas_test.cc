@@ -28,9 +28,9 @@ using testing::WaitUntil;
 constexpr char kLeases[] = "/apis/coordination.k8s.io/v1/namespaces/cgpu-guard/leases";
 
 #ifdef CGPU_SANITIZED
-constexpr int kRounds = 3;  // a sanitizer build is 5-20 times slower; the plain build runs 20
+constexpr int kRounds = 3;  // a sanitizer build is 5-20 times slower; the plain build runs 5
 #else
-constexpr int kRounds = 20;
+constexpr int kRounds = 5;
 #endif
 
 class ReplicasTest : public LiveServeTest {
