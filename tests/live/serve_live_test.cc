@@ -221,7 +221,12 @@ TEST_F(ServeLiveTest, FailOpenAllowsPlacementsOnAStaleStateWithAWarning) {
 TEST_F(ServeLiveTest, UnreachableApiServerKeepsItNotReadyAndSaysWhy) {
   api_.Stop();
   Serve();
-  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  // Once both lists have been tried and failed, it is still not ready, and says why.
+  EXPECT_TRUE(WaitUntil([&] {
+    const std::string body = OpsBody("/readyz");
+    return body.find("/api/v1/nodes: list") != std::string::npos &&
+           body.find("/api/v1/pods: list") != std::string::npos;
+  })) << OpsBody("/readyz");
   EXPECT_EQ(Readyz(), 503);
   httplib::Client ops("127.0.0.1", metrics_port_);
   auto result = ops.Get("/readyz");

@@ -82,7 +82,7 @@ TEST_F(UnregisterTest, RetriesServerErrorsAndStopsAtARefusal) {
 
 TEST_F(UnregisterTest, AnUnreachableApiServerFailsWithWhatToDoByHand) {
   api_.Stop();
-  EXPECT_EQ(Unregister({"--timeout", "1s"}), 1) << process_->Log();
+  EXPECT_EQ(Unregister({"--timeout", "200ms"}), 1) << process_->Log();
   EXPECT_NE(process_->Log().find("Delete it by hand before the server goes"), std::string::npos)
       << process_->Log();
 }

@@ -16,6 +16,7 @@
 
 #include "cluster/cluster_objects.h"
 #include "support/child_process.h"
+#include "support/fake_api_server.h"
 #include "support/fixtures.h"
 #include "support/test_certificates.h"
 
@@ -183,9 +184,8 @@ TEST_F(ServingBinaryTest, AnswersReviewsAndLogsEachDecision) {
       "application/json");
   ASSERT_TRUE(result) << httplib::to_string(result.error());
   EXPECT_EQ(result->status, 200);
-  std::this_thread::sleep_for(50ms);
+  EXPECT_TRUE(testing::WaitForLog(*process_, R"("msg":"decision")")) << process_->Log();
   const std::string log = process_->Log();
-  EXPECT_NE(log.find(R"("msg":"decision")"), std::string::npos) << log;
   EXPECT_NE(log.find(R"("uid":"705ab4f5-6393-11e8-b7cc-42010a800002")"), std::string::npos) << log;
   EXPECT_NE(log.find(R"("verdict":"allowed")"), std::string::npos) << log;
 }
@@ -196,11 +196,11 @@ TEST_F(ServingBinaryTest, PicksUpRotatedCertificateFiles) {
   testing::WriteFile(dir_ + "/tls.crt", rotated.cert_pem);
   testing::WriteFile(dir_ + "/tls.key", rotated.key_pem);
   std::string served;
-  for (int i = 0; i < 100 && served != "rotated"; ++i) {
-    std::this_thread::sleep_for(50ms);
+  EXPECT_TRUE(testing::WaitUntil([&] {
     served = testing::Handshake(webhook_port_).peer_common_name;
-  }
-  EXPECT_EQ(served, "rotated") << process_->Log();
+    return served == "rotated";
+  })) << served
+      << process_->Log();
   httplib::Client ops("127.0.0.1", metrics_port_);
   auto metrics = ops.Get("/metrics");
   ASSERT_TRUE(metrics);
@@ -213,13 +213,10 @@ TEST_F(ServingBinaryTest, SigtermTurnsReadinessOffThenExitsCleanly) {
   ASSERT_EQ(ops.Get("/readyz")->status, 200);
   const auto start = std::chrono::steady_clock::now();
   ASSERT_EQ(kill(process_->pid, SIGTERM), 0);
-  int readyz = 0;
-  for (int i = 0; i < 50 && readyz != 503; ++i) {
+  EXPECT_TRUE(testing::WaitUntil([&] {
     auto result = ops.Get("/readyz");
-    readyz = result ? result->status : -1;
-    if (readyz != 503) std::this_thread::sleep_for(10ms);
-  }
-  EXPECT_EQ(readyz, 503);
+    return result && result->status == 503;
+  }));
   // During the shutdown delay reviews are still answered.
   httplib::SSLClient client("127.0.0.1", webhook_port_);
   client.enable_server_certificate_verification(false);
@@ -278,9 +275,7 @@ TEST_F(EnforcementTest, BindingA21stPodToAGpuIsDeniedWithTheReason) {
   EXPECT_EQ(Review(BindingReview("embed-3", "gpu-a10-1"))["allowed"], true);
   EXPECT_EQ(Review(BindingReview("llm-20", "cpu-1"))["allowed"], true);
 
-  std::this_thread::sleep_for(50ms);
-  const std::string log = process_->Log();
-  EXPECT_NE(log.find(R"("reason":"pods-per-gpu")"), std::string::npos) << log;
+  EXPECT_TRUE(testing::WaitForLog(*process_, R"("reason":"pods-per-gpu")")) << process_->Log();
   httplib::Client ops("127.0.0.1", metrics_port_);
   const std::string metrics = ops.Get("/metrics")->body;
   EXPECT_NE(metrics.find(

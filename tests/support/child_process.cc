@@ -78,6 +78,16 @@ int WaitForPort(const Process& process, const std::string& field, const std::str
   return 0;
 }
 
+bool WaitForLog(const Process& process, const std::string& text,
+                std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (process.Log().find(text) == std::string::npos) {
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(5ms);
+  }
+  return true;
+}
+
 std::vector<std::string> ServeArgs(const std::string& dir, const std::vector<std::string>& extra) {
   std::vector<std::string> args = {
       "serve",      "--listen",       "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0",

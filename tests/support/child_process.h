@@ -31,4 +31,9 @@ std::vector<std::string> ServeArgs(const std::string& dir,
 // The port named in the "serving" log line's `field` ("webhook" or "metrics"), or 0 after 5 s.
 int WaitForPort(const Process& process, const std::string& field, const std::string& scheme);
 
+// Whether the process's log comes to contain `text` within `timeout` (the log is written as
+// things happen: a test waits on it instead of sleeping a guessed time).
+bool WaitForLog(const Process& process, const std::string& text,
+                std::chrono::milliseconds timeout = std::chrono::seconds(10));
+
 }  // namespace cgpu::testing
