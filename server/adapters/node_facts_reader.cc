@@ -20,12 +20,12 @@ VersionFact LabelVersion(const NodeObject& node, const std::string& key) {
 }
 
 VersionFact DriverVersion(const NodeObject& node, const FactSources& sources) {
-  VersionFact fact = LabelVersion(node, sources.driver_version_label);
+  VersionFact fact = LabelVersion(node, sources.labels.driver_version);
   if (fact.present()) return fact;
   const std::string& prefix = sources.gfd_driver_label_prefix;
   const std::string major = Label(node, prefix + ".major");
   if (major.empty()) {
-    fact.source = "label " + sources.driver_version_label + " (or " + prefix + ".major/minor/rev)";
+    fact.source = "label " + sources.labels.driver_version + " (or " + prefix + ".major/minor/rev)";
     return fact;
   }
   fact.source = "labels " + prefix + ".major/minor/rev";
@@ -101,14 +101,14 @@ NodeFacts NodeFactsReader::Read(const NodeObject& node) const {
                             " turns isolation off";
   }
 
-  facts.cgpu_version = LabelVersion(node, sources_.cgpu_version_label);
+  facts.cgpu_version = LabelVersion(node, sources_.labels.cgpu_version);
   if (!sources_.assume_cgpu_version.empty()) {
     facts.cgpu_version.source = "--cgpu-version";
     facts.cgpu_version.raw = sources_.assume_cgpu_version;
     facts.cgpu_version.value = Version::Parse(sources_.assume_cgpu_version);
   }
   facts.driver_version = DriverVersion(node, sources_);
-  facts.toolkit_version = LabelVersion(node, sources_.toolkit_version_label);
+  facts.toolkit_version = LabelVersion(node, sources_.labels.toolkit_version);
 
   facts.kernel_version.source = "status.nodeInfo.kernelVersion";
   facts.kernel_version.raw = node.kernel_version;

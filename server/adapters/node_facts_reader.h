@@ -26,9 +26,7 @@
 namespace cgpu {
 
 struct FactSources {
-  std::string cgpu_version_label = kCgpuVersionLabel;
-  std::string driver_version_label = kDriverVersionLabel;
-  std::string toolkit_version_label = kToolkitVersionLabel;
+  FactLabelKeys labels;
   // GPU Feature Discovery: <prefix>.major, .minor, .rev; used when the driver label is absent.
   std::string gfd_driver_label_prefix = "nvidia.com/cuda.driver";
   // First present wins.

@@ -34,26 +34,33 @@ FlagSpec VersionFlag(std::string name, std::string help, std::string& target) {
 
 }  // namespace
 
+std::vector<FlagSpec> FactLabelFlagSpecs(FactLabelKeys& keys) {
+  return {
+      TextFlag("cgpu-version-label", "KEY", "node label for the cGPU version", keys.cgpu_version),
+      TextFlag("driver-version-label", "KEY",
+               std::string("node label for the NVIDIA driver version (default ") +
+                   kDriverVersionLabel + "; read from nvidia.com/cuda.driver.* when absent)",
+               keys.driver_version, /*show_default=*/false),
+      TextFlag("toolkit-version-label", "KEY",
+               "node label for the nvidia-container-toolkit version", keys.toolkit_version),
+  };
+}
+
 std::vector<FlagSpec> FactFlagSpecs(FactOptions& o) {
   FactSources& s = o.sources;
-  return {
+  std::vector<FlagSpec> specs = {
       TextFlag("rules", "FILE", "rules YAML replacing the built-in rules/cgpu-rules.yaml",
                o.rules_file),
       VersionFlag("ai-installer-version",
                   "the cluster's ack-ai-installer version (container-optimized OS rule)",
                   s.ai_installer_version),
-      TextFlag("cgpu-version-label", "KEY", "node label holding the cGPU version",
-               s.cgpu_version_label),
-      TextFlag("driver-version-label", "KEY",
-               std::string("node label holding the NVIDIA driver version (default ") +
-                   kDriverVersionLabel + "; then nvidia.com/cuda.driver.*)",
-               s.driver_version_label, /*show_default=*/false),
-      TextFlag("toolkit-version-label", "KEY",
-               "node label holding the nvidia-container-toolkit version", s.toolkit_version_label),
       TextFlag("container-os-pattern", "REGEX",
                "osImage pattern of container-optimized OS images, case-insensitive",
                s.container_os_pattern),
   };
+  std::vector<FlagSpec> labels = FactLabelFlagSpecs(s.labels);
+  specs.insert(specs.begin() + 2, labels.begin(), labels.end());
+  return specs;
 }
 
 StatusOr<RuleTable> LoadConfiguredRules(const FactOptions& options) {

@@ -2,6 +2,7 @@
 
 #include <pthread.h>
 
+#include <algorithm>
 #include <csignal>
 #include <cstdlib>
 #include <iostream>
@@ -16,6 +17,7 @@
 #include "core/backoff.h"
 #include "core/host_facts.h"
 #include "shell/exit_codes.h"
+#include "shell/fact_flags.h"
 #include "shell/flags.h"
 #include "shell/heartbeat.h"
 #include "shell/log.h"
@@ -31,7 +33,7 @@ std::vector<FlagSpec> NodeFactsFlagSpecs(NodeFactsOptions& o) {
       return OkStatus();
     };
   };
-  return {
+  std::vector<FlagSpec> specs = {
       Flag("node-name", "NAME", "the node this agent runs on (default $NODE_NAME)",
            SetString(o.node_name)),
       Flag("host-root", "DIR", "where the host's / is mounted", SetString(o.probe.host_root)),
@@ -56,12 +58,6 @@ std::vector<FlagSpec> NodeFactsFlagSpecs(NodeFactsOptions& o) {
            SetString(o.kubeconfig_file)),
       Flag("context", "NAME", "kubeconfig context (default: its current-context)",
            SetString(o.kubeconfig_context)),
-      Flag("cgpu-version-label", "KEY", "label for the cGPU version",
-           SetString(o.cgpu_version_label)),
-      Flag("driver-version-label", "KEY", "label for the NVIDIA driver version",
-           SetString(o.driver_version_label)),
-      Flag("toolkit-version-label", "KEY", "label for the nvidia-container-toolkit version",
-           SetString(o.toolkit_version_label)),
       Flag("heartbeat-file", "PATH",
            "file touched while the loop turns, for --alive (default "
            "/tmp/cgpu-guard-node-facts.heartbeat; \"\" turns it off)",
@@ -82,6 +78,12 @@ std::vector<FlagSpec> NodeFactsFlagSpecs(NodeFactsOptions& o) {
       Flag("max-age", "DURATION", "with --alive: oldest heartbeat that counts as alive",
            SetDuration(o.max_age)),
   };
+  // After --context, where they always were in the help.
+  std::vector<FlagSpec> labels = FactLabelFlagSpecs(o.labels);
+  const auto context = std::find_if(specs.begin(), specs.end(),
+                                    [](const FlagSpec& spec) { return spec.name == "context"; });
+  specs.insert(context + 1, labels.begin(), labels.end());
+  return specs;
 }
 
 struct FactLabel {
@@ -90,9 +92,9 @@ struct FactLabel {
 };
 
 std::vector<FactLabel> Pair(const NodeFactsOptions& options, const HostFacts& facts) {
-  return {{options.cgpu_version_label, facts.cgpu_version},
-          {options.driver_version_label, facts.driver_version},
-          {options.toolkit_version_label, facts.toolkit_version}};
+  return {{options.labels.cgpu_version, facts.cgpu_version},
+          {options.labels.driver_version, facts.driver_version},
+          {options.labels.toolkit_version, facts.toolkit_version}};
 }
 
 LabelChange DesiredLabels(const NodeFactsOptions& options, const HostFacts& facts) {

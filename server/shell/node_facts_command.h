@@ -38,9 +38,7 @@ struct NodeFactsOptions {
   int once_attempts = 5;
   std::string kubeconfig_file;  // empty: in-cluster service account
   std::string kubeconfig_context;
-  std::string cgpu_version_label = kCgpuVersionLabel;
-  std::string driver_version_label = kDriverVersionLabel;
-  std::string toolkit_version_label = kToolkitVersionLabel;
+  FactLabelKeys labels;  // the --*-label flags, shared with serve and check
   // --set-max-pod-label N: also keep ack.node.gpu.max-pod at most N (core/max_pod_label.h
   // MaxPodLabelToWrite). 0: leave that label, which belongs to the scheduler's setup, alone.
   int max_pod_label = 0;

@@ -140,9 +140,9 @@ TEST(NodeFactsReaderTest, PartialGpuFeatureDiscoveryLabels) {
 
 TEST(NodeFactsReaderTest, LabelKeysAreConfigurable) {
   FactSources sources;
-  sources.cgpu_version_label = "example.com/cgpu";
-  sources.driver_version_label = "example.com/driver";
-  sources.toolkit_version_label = "example.com/toolkit";
+  sources.labels.cgpu_version = "example.com/cgpu";
+  sources.labels.driver_version = "example.com/driver";
+  sources.labels.toolkit_version = "example.com/toolkit";
   sources.instance_type_labels = {"example.com/instance"};
   sources.max_pods_per_gpu_label = "example.com/max-pod";
   const json labels = {{"example.com/cgpu", "1.5.10"},

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include "core/label_keys.h"
+#include "shell/fact_flags.h"
 #include "shell/serve_options.h"
 
 namespace cgpu {
@@ -194,6 +196,32 @@ TEST(ServeOptionsTest, PolicyAndClusterFlags) {
             "--cluster-state and --kubeconfig exclude each other");
   EXPECT_FALSE(
       ParseServeOptions({"--tls-cert", "c", "--tls-key", "k", "--max-pods-per-gpu", "0"}).ok());
+}
+
+}  // namespace
+}  // namespace cgpu
+
+namespace cgpu {
+namespace {
+
+// The label keys are the same three flags on serve, check and node-facts: one definition.
+TEST(FactLabelFlagsTest, SetTheKeysTheAgentWritesAndTheWebhookReads) {
+  FactOptions serve_side;
+  ASSERT_TRUE(
+      ParseFlags({"--toolkit-version-label", "example.com/toolkit"}, FactFlagSpecs(serve_side))
+          .ok());
+  EXPECT_EQ(serve_side.sources.labels.toolkit_version, "example.com/toolkit");
+  EXPECT_EQ(serve_side.sources.labels.cgpu_version, kCgpuVersionLabel);
+
+  FactLabelKeys agent_side;
+  const std::vector<FlagSpec> specs = FactLabelFlagSpecs(agent_side);
+  ASSERT_TRUE(ParseFlags({"--cgpu-version-label=example.com/cgpu"}, specs).ok());
+  EXPECT_EQ(agent_side.cgpu_version, "example.com/cgpu");
+  FactLabelKeys defaults;
+  const std::string usage = FlagUsage("Usage: x", FactLabelFlagSpecs(defaults));
+  EXPECT_NE(usage.find(std::string("(default ") + kToolkitVersionLabel + ")"), std::string::npos)
+      << usage;
+  EXPECT_NE(usage.find(kDriverVersionLabel), std::string::npos) << usage;
 }
 
 }  // namespace
