@@ -362,7 +362,8 @@ ReviewDecodeResult DecodeAdmissionReview(std::string_view body) {
 
 std::string EncodeAdmissionResponse(ReviewApiVersion version, std::string_view uid,
                                     const Decision& decision) {
-  // Written directly, members in the order nlohmann::json (a sorted map) used to write them.
+  // Written directly, without a JSON tree, on the request path; members in sorted order, so the
+  // same decision is always the same bytes.
   std::string out;
   out.reserve(160 + uid.size() + decision.message.size());
   out.append(R"({"apiVersion":)");
