@@ -258,11 +258,12 @@ TEST_F(BadInputTest, EveryBadInputIsAnsweredPreciselyWhileGoodRequestsFlow) {
         "Content-Length: 1000\r\n\r\n";
     client->Send(head + std::string(500, ' '));
     const auto start = std::chrono::steady_clock::now();
-    EXPECT_EQ(client->ReadUntilClosed(10s), "");
+    // However slow the machine, the server cuts it first; a lost cut runs into the test timeout.
+    EXPECT_EQ(client->ReadUntilClosed(600s), "");
+    EXPECT_TRUE(client->closed_by_server()) << "the server never closed the connection";
     const double seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    EXPECT_GE(seconds, 1.5);
-    EXPECT_LT(seconds, 9.5) << "closed by our own read limit, not by the server";
+    EXPECT_GE(seconds, 1.5) << "closed before --read-timeout";
   });
 
   // 100 MB announced by its Content-Length: 413 at once, before a byte of the body is sent. The

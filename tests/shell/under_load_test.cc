@@ -190,7 +190,8 @@ TEST_F(UnderLoadTest, SigtermDuringLoadLosesNoAcceptedRequest) {
   const std::string log = process_->Log();
   const int decided = CountOf(log, R"("msg":"decision")") - 1;  // less the idle client's 404
   EXPECT_GT(decided, 500) << result.dump();
-  EXPECT_GT(decided - decided_at_signal, 50) << "answers went on during --shutdown-delay";
+  // How many depends on the machine's speed; that some did, on nothing.
+  EXPECT_GT(decided - decided_at_signal, 0) << "answers went on during --shutdown-delay";
   EXPECT_EQ(result["requests"], decided) << result.dump();
   EXPECT_EQ(result["read"], 0) << result.dump();
   EXPECT_EQ(result["write"], 0) << result.dump();
@@ -223,11 +224,18 @@ TEST_F(UnderLoadTest, CertificateRotationDuringLoadFailsNoRequest) {
         << "the server looks between the two writes";
     testing::WriteFile(dir_ + "/tls.key", pair.key_pem);
     ASSERT_TRUE(testing::WaitUntil([&] { return Reloads("success") > successes; }));
+    // Load on the new certificate before the next rotation: 100 more answers, five recycled
+    // connections' worth, however fast the machine is.
+    const int decided = CountOf(process_->Log(), R"("msg":"decision")");
+    ASSERT_TRUE(testing::WaitUntil(
+        [&] { return CountOf(process_->Log(), R"("msg":"decision")") >= decided + 100; }, 60s))
+        << wrk.output();
   }
   EXPECT_TRUE(testing::WaitUntil(
       [&] { return testing::Handshake(webhook_port_).peer_common_name == last; }));
   const json result = wrk.Result();
   ASSERT_TRUE(result.contains("requests")) << wrk.output();
+  // 200 before the rotations and 100 after each, less the few wrk had in flight when stopped.
   EXPECT_GT(result["requests"], 1000) << result.dump();
   for (const char* failure : {"connect", "read", "write", "timeout", "status", "non200"}) {
     EXPECT_EQ(result[failure], 0) << failure << ": " << result.dump();

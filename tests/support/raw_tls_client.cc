@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <csignal>
 
 namespace cgpu::testing {
@@ -60,9 +61,19 @@ std::string RawTlsClient::ReadUntilClosed(std::chrono::milliseconds limit) {
   std::string received;
   char buffer[16384];
   const auto deadline = std::chrono::steady_clock::now() + limit;
+  closed_by_server_ = false;
   while (std::chrono::steady_clock::now() < deadline) {
+    errno = 0;
     const int n = SSL_read(ssl_, buffer, sizeof(buffer));
-    if (n <= 0) break;
+    if (n <= 0) {
+      // A receive timeout is SSL_ERROR_SYSCALL with EAGAIN; a close is a close_notify, an EOF
+      // (errno 0) or a reset.
+      const int error = SSL_get_error(ssl_, n);
+      closed_by_server_ = error == SSL_ERROR_ZERO_RETURN ||
+                          (error == SSL_ERROR_SYSCALL && errno != EAGAIN && errno != EWOULDBLOCK) ||
+                          error == SSL_ERROR_SSL;
+      break;
+    }
     received.append(buffer, static_cast<size_t>(n));
   }
   ERR_clear_error();

@@ -24,9 +24,13 @@ class RawTlsClient {
   bool Send(const std::string& bytes);
   // Everything the server sends until it closes the connection or `limit` passes.
   std::string ReadUntilClosed(std::chrono::milliseconds limit = std::chrono::seconds(10));
+  // Whether the last ReadUntilClosed ended because the server closed (or reset) the connection,
+  // rather than because `limit` passed.
+  bool closed_by_server() const { return closed_by_server_; }
 
  private:
   RawTlsClient(int fd, SSL_CTX* context, SSL* ssl) : fd_(fd), context_(context), ssl_(ssl) {}
+  bool closed_by_server_ = false;
   void SetReceiveTimeout(std::chrono::milliseconds limit);
 
   int fd_;
