@@ -5,8 +5,8 @@
 // NetworkPolicy (its pods, ports and peers, and what it refuses); deploy/ against a fresh
 // rendering; deploy/tls.sh's certificate.
 //
-// Run by ctest as deploy.chart.0, .1 and .2: node --test tests/deploy/chart.test.mjs with
-// CHART_SHARDS=3 and CHART_SHARD=0, 1 or 2. The top-level groups below are dealt out to the
+// Run by ctest as deploy.chart.0 to .3: node --test tests/deploy/chart.test.mjs with
+// CHART_SHARDS=4 and CHART_SHARD=0 to 3. The top-level groups below are dealt out to the
 // shards in turn, so that the shards (each mostly waiting on helm) run side by side. Without
 // CHART_SHARDS every group runs.
 
@@ -1395,8 +1395,13 @@ describe("replicas and claims", () => {
 
   test("the built server takes the chart's identity flags as Kubernetes expands them", () => {
     const dir = mkdtempSync(join(tmpdir(), "cgpu-guard-claims-"));
-    const result = run(binaryPath, ["serve", "--tls-cert=x", "--tls-key=x", "--arbiter=claims",
-      "--arbiter-namespace=Not_A_Namespace", "--kubeconfig", join(dir, "none")]);
+    let result;
+    try {
+      result = run(binaryPath, ["serve", "--tls-cert=x", "--tls-key=x", "--arbiter=claims",
+        "--arbiter-namespace=Not_A_Namespace", "--kubeconfig", join(dir, "none")]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
     assert.notEqual(result.status, 0);
     assert.match(result.stderr + result.stdout, /not a namespace name/);
   });

@@ -4,13 +4,20 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
 #include <fstream>
 #include <string>
 
 #include "adapters/kube_config.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  static const std::string path = "/tmp/cgpu-guard-fuzz-kubeconfig-" + std::to_string(getpid());
+  // One file per fuzzing process, rewritten for every input and removed at exit.
+  struct ScratchFile {
+    std::string path = "/tmp/cgpu-guard-fuzz-kubeconfig-" + std::to_string(getpid());
+    ~ScratchFile() { std::remove(path.c_str()); }
+  };
+  static const ScratchFile scratch;
+  const std::string& path = scratch.path;
   {
     std::ofstream out(path, std::ios::binary | std::ios::trunc);
     out.write(reinterpret_cast<const char*>(data), static_cast<std::streamsize>(size));

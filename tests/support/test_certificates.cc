@@ -10,8 +10,11 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
+#include <mutex>
 #include <stdexcept>
+#include <vector>
 
 namespace cgpu::testing {
 namespace {
@@ -168,9 +171,41 @@ HandshakeResult Handshake(int port, int min_version, int max_version, const std:
   return result;
 }
 
+namespace {
+
+// The directories MakeTempDir made, removed when the test process exits (tests make one per
+// case, thousands a run). Only by the process that made them: a forked child that exits must not.
+class TempDirRegistry {
+ public:
+  ~TempDirRegistry() {
+    if (getpid() != owner_) return;
+    for (const std::string& dir : dirs_) {
+      std::error_code ignored;
+      std::filesystem::remove_all(dir, ignored);
+    }
+  }
+  void Add(std::string dir) {
+    std::lock_guard<std::mutex> lock(mu_);
+    dirs_.push_back(std::move(dir));
+  }
+
+ private:
+  const pid_t owner_ = getpid();
+  std::mutex mu_;
+  std::vector<std::string> dirs_;  // guarded by mu_
+};
+
+TempDirRegistry& TempDirs() {
+  static TempDirRegistry registry;
+  return registry;
+}
+
+}  // namespace
+
 std::string MakeTempDir() {
   std::string pattern = "/tmp/cgpu-guard-test-XXXXXX";
   if (mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
+  TempDirs().Add(pattern);
   return pattern;
 }
 

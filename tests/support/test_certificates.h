@@ -45,6 +45,7 @@ HandshakeResult Handshake(int port, int min_version = 0, int max_version = 0,
 X509* ParseCert(const std::string& pem);
 EVP_PKEY* ParseKey(const std::string& pem);
 
+// A fresh directory under /tmp, removed (with what is in it) when the test process exits.
 std::string MakeTempDir();
 void WriteFile(const std::string& path, const std::string& content);
 // <dir>/ca.crt (the CA), <dir>/tls.crt and <dir>/tls.key (a serving pair named `common_name`),
