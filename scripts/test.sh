@@ -5,7 +5,7 @@
 #      chart tests;
 #   2. the suite again built with ASan + UBSan (clang-14), and the libFuzzer targets of that
 #      build for FUZZ_SECONDS (default 10) each;
-#   3. the suite again built with TSan.
+#   3. the suite again built with TSan (the test programs whose code runs on several threads).
 # Each step prints how long it took.
 set -euo pipefail
 cd "$(dirname "$0")/.."
