@@ -8,6 +8,7 @@
 #include <optional>
 #include <unordered_set>
 
+#include "adapters/api_text.h"
 #include "adapters/json_text.h"
 #include "adapters/nlohmann_view.h"
 #include "adapters/object_view_reader.h"
@@ -309,27 +310,6 @@ ReviewDecodeResult DecodeWith(dom::parser& parser, std::string_view body, size_t
   return DecodeDocument(SimdjsonView(document));
 }
 
-std::string StatusReason(int http_status) {
-  switch (http_status) {
-    case 400:
-      return "BadRequest";
-    case 403:
-      return "Forbidden";
-    case 404:
-      return "NotFound";
-    case 405:
-      return "MethodNotAllowed";
-    case 413:
-      return "RequestEntityTooLarge";
-    case 415:
-      return "UnsupportedMediaType";
-    case 503:
-      return "ServiceUnavailable";
-    default:
-      return http_status >= 500 ? "InternalError" : "";
-  }
-}
-
 // Length in bytes of the first `max_runes` UTF-8 characters of `text` (the whole text if shorter).
 size_t PrefixBytesForRunes(std::string_view text, size_t max_runes) {
   size_t runes = 0;
@@ -377,7 +357,7 @@ std::string EncodeAdmissionResponse(ReviewApiVersion version, std::string_view u
     out.append(R"(,"message":)");
     AppendJsonString(out, decision.message);
     out.append(R"(,"reason":)");
-    AppendJsonString(out, StatusReason(code));
+    AppendJsonString(out, StatusReasonFor(code));
     out.push_back('}');
   }
   out.append(R"(,"uid":)");
@@ -402,7 +382,7 @@ std::string EncodeStatusError(int http_status, std::string_view message) {
   out.append(R"(,"kind":"Status","message":)");
   AppendJsonString(out, message);
   out.append(R"(,"metadata":{},"reason":)");
-  AppendJsonString(out, StatusReason(http_status));
+  AppendJsonString(out, StatusReasonFor(http_status));
   out.append(R"(,"status":"Failure"})");
   return out;
 }

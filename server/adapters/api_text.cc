@@ -35,4 +35,37 @@ std::string CutUtf8(const std::string& text, size_t max_bytes) {
   return text.substr(0, end);
 }
 
+std::string_view StatusReasonFor(int http_status) {
+  switch (http_status) {
+    case 400:
+      return "BadRequest";
+    case 401:
+      return "Unauthorized";
+    case 403:
+      return "Forbidden";
+    case 404:
+      return "NotFound";
+    case 405:
+      return "MethodNotAllowed";
+    case 409:
+      return "Conflict";
+    case 410:
+      return "Expired";
+    case 413:
+      return "RequestEntityTooLarge";
+    case 415:
+      return "UnsupportedMediaType";
+    case 422:
+      return "Invalid";
+    case 429:
+      return "TooManyRequests";
+    case 503:
+      return "ServiceUnavailable";
+    case 504:
+      return "Timeout";
+    default:
+      return http_status >= 500 ? "InternalError" : "";
+  }
+}
+
 }  // namespace cgpu

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 
 namespace cgpu {
 
@@ -16,5 +17,10 @@ std::string MicroTime(int64_t unix_ms);
 
 // `text` cut to at most `max_bytes` bytes without splitting a UTF-8 sequence.
 std::string CutUtf8(const std::string& text, size_t max_bytes);
+
+// The metav1.Status reason the API server gives an HTTP status (apimachinery pkg/apis/meta/v1
+// types.go, StatusReason*): "Forbidden" for 403, "Expired" for 410, "InternalError" for a 5xx it
+// has no other name for; "" (StatusReasonUnknown) for the rest.
+std::string_view StatusReasonFor(int http_status);
 
 }  // namespace cgpu

@@ -671,7 +671,7 @@ TEST(EncodeTest, SameBytesAsTheNlohmannEncoder) {
   allow.warnings = {"w1", "w\n2 \xff", "caf\xc3\xa9"};
   Decision deny = Deny("pods-per-gpu", "GPU \"1\" of node n1\tis full \xc3\xa9 \xed\xa0\x80");
   Decision deny_code = Deny("x", "y");
-  deny_code.code = 429;
+  deny_code.code = 418;  // a code metav1 has no reason for: ""
   for (const auto& [decision, reason] : std::vector<std::pair<Decision, std::string>>{
            {allow, ""}, {deny, "Forbidden"}, {deny_code, ""}}) {
     for (ReviewApiVersion version : {ReviewApiVersion::kV1, ReviewApiVersion::kV1beta1}) {

@@ -5,6 +5,7 @@
 #include <stdexcept>
 #include <thread>
 
+#include "adapters/api_text.h"
 #include "support/fake_event_rules.h"
 
 namespace cgpu::testing {
@@ -26,40 +27,9 @@ std::string Kind(const std::string& resource) {
   return kind;
 }
 
-std::string ReasonFor(int status) {
-  switch (status) {
-    case 400:
-      return "BadRequest";
-    case 401:
-      return "Unauthorized";
-    case 403:
-      return "Forbidden";
-    case 404:
-      return "NotFound";
-    case 405:
-      return "MethodNotAllowed";
-    case 409:
-      return "Conflict";
-    case 410:
-      return "Expired";
-    case 415:
-      return "UnsupportedMediaType";
-    case 422:
-      return "Invalid";
-    case 429:
-      return "TooManyRequests";
-    case 503:
-      return "ServiceUnavailable";
-    case 504:
-      return "Timeout";
-    default:
-      return status >= 500 ? "InternalError" : "Unknown";
-  }
-}
-
 json StatusObject(int code, const std::string& message) {
   return {{"kind", "Status"},    {"apiVersion", "v1"}, {"metadata", json::object()},
-          {"status", "Failure"}, {"message", message}, {"reason", ReasonFor(code)},
+          {"status", "Failure"}, {"message", message}, {"reason", StatusReasonFor(code)},
           {"code", code}};
 }
 
