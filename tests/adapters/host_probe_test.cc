@@ -169,12 +169,11 @@ TEST(HostProbeTest, MissingAndGarbledSourcesGiveAbsentFactsWithReasons) {
 
 TEST(HostProbeTest, AToolThatHangsIsKilledAtTheTimeout) {
   FakeHost host;
-  host.Script("/usr/bin/nvidia-ctk", "sleep 30\n");
+  // An hour: a probe that waited for the tool would run into the test's timeout.
+  host.Script("/usr/bin/nvidia-ctk", "sleep 3600\n");
   HostProbeOptions options = host.Options();
   options.command_timeout = 300ms;
-  const auto start = std::chrono::steady_clock::now();
   const HostFacts facts = ProbeHost(options);
-  EXPECT_LT(std::chrono::steady_clock::now() - start, 5s);
   EXPECT_EQ(facts.toolkit_version.value, std::nullopt);
   EXPECT_NE(facts.toolkit_version.Explain().find("no answer within 300 ms"), std::string::npos);
 }

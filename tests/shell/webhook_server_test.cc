@@ -499,17 +499,17 @@ TEST_F(WebhookServerTest, BrokenHttpIsAnsweredAndTheConnectionClosed) {
   EXPECT_EQ(good->status, 200);
 }
 
+// With an idle timeout of an hour, a Stop that waited for idle connections would hang the test
+// into its timeout: returning at all is the proof.
 TEST_F(WebhookServerTest, StopClosesIdleConnectionsWithoutWaitingForThem) {
-  options_.idle_timeout = 30s;
+  options_.idle_timeout = 1h;
   Start();
   auto idle = Client();
   ASSERT_TRUE(idle->Post("/validate", kPodCreate, "application/json"));
   auto silent = testing::RawTlsClient::Connect(server_->port());  // handshake, then nothing
   ASSERT_TRUE(silent);
-  const auto start = std::chrono::steady_clock::now();
   server_->Stop();
   thread_.join();
-  EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(), 2.0);
   EXPECT_EQ(server_->open_connections(), 0);
 }
 
