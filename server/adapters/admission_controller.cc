@@ -77,7 +77,10 @@ BindingLookup AdmissionController::LookUp(const ReviewFacts& facts) const {
   lookup.can_read_pod = static_cast<bool>(reads_.get_pod);
   if (facts.binding) {
     lookup.node = cache_.FindNode(facts.binding->node);
-    lookup.pod = cache_.FindPod(facts.binding->PodKey());
+    // The plan reads the pod only for a cGPU (or unknown) node once synced: no copy otherwise.
+    if (lookup.synced && (!lookup.node || lookup.node->cgpu_enabled)) {
+      lookup.pod = cache_.FindPod(facts.binding->PodKey());
+    }
   }
   return lookup;
 }
