@@ -6,6 +6,11 @@
 // The pods' GPU allocations are in every replica's cache before the burst, as in ACK: the
 // scheduler writes the allocation, then posts the Binding (admission_controller.h). Every
 // binding still reads its pod (a quorum GET) and its node's claim Lease, and writes the Lease.
+// An allowed binding is then carried out in the store, as the API server does once admission
+// allows it (support/ack_scheduler.h BindInStore): the pod's nodeName reaches every replica's
+// watch, and the count no longer leans on the claim, which lapses after --claim-ttl. Without
+// that, a burst slower than the TTL (a sanitizer build on a loaded machine) would see its first
+// claims lapse while their pods never show up, and hand their slots out again.
 #include <gtest/gtest.h>
 #include <signal.h>
 
@@ -16,6 +21,7 @@
 #include <thread>
 
 #include "live/live_serve_fixture.h"
+#include "support/ack_scheduler.h"
 
 namespace cgpu {
 namespace {
@@ -108,7 +114,8 @@ class ReplicasTest : public LiveServeTest {
     }
   }
 
-  // What one binding review got: allowed, denied (with the status code), or no answer.
+  // What one binding review got: allowed (and then bound in the store), denied (with the status
+  // code), or no answer.
   struct Outcome {
     bool answered = false;
     bool allowed = false;
@@ -133,6 +140,7 @@ class ReplicasTest : public LiveServeTest {
     outcome.code = response.value("/status/code"_json_pointer, 0);
     outcome.message = response.value("/status/message"_json_pointer, "");
     if (response.contains("warnings")) outcome.warnings = response["warnings"].dump();
+    if (outcome.allowed) testing::BindInStore(api_, "default", pod, "", node);
     return outcome;
   }
 
@@ -226,6 +234,37 @@ TEST_F(ReplicasTest, ConflictsFromTheApiServerAreRetried) {
   }
   EXPECT_GT(conflicts, 0);
   api_.ClearFaults();
+}
+
+// A claim only bridges the moment between an allowed binding and its pod's nodeName in every
+// replica's watch. Once every claim of the burst has lapsed, the watch alone counts the bound
+// pods: the GPU stays full.
+TEST_F(ReplicasTest, OnceTheClaimsLapseTheBoundPodsKeepTheGpuFull) {
+  StartReplicas({"--stale-after", "1s", "--claim-ttl", "2s"});
+  AddBurst("gpu-1", 15, 60);
+  const std::vector<Outcome> outcomes = Burst("gpu-1", 60);
+  ASSERT_EQ(Allowed(outcomes), 5);
+  // Every claim in the node's Lease is past its expiry (by the same clock the replicas use).
+  ASSERT_TRUE(WaitUntil([&] {
+    const std::optional<json> lease = api_.Find("leases", "cgpu-guard-claims-gpu-1", "cgpu-guard");
+    if (!lease) return false;
+    const json claims =
+        json::parse(lease->value("/metadata/annotations/cgpu-guard.io~1claims"_json_pointer, "[]"));
+    const int64_t now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                               std::chrono::system_clock::now().time_since_epoch())
+                               .count();
+    for (const json& claim : claims) {
+      if (claim.value("expiresUnixMs", int64_t{0}) >= now_ms) return false;
+    }
+    return true;
+  }));
+  for (size_t i = 0; i < outcomes.size(); ++i) {
+    if (outcomes[i].allowed) continue;
+    const Outcome again = Bind(replicas_[i % replicas_.size()],
+                               "gpu-1-new-" + std::to_string(i), "gpu-1");
+    EXPECT_TRUE(again.answered) << "binding " << i;
+    EXPECT_FALSE(again.allowed) << "binding " << i << " after the claims lapsed";
+  }
 }
 
 // A replica killed in the middle of a burst: never more than the free slots. Its claims written

@@ -146,14 +146,20 @@ BindOutcome AckSchedulerDriver::Bind(const std::string& pod_namespace, const std
       outcome.response.value("allowed", false) != true) {
     return outcome;  // the allocation stays on the pod: neither scheduler takes it back
   }
-  // After admission, BindingREST.setPodHostAndAnnotations: the pod must still be there, be the
-  // same pod (the uid precondition, when the Binding kept its uid) and be unbound; then it gets
-  // spec.nodeName and the condition PodScheduled=True.
-  std::optional<json> current = api_.Find("pods", pod, pod_namespace);
-  if (!current) return outcome;
   const bool uid_checked = endpoint == BindingEndpoint::kPodsBinding && options_.binding_uid_kept;
-  if (uid_checked && Text(*current, json::json_pointer("/metadata/uid")) != uid) return outcome;
-  if (!Text(*current, json::json_pointer("/spec/nodeName")).empty()) return outcome;
+  outcome.bound = BindInStore(api_, pod_namespace, pod, uid_checked ? uid : "", node);
+  return outcome;
+}
+
+bool BindInStore(FakeApiStore& api, const std::string& pod_namespace, const std::string& pod,
+                 const std::string& uid, const std::string& node) {
+  // BindingREST.setPodHostAndAnnotations: the pod must still be there, be the same pod (the uid
+  // precondition, when the Binding kept its uid) and be unbound; then it gets spec.nodeName and
+  // the condition PodScheduled=True.
+  std::optional<json> current = api.Find("pods", pod, pod_namespace);
+  if (!current) return false;
+  if (!uid.empty() && Text(*current, json::json_pointer("/metadata/uid")) != uid) return false;
+  if (!Text(*current, json::json_pointer("/spec/nodeName")).empty()) return false;
   (*current)["spec"]["nodeName"] = node;
   json& conditions = (*current)["status"]["conditions"];
   if (!conditions.is_array()) conditions = json::array();
@@ -165,9 +171,8 @@ BindOutcome AckSchedulerDriver::Bind(const std::string& pod_namespace, const std
     }
   }
   if (!replaced) conditions.push_back({{"type", "PodScheduled"}, {"status", "True"}});
-  api_.Update("pods", *current);
-  outcome.bound = true;
-  return outcome;
+  api.Update("pods", *current);
+  return true;
 }
 
 std::string AckSchedulerDriver::MakeBindingReview(const std::string& pod_namespace,

@@ -69,6 +69,13 @@ struct AckSchedulerDriverOptions {
   bool binding_uid_kept = true;
 };
 
+// What the API server does once admission allowed a Binding (kubernetes pkg/registry/core/pod/
+// storage BindingREST.Create -> assignPod -> setPodHostAndAnnotations): the pod gets
+// spec.nodeName and PodScheduled=True, an UPDATE every watch sees. Refused (false, nothing
+// written) when the pod is gone, is another pod than `uid` ("": not checked) or is bound already.
+bool BindInStore(FakeApiStore& api, const std::string& pod_namespace, const std::string& pod,
+                 const std::string& uid, const std::string& node);
+
 // Drives bindings the way ACK's schedulers do, against a FakeApiServer (the cluster) and a
 // webhook (cgpu-guard serve) reached over HTTPS with the CA in `webhook_ca_file`.
 class AckSchedulerDriver {
