@@ -260,8 +260,8 @@ TEST_F(ReplicasTest, OnceTheClaimsLapseTheBoundPodsKeepTheGpuFull) {
   }));
   for (size_t i = 0; i < outcomes.size(); ++i) {
     if (outcomes[i].allowed) continue;
-    const Outcome again = Bind(replicas_[i % replicas_.size()],
-                               "gpu-1-new-" + std::to_string(i), "gpu-1");
+    const Outcome again =
+        Bind(replicas_[i % replicas_.size()], "gpu-1-new-" + std::to_string(i), "gpu-1");
     EXPECT_TRUE(again.answered) << "binding " << i;
     EXPECT_FALSE(again.allowed) << "binding " << i << " after the claims lapsed";
   }
