@@ -91,6 +91,30 @@ function tlsScript(args) {
   }
 }
 
+// A Secret's data as a user may bring it (tls.mode=secret): a CA and a serving certificate for
+// `host` with RSA 2048 keys, made with the openssl CLI.
+function rsaSecretData(host) {
+  const dir = mkdtempSync(join(tmpdir(), "cgpu-guard-rsa-"));
+  const file = (name) => join(dir, name);
+  const openssl = (args) => {
+    const result = run("openssl", args);
+    assert.equal(result.status, 0, `openssl ${args.join(" ")}:\n${result.stderr}`);
+  };
+  try {
+    openssl(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", file("ca.key"),
+      "-out", file("ca.crt"), "-days", "2", "-subj", "/CN=rsa-test-ca"]);
+    openssl(["req", "-newkey", "rsa:2048", "-nodes", "-keyout", file("tls.key"),
+      "-out", file("tls.csr"), "-subj", `/CN=${host}`]);
+    writeFileSync(file("ext"), `subjectAltName=DNS:${host}\nextendedKeyUsage=serverAuth\n`);
+    openssl(["x509", "-req", "-in", file("tls.csr"), "-CA", file("ca.crt"), "-CAkey", file("ca.key"),
+      "-CAcreateserial", "-days", "2", "-extfile", file("ext"), "-out", file("tls.crt")]);
+    const b64 = (name) => readFileSync(file(name)).toString("base64");
+    return { "tls.crt": b64("tls.crt"), "tls.key": b64("tls.key"), "ca.crt": b64("ca.crt") };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 // The serving certificate in `data` (a Secret's) is signed by the CA in caBundle and names host.
 function assertServingCertificate(data, caBundle, host) {
   const leaf = certificateFromBase64(data["tls.crt"]);
@@ -1023,8 +1047,14 @@ describe("the built server with the chart's certificates", () => {
     });
   }
 
-  test("chart-generated (RSA) certificate for cgpu-guard.cgpu-guard.svc", async () => {
-    await assertServed(findOne(rendered.default(), "Secret").data, "cgpu-guard.cgpu-guard.svc");
+  test("chart-generated (ECDSA P-256) certificate for cgpu-guard.cgpu-guard.svc", async () => {
+    const data = findOne(rendered.default(), "Secret").data;
+    assert.equal(certificateFromBase64(data["tls.crt"]).publicKey.asymmetricKeyDetails.namedCurve,
+      "prime256v1");
+    await assertServed(data, "cgpu-guard.cgpu-guard.svc");
+  });
+  test("an RSA certificate brought with tls.mode=secret, for cgpu-guard.cgpu-guard.svc", async () => {
+    await assertServed(rsaSecretData("cgpu-guard.cgpu-guard.svc"), "cgpu-guard.cgpu-guard.svc");
   });
   test("deploy/tls.sh (ECDSA) certificate for cgpu-guard.cgpu-guard.svc", async () => {
     await assertServed(tlsScript([]).secret.data, "cgpu-guard.cgpu-guard.svc");
