@@ -5,7 +5,7 @@
 #
 #   scripts/sanitize.sh address,undefined   # ASan + UBSan (clang-14): memory errors, leaks,
 #                                           # undefined behaviour; also builds the fuzz targets
-#   scripts/sanitize.sh thread              # TSan (gcc): data races, lock-order inversions
+#   scripts/sanitize.sh thread              # TSan (clang-14): data races, lock-order inversions
 #   BUILD_ONLY=1 scripts/sanitize.sh ...    # configure and build, run nothing
 #
 # A sanitizer report aborts the process that made it (-fno-sanitize-recover, halt_on_error), so
@@ -17,12 +17,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 sanitizers="${1:?usage: scripts/sanitize.sh address,undefined|thread}"
 build_dir="build-$(tr ',' '-' <<<"$sanitizers")"
+# clang for both: it compiles the test programs at -O0 about 30% faster than gcc, and the
+# ASan + UBSan build has the libFuzzer targets too (scripts/fuzz.sh runs them).
+export CC=clang-14 CXX=clang++-14
 extra=()
-if [[ $sanitizers == address,undefined ]]; then
-  # clang, so that the same build has the libFuzzer targets (scripts/fuzz.sh runs them).
-  export CC=clang-14 CXX=clang++-14
-  extra=(-DCGPU_FUZZ=ON)
-fi
+if [[ $sanitizers == address,undefined ]]; then extra=(-DCGPU_FUZZ=ON); fi
 # A build directory configured with another compiler cannot be switched over: start it again.
 if [[ -f $build_dir/CMakeCache.txt ]] &&
   ! grep -q "^CMAKE_CXX_COMPILER:[A-Z]*=.*${CXX:-c++}" "$build_dir/CMakeCache.txt"; then
@@ -35,4 +34,4 @@ export ASAN_OPTIONS="halt_on_error=1:detect_leaks=1:abort_on_error=1:detect_stac
 export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1"
 export TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1:suppressions=$PWD/tests/tsan.supp"
 cd "$build_dir"
-ctest --output-on-failure -j "$((2 * $(nproc)))" --timeout 300
+ctest --output-on-failure -j "$((3 * $(nproc)))" --timeout 300

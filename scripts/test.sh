@@ -5,7 +5,8 @@
 #      chart tests;
 #   2. the suite again built with ASan + UBSan (clang-14), and the libFuzzer targets of that
 #      build for FUZZ_SECONDS (default 10) each;
-#   3. the suite again built with TSan (the test programs whose code runs on several threads).
+#   3. the suite again built with TSan (clang-14; the test programs whose code runs on several
+#      threads).
 # Each step prints how long it took.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,9 +19,9 @@ step() {
 }
 plain_suite() {
   scripts/build.sh
-  # Twice as many tests as cores: most of them wait on a child process or a socket, and none
-  # depends on how long anything takes.
-  (cd "${BUILD_DIR:-build}" && ctest --output-on-failure -j "$((2 * $(nproc)))" --timeout 300)
+  # Three times as many tests as cores: most of them wait on a child process or a socket, and
+  # none depends on how long anything takes.
+  (cd "${BUILD_DIR:-build}" && ctest --output-on-failure -j "$((3 * $(nproc)))" --timeout 300)
 }
 step "install" scripts/install-deps.sh
 step "format" scripts/format-check.sh
