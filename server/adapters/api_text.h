@@ -2,11 +2,16 @@
 // objects (claim Leases, Events).
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <string_view>
 
 namespace cgpu {
+
+// The longest metadata.name of a Lease or an Event: a DNS subdomain (apimachinery
+// validation.DNS1123SubdomainMaxLength).
+inline constexpr size_t kMaxObjectName = 253;
 
 // FNV-1a, 64 bits, as 16 hex digits: a stable, short suffix for an object name derived from a
 // longer text. Not a security measure.

@@ -10,7 +10,6 @@ namespace {
 
 using nlohmann::json;
 
-constexpr size_t kMaxObjectName = 253;  // a DNS subdomain
 constexpr char kLeasePrefix[] = "cgpu-guard-claims-";
 // A Lease holds the claims of one node: at most 20 per GPU while open, a few KiB.
 constexpr size_t kMaxLeaseBytes = 1 << 20;

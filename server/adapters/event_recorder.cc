@@ -12,7 +12,6 @@ namespace {
 using nlohmann::json;
 using SteadyTime = std::chrono::steady_clock::time_point;
 
-constexpr size_t kMaxObjectName = 253;
 // Limits of events.k8s.io/v1 (pkg/apis/core/validation/events.go): note 1 kB, reportingInstance
 // and action 128 characters.
 constexpr size_t kMaxNoteBytes = 1024;
