@@ -208,6 +208,18 @@ Decision AdmissionController::PlaceClaimed(const Placement& placement, const std
   // One claim per pod: its uid, or its key when the uid is not known.
   const std::string claim_uid = pod_uid.empty() ? "key:" + placement.pod : pod_uid;
   const auto ttl = kind == ReservationKind::kPodExists ? claims_.ttl : claims_.unconfirmed_ttl;
+  const size_t turn = std::hash<std::string>{}(placement.node) % ClaimTurns::kCount;
+  const auto left = deadline - live_.now();
+  if (left <= SteadyTime::duration::zero() || !claim_turns_.Take(turn, left)) {
+    finish("deadline", "no time left waiting for this replica's other claims on the node");
+    return unrecorded("no time left of the " + Milliseconds(live_.deadline) +
+                      " deadline waiting for this replica's other claims on the node");
+  }
+  const struct GiveBack {
+    ClaimTurns& turns;
+    size_t turn;
+    ~GiveBack() { turns.Give(turn); }
+  } give_back{claim_turns_, turn};
   for (int attempt = 1;; ++attempt) {
     if (live_.now() >= deadline) {
       finish("deadline", "no time left");
@@ -260,6 +272,21 @@ Decision AdmissionController::PlaceClaimed(const Placement& placement, const std
         BackoffDelay(kFirstConflictWait, kMaxConflictWait, attempt - 1, spread);
     if (claims_.sleep) claims_.sleep(wait);
   }
+}
+
+bool AdmissionController::ClaimTurns::Take(size_t index, std::chrono::nanoseconds wait) {
+  std::unique_lock<std::mutex> lock(mu_);
+  if (!given_.wait_for(lock, wait, [&] { return !taken_[index]; })) return false;
+  taken_[index] = true;
+  return true;
+}
+
+void AdmissionController::ClaimTurns::Give(size_t index) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    taken_[index] = false;
+  }
+  given_.notify_all();
 }
 
 void AdmissionController::Report(LiveRead read, std::string_view outcome, SteadyTime started,

@@ -40,12 +40,22 @@ class ClaimBoard {
     store.ttl = std::chrono::seconds(60);
     store.now_unix_ms = [this] { return now_unix_ms_.load(); };
     store.random = [] { return 0.5; };
-    store.observe = [this](const ClaimReport& report) {
+    store.observe = [this, replica](const ClaimReport& report) {
       std::lock_guard<std::mutex> lock(mu_);
+      // An attempt ends with its write, or with its read when the count says the GPU is full.
+      if (report.outcome == "full") --open_attempts_[replica + "/" + report.node];
       ++outcomes_[std::string(report.outcome)];
       conflicts_ += report.conflicts;
     };
-    store.read = [this](const std::string& node, SteadyTime) -> StatusOr<NodeClaims> {
+    store.read = [this, replica](const std::string& node, SteadyTime) -> StatusOr<NodeClaims> {
+      {
+        // Another attempt of this replica on this node still between its read and its write?
+        std::lock_guard<std::mutex> lock(mu_);
+        const int open = ++open_attempts_[replica + "/" + node];
+        most_open_attempts_ = std::max(most_open_attempts_, open);
+      }
+      // The answer takes a moment, as an API server's does: other threads get to run.
+      for (int i = 0; i < 50; ++i) std::this_thread::yield();
       std::lock_guard<std::mutex> lock(mu_);
       if (failing_reads_ > 0) {
         --failing_reads_;
@@ -55,8 +65,10 @@ class ClaimBoard {
       if (found == records_.end()) return NodeClaims{};
       return NodeClaims{found->second.claims, std::to_string(found->second.version), true};
     };
-    store.write = [this](const std::string& node, const NodeClaims& claims, SteadyTime) -> Status {
+    store.write = [this, replica](const std::string& node, const NodeClaims& claims,
+                                  SteadyTime) -> Status {
       std::lock_guard<std::mutex> lock(mu_);
+      --open_attempts_[replica + "/" + node];
       if (refused_writes_ > 0) {
         --refused_writes_;
         return Aborted("update lease: HTTP 409: the object has been modified");
@@ -83,6 +95,11 @@ class ClaimBoard {
     std::lock_guard<std::mutex> lock(mu_);
     return outcomes_[outcome];
   }
+  // The most attempts one replica had open on one node at once (read, not yet written).
+  int most_open_attempts() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return most_open_attempts_;
+  }
   int conflicts() {
     std::lock_guard<std::mutex> lock(mu_);
     return conflicts_;
@@ -107,6 +124,8 @@ class ClaimBoard {
   int64_t version_ = 0;
   std::map<std::string, int> outcomes_;
   int conflicts_ = 0;
+  std::map<std::string, int> open_attempts_;
+  int most_open_attempts_ = 0;
   int failing_reads_ = 0;
   int refused_writes_ = 0;
 };
@@ -195,6 +214,21 @@ TEST_F(ClaimsTest, BurstsOverThreeReplicasAllowExactlyTheFreeSlots) {
       EXPECT_EQ(board.Outcomes("full"), c.pending - (20 - c.running));
     }
   }
+}
+
+// One replica's concurrent bindings for a node take turns on its claim record, so they never
+// lose a compare-and-swap to each other: a burst bigger than the attempts allowed still gets
+// every free slot, and the rest are denied because the GPU is full, not told to retry.
+TEST_F(ClaimsTest, OneReplicasBindingsForANodeNeverLoseToEachOther) {
+  const std::string state = MakeList(Burst("gpu-1", 0, 40));
+  ClaimBoard board;
+  std::vector<std::unique_ptr<Replica>> replicas;
+  replicas.push_back(std::make_unique<Replica>(state, board.Store("a")));
+  EXPECT_EQ(RaceBurst(replicas, "gpu-1", 40), 20);
+  EXPECT_EQ(board.conflicts(), 0);
+  EXPECT_EQ(board.Outcomes("claimed"), 20);
+  EXPECT_EQ(board.Outcomes("full"), 20);
+  EXPECT_EQ(board.most_open_attempts(), 1);
 }
 
 // The same burst with each replica counting only itself: every replica gives the free slots
