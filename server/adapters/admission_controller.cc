@@ -208,18 +208,11 @@ Decision AdmissionController::PlaceClaimed(const Placement& placement, const std
   // One claim per pod: its uid, or its key when the uid is not known.
   const std::string claim_uid = pod_uid.empty() ? "key:" + placement.pod : pod_uid;
   const auto ttl = kind == ReservationKind::kPodExists ? claims_.ttl : claims_.unconfirmed_ttl;
-  const size_t turn = std::hash<std::string>{}(placement.node) % ClaimTurns::kCount;
-  const auto left = deadline - live_.now();
-  if (left <= SteadyTime::duration::zero() || !claim_turns_.Take(turn, left)) {
-    finish("deadline", "no time left waiting for this replica's other claims on the node");
-    return unrecorded("no time left of the " + Milliseconds(live_.deadline) +
-                      " deadline waiting for this replica's other claims on the node");
-  }
-  const struct GiveBack {
-    ClaimTurns& turns;
-    size_t turn;
-    ~GiveBack() { turns.Give(turn); }
-  } give_back{claim_turns_, turn};
+  // Lost compare-and-swaps in a row whose winners added or changed no claim. A loss to a new
+  // claim is progress (the count moved, and the GPU fills within its free slots), so only losses
+  // that brought nothing to count are capped; the deadline bounds the rest.
+  int stalled = 0;
+  std::vector<GpuClaim> last_read;
   for (int attempt = 1;; ++attempt) {
     if (live_.now() >= deadline) {
       finish("deadline", "no time left");
@@ -231,6 +224,8 @@ Decision AdmissionController::PlaceClaimed(const Placement& placement, const std
       finish(timed_out ? "deadline" : "error", read.status().message());
       return unrecorded(read.status().message());
     }
+    if (attempt > 1 && read->claims != last_read) stalled = 0;
+    last_read = read->claims;
     const int64_t now = claims_.now_unix_ms();
     std::vector<GpuClaim> open = OpenClaims(read->claims, now);
     const std::vector<PodFacts> counted = WithClaimedPods(fresh, open, placement.node, claim_uid);
@@ -260,10 +255,10 @@ Decision AdmissionController::PlaceClaimed(const Placement& placement, const std
       return unrecorded(written.message());
     }
     ++report.conflicts;
-    if (attempt >= claims_.max_attempts) {
+    if (++stalled >= claims_.max_stalled_conflicts) {
       finish("conflict-exhausted", written.message());
-      return unrecorded("another replica's write came first " + std::to_string(attempt) +
-                        " times in a row");
+      return unrecorded("another write came first " + std::to_string(stalled) +
+                        " times in a row with no new claim to count");
     }
     // Another replica wrote first: read again and count its claim. A short random wait, growing
     // with each loss (1, 2, 4, 8, 16 ms at most), spreads the replicas that lost together.
@@ -272,21 +267,6 @@ Decision AdmissionController::PlaceClaimed(const Placement& placement, const std
         BackoffDelay(kFirstConflictWait, kMaxConflictWait, attempt - 1, spread);
     if (claims_.sleep) claims_.sleep(wait);
   }
-}
-
-bool AdmissionController::ClaimTurns::Take(size_t index, std::chrono::nanoseconds wait) {
-  std::unique_lock<std::mutex> lock(mu_);
-  if (!given_.wait_for(lock, wait, [&] { return !taken_[index]; })) return false;
-  taken_[index] = true;
-  return true;
-}
-
-void AdmissionController::ClaimTurns::Give(size_t index) {
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    taken_[index] = false;
-  }
-  given_.notify_all();
 }
 
 void AdmissionController::Report(LiveRead read, std::string_view outcome, SteadyTime started,

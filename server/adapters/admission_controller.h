@@ -37,11 +37,8 @@
 // the cache. Thread-safe.
 #pragma once
 
-#include <array>
 #include <chrono>
-#include <condition_variable>
 #include <functional>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <thread>
@@ -95,8 +92,10 @@ struct ClaimStore {
   // for a pod that is not known to exist yet (pod CREATE) counts for `unconfirmed_ttl`.
   std::chrono::milliseconds ttl{30'000};
   std::chrono::milliseconds unconfirmed_ttl{5'000};
-  // Attempts after a lost compare-and-swap, each after a short random wait, within the deadline.
-  int max_attempts = 8;
+  // A lost compare-and-swap is retried after a short random wait, within the deadline. A loss to
+  // a new claim (another replica's, or another binding's of this one) is progress and is retried
+  // until the deadline; this many losses in a row that brought no new claim end the tries.
+  int max_stalled_conflicts = 8;
   std::function<int64_t()> now_unix_ms;             // the wall clock: claims expire at an instant
   std::function<double()> random;                   // in [0, 1), for the waits between attempts
   std::function<void(const ClaimReport&)> observe;  // may be empty
@@ -173,26 +172,6 @@ class AdmissionController {
   const std::function<std::string()> stale_reason_;
   const LiveReadOptions live_;
   const ClaimStore claims_;
-  // This replica's claims on one node are written one at a time (nodes share 64 turns by hash).
-  // Without that, its own concurrent bindings for a node lose compare-and-swaps to each other: a
-  // burst of them (ACK's schedulers bind a binpacked batch at once) could use up its attempts and
-  // be answered "retry" while slots were free. The replicas still race each other; the retries
-  // are for that. A flag per turn under one mutex, not a timed mutex: a wait must end at the
-  // review's deadline, and TSan (clang 14) misreads the pthread_mutex_clocklock a
-  // std::timed_mutex waits with.
-  class ClaimTurns {
-   public:
-    // Takes turn `index`, waiting at most `wait` for it; false if it is not free by then.
-    bool Take(size_t index, std::chrono::nanoseconds wait);
-    void Give(size_t index);
-    static constexpr size_t kCount = 64;
-
-   private:
-    std::mutex mu_;
-    std::condition_variable given_;
-    std::array<bool, kCount> taken_{};
-  };
-  mutable ClaimTurns claim_turns_;
 };
 
 }  // namespace cgpu
