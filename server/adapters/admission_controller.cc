@@ -208,9 +208,9 @@ Decision AdmissionController::PlaceClaimed(const Placement& placement, const std
   // One claim per pod: its uid, or its key when the uid is not known.
   const std::string claim_uid = pod_uid.empty() ? "key:" + placement.pod : pod_uid;
   const auto ttl = kind == ReservationKind::kPodExists ? claims_.ttl : claims_.unconfirmed_ttl;
-  // Lost compare-and-swaps in a row whose winners added or changed no claim. A loss to a new
+  // Lost compare-and-swaps in a row whose winners claimed no new pod. A loss to another pod's new
   // claim is progress (the count moved, and the GPU fills within its free slots), so only losses
-  // that brought nothing to count are capped; the deadline bounds the rest.
+  // that brought nothing new to count are capped; the deadline bounds the rest.
   int stalled = 0;
   std::vector<GpuClaim> last_read;
   for (int attempt = 1;; ++attempt) {
@@ -224,7 +224,7 @@ Decision AdmissionController::PlaceClaimed(const Placement& placement, const std
       finish(timed_out ? "deadline" : "error", read.status().message());
       return unrecorded(read.status().message());
     }
-    if (attempt > 1 && read->claims != last_read) stalled = 0;
+    if (attempt > 1 && HasClaimForANewPod(last_read, read->claims)) stalled = 0;
     last_read = read->claims;
     const int64_t now = claims_.now_unix_ms();
     std::vector<GpuClaim> open = OpenClaims(read->claims, now);

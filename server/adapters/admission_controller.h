@@ -93,8 +93,8 @@ struct ClaimStore {
   std::chrono::milliseconds ttl{30'000};
   std::chrono::milliseconds unconfirmed_ttl{5'000};
   // A lost compare-and-swap is retried after a short random wait, within the deadline. A loss to
-  // a new claim (another replica's, or another binding's of this one) is progress and is retried
-  // until the deadline; this many losses in a row that brought no new claim end the tries.
+  // a new pod's claim (another replica's, or another binding's of this one) is progress and is
+  // retried until the deadline; this many losses in a row that claimed no new pod end the tries.
   int max_stalled_conflicts = 8;
   std::function<int64_t()> now_unix_ms;             // the wall clock: claims expire at an instant
   std::function<double()> random;                   // in [0, 1), for the waits between attempts

@@ -12,6 +12,13 @@ std::vector<GpuClaim> OpenClaims(const std::vector<GpuClaim>& claims, int64_t no
   return open;
 }
 
+bool HasClaimForANewPod(const std::vector<GpuClaim>& before, const std::vector<GpuClaim>& after) {
+  return std::any_of(after.begin(), after.end(), [&](const GpuClaim& claim) {
+    return std::none_of(before.begin(), before.end(),
+                        [&](const GpuClaim& earlier) { return earlier.uid == claim.uid; });
+  });
+}
+
 std::vector<GpuClaim> WithClaim(std::vector<GpuClaim> open, GpuClaim claim) {
   std::erase_if(open, [&](const GpuClaim& other) { return other.uid == claim.uid; });
   open.push_back(std::move(claim));

@@ -47,6 +47,10 @@ std::vector<GpuClaim> OpenClaims(const std::vector<GpuClaim>& claims, int64_t no
 // `open` with `claim` added, replacing an earlier claim of the same pod (a retried binding).
 std::vector<GpuClaim> WithClaim(std::vector<GpuClaim> open, GpuClaim claim);
 
+// Whether `after` holds a claim for a pod `before` had none for: another placement got in. (A
+// claim renewed by a retried binding, or expired claims dropped, is no new placement.)
+bool HasClaimForANewPod(const std::vector<GpuClaim>& before, const std::vector<GpuClaim>& after);
+
 // Claims as pods bound to `node` on their GPUs, for counting beside the cache: the claim of
 // `except_uid` (the pod being placed) is left out, and so is a claim whose pod `others` already
 // holds (a pod counts once, whether a read or a claim shows it). Returns `others` with the claims'

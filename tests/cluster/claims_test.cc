@@ -61,6 +61,14 @@ class ClaimBoard {
         --refused_writes_;
         return Aborted("update lease: HTTP 409: the object has been modified");
       }
+      if (writes_lost_to_renewals_ > 0) {
+        // Another write renewed one pod's claim: the record moved, but no new pod is claimed.
+        --writes_lost_to_renewals_;
+        Record& record = records_[node];
+        record.claims = {RenewedClaim()};
+        record.version = version_;
+        return Aborted("update lease: HTTP 409: the object has been modified");
+      }
       if (writes_lost_to_new_claims_ > 0) {
         // Another replica's claim for a pod of its own got in first.
         --writes_lost_to_new_claims_;
@@ -112,9 +120,23 @@ class ClaimBoard {
     std::lock_guard<std::mutex> lock(mu_);
     writes_lost_to_new_claims_ = count;
   }
+  // `node` holds another pod's claim, and the next `count` writes lose to a renewal of it (no
+  // new pod claimed).
+  void LoseWritesToRenewals(const std::string& node, int count) {
+    std::lock_guard<std::mutex> lock(mu_);
+    Record& record = records_[node];
+    record.claims = {RenewedClaim()};
+    record.version = version_;
+    writes_lost_to_renewals_ = count;
+  }
   std::atomic<int64_t> now_unix_ms_{1'800'000'000'000};
 
  private:
+  // One pod's claim, renewed: a later expiry, and the next version (taken here).
+  GpuClaim RenewedClaim() {
+    return GpuClaim{
+        "uid-renewed", "default/renewed", {0}, now_unix_ms_ + 60'000 + ++version_, "other"};
+  }
   struct Record {
     std::vector<GpuClaim> claims;
     int64_t version = 0;
@@ -127,6 +149,7 @@ class ClaimBoard {
   int failing_reads_ = 0;
   int refused_writes_ = 0;
   int writes_lost_to_new_claims_ = 0;
+  int writes_lost_to_renewals_ = 0;
 };
 
 // One replica: its own cache, loaded from the same cluster state as the others, and its
@@ -310,6 +333,18 @@ TEST_F(ClaimsTest, LossesToNewClaimsAreRetriedUntilWrittenOrFull) {
   }
 }
 
+// Losses to writes that claim no new pod (the same pod's claim renewed by a duplicate review, as
+// a load test sends) are not progress: eight in a row end the tries.
+TEST_F(ClaimsTest, LossesToTheSamePodsRenewedClaimAreCapped) {
+  ClaimBoard board;
+  Replica a(MakeList(Burst("gpu-1", 0, 1)), board.Store("a"));
+  board.LoseWritesToRenewals("gpu-1", 12);
+  const Decision unrecorded = Bind(a, "gpu-1-new-0", "gpu-1");
+  EXPECT_FALSE(unrecorded.allowed());
+  EXPECT_NE(unrecorded.message.find("8 times in a row"), std::string::npos) << unrecorded.message;
+  EXPECT_EQ(board.conflicts(), 8);
+}
+
 // The waits between attempts are core/backoff.h's: a random share (here half) of 1 ms, doubling
 // up to 16 ms; none after the last attempt.
 TEST_F(ClaimsTest, TheWaitsAfterLostCompareAndSwapsBackOffFrom1To16Ms) {
@@ -370,6 +405,17 @@ TEST_F(ClaimsTest, OnlyAllowedPlacementsThatTakeASlotAreClaimed) {
   EXPECT_FALSE(Bind(a, "gpu-1-new-1", "gpu-1", /*dry_run=*/true).allowed());
   EXPECT_TRUE(board.Claims("gpu-1").empty());
   EXPECT_EQ(board.Outcomes("claimed"), 0);
+}
+
+TEST(GpuClaimsTest, ANewPodsClaimIsNewsARenewedOrDroppedOneIsNot) {
+  const std::vector<GpuClaim> before = {{"u1", "ns/a", {0}, 100, "r1"},
+                                        {"u2", "ns/b", {1}, 50, "r2"}};
+  EXPECT_FALSE(HasClaimForANewPod(before, before));
+  EXPECT_FALSE(HasClaimForANewPod(before, {{"u1", "ns/a", {0}, 300, "r2"}}));  // renewed, dropped
+  EXPECT_FALSE(HasClaimForANewPod(before, {}));
+  EXPECT_TRUE(
+      HasClaimForANewPod(before, {{"u1", "ns/a", {0}, 100, "r1"}, {"u3", "ns/c", {0}, 100, "r1"}}));
+  EXPECT_TRUE(HasClaimForANewPod({}, {{"u3", "ns/c", {0}, 100, "r1"}}));
 }
 
 TEST(GpuClaimsTest, OpenClaimsWithClaimAndClaimedPods) {
